@@ -1,0 +1,38 @@
+# unionhub: `make run` starts the hub, `make test` runs every test. Both set up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA ?= data
+
+.PHONY: setup run test test-deps clean
+
+setup: $(BIN)/unionhub web_client/node_modules/.installed
+
+$(BIN)/unionhub: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+web_client/node_modules/.installed: web_client/package.json web_client/package-lock.json
+	cd web_client && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# System packages the tests drive: a real browser.
+test-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; \
+	fi
+
+run: setup
+	$(BIN)/unionhub serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+test: setup test-deps
+	$(BIN)/python -m pytest -q -rs
+
+clean:
+	rm -rf $(VENV) web_client/node_modules

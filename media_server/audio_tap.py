@@ -1,0 +1,77 @@
+"""Decoded audio of one publisher, decoded once and shared by every consumer.
+
+Captions, recordings' audio mix and the active-speaker detector all want PCM. Decoding per
+consumer (or per listener) would multiply Opus decoding; instead the publisher's receiver
+decodes once (aiortc's own decoder thread) and :class:`AudioTap` fans the frames out to
+bounded per-consumer queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
+
+from .forwarding import ReceiverTap
+
+logger = logging.getLogger(__name__)
+
+#: ~2 s of 20 ms frames: a consumer slower than that loses the oldest audio, never memory.
+TAP_QUEUE_FRAMES = 100
+
+
+class AudioTap:
+    """Fan-out of one publisher's decoded audio frames (48 kHz, as aiortc decodes Opus)."""
+
+    def __init__(self, track: MediaStreamTrack, receiver_tap: ReceiverTap | None) -> None:
+        self._track = track
+        self._receiver_tap = receiver_tap
+        self._queues: set[asyncio.Queue[AudioFrame | None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def subscribe(self, maxsize: int = TAP_QUEUE_FRAMES) -> asyncio.Queue[AudioFrame | None]:
+        """A queue receiving every decoded frame from now on; ``None`` marks the end."""
+        q: asyncio.Queue[AudioFrame | None] = asyncio.Queue(maxsize)
+        self._queues.add(q)
+        if self._task is None:
+            if self._receiver_tap is not None:
+                self._receiver_tap.decode = True
+            self._task = asyncio.create_task(self._run(), name="audio-tap")
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[AudioFrame | None]) -> None:
+        self._queues.discard(q)
+
+    @property
+    def consumers(self) -> int:
+        return len(self._queues)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                frame = await self._track.recv()
+                for q in tuple(self._queues):
+                    if q.full():
+                        with contextlib.suppress(asyncio.QueueEmpty):
+                            q.get_nowait()
+                        self.dropped += 1
+                    q.put_nowait(frame)
+        except MediaStreamError:
+            pass
+        finally:
+            for q in tuple(self._queues):
+                if q.full():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        q.get_nowait()
+                q.put_nowait(None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

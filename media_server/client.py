@@ -1,0 +1,253 @@
+"""A headless unionhub participant in Python: Socket.IO signalling + aiortc, no decoding.
+
+Used by the tests and by ``bench/`` as a load generator: it publishes pre-encoded VP8/Opus
+packets (encoded once, up front) and receives other participants' media as encoded frames
+through the same :class:`~media_server.forwarding.ReceiverTap` seam the server uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+import socketio
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from .forwarding import EncodedFrame, ReceiverTap
+
+logger = logging.getLogger(__name__)
+
+
+def encode_test_video(
+    seconds: float = 4.0, fps: int = 30, width: int = 320, height: int = 240, gop: int = 30
+) -> list[av.Packet]:
+    """Encode a moving test pattern to VP8 once; pts in 1/90000."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height = width, height
+    codec.pix_fmt = "yuv420p"
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.gop_size = gop
+    codec.bit_rate = 300_000
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    packets: list[av.Packet] = []
+    yy, xx = np.mgrid[0:height, 0:width]
+    for i in range(int(seconds * fps)):
+        img = np.zeros((height, width, 3), np.uint8)
+        img[..., 0] = (xx + 4 * i) % 256
+        img[..., 1] = (yy + 2 * i) % 256
+        img[..., 2] = 128
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        packets.extend(codec.encode(frame))
+    packets.extend(codec.encode(None))
+    for p in packets:
+        p.pts = int(p.pts * 90000 / fps)
+        p.time_base = fractions.Fraction(1, 90000)
+    return packets
+
+
+def encode_test_audio(seconds: float = 4.0, hz: float = 440.0) -> list[av.Packet]:
+    """Encode a tone to Opus (48 kHz, 20 ms frames) once; pts in 1/48000."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = 48000
+    codec.layout = "stereo"
+    codec.format = "s16"
+    codec.bit_rate = 32000
+    packets: list[av.Packet] = []
+    n = 960
+    for i in range(int(seconds * 50)):
+        t = (np.arange(n) + i * n) / 48000
+        tone = (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = 48000
+        frame.pts = i * n
+        packets.extend(codec.encode(frame))
+    for i, p in enumerate(packets):
+        p.pts = i * n
+        p.time_base = fractions.Fraction(1, 48000)
+    return packets
+
+
+class PreEncodedTrack(MediaStreamTrack):
+    """Plays a list of encoded packets in real time, looping, without encoding anything."""
+
+    def __init__(self, kind: str, packets: list[av.Packet], clock_rate: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._payloads = [(bytes(p), int(p.pts)) for p in packets]
+        self._period = self._payloads[-1][1] + (self._payloads[1][1] - self._payloads[0][1])
+        self._clock_rate = clock_rate
+        self._time_base = fractions.Fraction(1, clock_rate)
+        self._index = 0
+        self._loops = 0
+        self._start: float | None = None
+        self.sent: dict[str, float] = {}  # sha1 of payload -> last send time
+        self.sent_payloads: list[bytes] = []  # first loop, for identity checks
+        self.keyframe_requests = 0
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        data, pts = self._payloads[self._index]
+        pts += self._loops * self._period
+        due = self._start + pts / self._clock_rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._loops == 0:
+            self.sent_payloads.append(data)
+        self._index += 1
+        if self._index == len(self._payloads):
+            self._index = 0
+            self._loops += 1
+        self.sent[hashlib.sha1(data).hexdigest()] = time.monotonic()
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = self._time_base
+        return packet
+
+
+@dataclass
+class Received:
+    """Encoded frames one client received on one subscribe slot."""
+
+    participant: str
+    source: str
+    kind: str
+    frames: list[EncodedFrame] = field(default_factory=list)
+    arrival: list[float] = field(default_factory=list)
+    keep: int = 10_000
+
+    def add(self, frame: EncodedFrame) -> None:
+        if len(self.frames) < self.keep:
+            self.frames.append(frame)
+            self.arrival.append(time.monotonic())
+
+
+class HubClient:
+    """One participant: joins a room over Socket.IO and answers the server's offers."""
+
+    def __init__(
+        self,
+        url: str,
+        room: str,
+        name: str,
+        lang: str = "en",
+        video: list[av.Packet] | None = None,
+        audio: list[av.Packet] | None = None,
+        on_frame: Callable[[Received, EncodedFrame], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.room = room
+        self.name = name
+        self.lang = lang
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.pc = RTCPeerConnection()
+        self.tracks: dict[str, MediaStreamTrack] = {}
+        if video is not None:
+            self.tracks["camera"] = PreEncodedTrack("video", video, 90000)
+        if audio is not None:
+            self.tracks["mic"] = PreEncodedTrack("audio", audio, 48000)
+        self.received: dict[str, Received] = {}  # by mid
+        self.events: list[tuple[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.id: str | None = None
+        self.joined = asyncio.Event()
+        self.offers = 0
+        self._on_frame = on_frame
+        self._lock = asyncio.Lock()
+        self._slots: dict[str, dict[str, Any]] = {}
+        self.sio.on("*", self._record)
+        self.sio.on("joined", self._joined)
+        self.sio.on("sdp", self._offer)
+        self.sio.on("error", self._error)
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        self.events.append((event, data))
+
+    async def _joined(self, data: dict[str, Any]) -> None:
+        self.events.append(("joined", data))
+        self.id = data["id"]
+        self.joined.set()
+
+    async def _error(self, data: dict[str, Any]) -> None:
+        self.events.append(("error", data))
+        self.errors.append(data)
+
+    async def join(self, timeout: float = 10.0) -> None:
+        await self.sio.connect(self.url, transports=["websocket"])
+        await self.sio.emit(
+            "join",
+            {
+                "room": self.room,
+                "name": self.name,
+                "lang": self.lang,
+                "audio": "mic" in self.tracks,
+                "video": "camera" in self.tracks,
+            },
+        )
+        await asyncio.wait_for(self.joined.wait(), timeout)
+
+    async def _offer(self, data: dict[str, Any]) -> None:
+        async with self._lock:  # offers are answered in order
+            self.offers += 1
+            self._slots = data["tracks"]
+            await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+            for transceiver in self.pc.getTransceivers():
+                slot = self._slots.get(transceiver.mid or "", {"role": "inactive"})
+                if slot["role"] == "publish":
+                    track = self.tracks.get(slot["source"])
+                    if track is not None and transceiver.sender.track is None:
+                        transceiver.sender.replaceTrack(track)
+                        if isinstance(track, PreEncodedTrack):
+                            transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+                    transceiver.direction = "sendonly" if track is not None else "inactive"
+                elif slot["role"] == "subscribe":
+                    transceiver.direction = "recvonly"
+                    if transceiver.mid not in self.received:
+                        rec = Received(slot["participant"], slot["source"], slot["kind"])
+                        self.received[transceiver.mid] = rec  # type: ignore[index]
+                        ReceiverTap(transceiver.receiver, self._sink(rec))
+                else:
+                    transceiver.direction = "inactive"
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+            await self.sio.emit("sdp", {"type": "answer", "sdp": self.pc.localDescription.sdp})
+
+    def _sink(self, rec: Received) -> Callable[[EncodedFrame], None]:
+        def sink(frame: EncodedFrame) -> None:
+            rec.add(frame)
+            if self._on_frame is not None:
+                self._on_frame(rec, frame)
+
+        return sink
+
+    def active_slots(self) -> dict[str, dict[str, Any]]:
+        return {mid: s for mid, s in self._slots.items() if s["role"] == "subscribe"}
+
+    def received_from(self, participant: str, kind: str) -> list[Received]:
+        return [
+            r for mid, r in self.received.items()
+            if r.participant == participant and r.kind == kind
+            and self._slots.get(mid, {}).get("role") == "subscribe"
+        ]
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+        await self.pc.close()

@@ -1,0 +1,199 @@
+"""Encoded-media forwarding: the receive seam into aiortc and the send-side track.
+
+aiortc's :class:`~aiortc.RTCRtpReceiver` reassembles RTP into encoded frames and pushes
+``(codec, frame)`` onto a thread queue read by its decoder thread. :class:`ReceiverTap`
+replaces that queue with a proxy: every encoded frame goes to the SFU instead, and reaches the
+decoder only when someone asked for decoded media (audio taps). Video is never decoded.
+
+On the send side, :class:`ForwardedTrack` yields ``av.Packet`` objects, which aiortc's sender
+packetizes with ``encoder.pack`` instead of encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import queue
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
+AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
+
+#: Frames buffered per subscriber before it is considered too slow.
+VIDEO_QUEUE_FRAMES = 90
+AUDIO_QUEUE_FRAMES = 50
+
+
+@dataclass(slots=True)
+class EncodedFrame:
+    """One reassembled, still-encoded media frame as the publisher sent it."""
+
+    data: bytes
+    timestamp: int  # RTP clock, starting at 0 for the publisher's first frame
+    keyframe: bool
+    codec: str  # lower-case codec name: "vp8", "h264", "opus"
+
+
+def is_keyframe(codec: str, data: bytes) -> bool:
+    """Whether an encoded frame can be decoded on its own (a subscriber may start here)."""
+    if codec == "vp8":
+        # RFC 6386 9.1: bit 0 of the frame tag is 0 for key frames.
+        return len(data) > 0 and (data[0] & 0x01) == 0
+    if codec == "h264":
+        return _h264_has_idr(data)
+    return True  # audio: every frame stands alone
+
+
+def _h264_has_idr(data: bytes) -> bool:
+    """Scan an Annex-B access unit for an IDR slice (type 5) or SPS (type 7)."""
+    i = 0
+    n = len(data)
+    while True:
+        i = data.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 3 >= n:
+            return False
+        nal_type = data[i + 3] & 0x1F
+        if nal_type in (5, 7):
+            return True
+        i += 3
+
+
+FrameSink = Callable[[EncodedFrame], None]
+
+
+class ReceiverTap:
+    """Stands in for ``RTCRtpReceiver``'s decoder queue (the one seam into aiortc's receiver).
+
+    aiortc calls ``put((codec, jitter_frame))`` on the event loop for each complete frame and
+    ``put(None)`` when the receiver stops; its decoder thread calls ``get()``. We forward every
+    frame to ``sink`` and pass it on to the decoder only while ``decode`` is set.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver, sink: FrameSink) -> None:
+        attr = "_RTCRtpReceiver__decoder_queue"
+        inner = getattr(receiver, attr, None)
+        if not isinstance(inner, queue.Queue):
+            raise RuntimeError("unsupported aiortc version: receiver has no decoder queue")
+        self._inner: queue.Queue[Any] = inner
+        self._sink = sink
+        self.decode = False
+        self.frames = 0
+        setattr(receiver, attr, self)
+
+    # called by aiortc on the event loop
+    def put(self, item: Any) -> None:
+        if item is None:
+            self._inner.put(None)  # lets the decoder thread end the remote track
+            return
+        codec, jitter_frame = item
+        name = codec.name.lower()
+        data = jitter_frame.data
+        self.frames += 1
+        try:
+            self._sink(EncodedFrame(data, jitter_frame.timestamp, is_keyframe(name, data), name))
+        except Exception:  # a faulty subscriber must not kill the publisher's receiver
+            logger.exception("forwarding sink failed")
+        if self.decode:
+            self._inner.put(item)
+
+    # called by aiortc's decoder thread
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self._inner.get(block, timeout)
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """A subscriber's copy of one published track, carrying encoded frames.
+
+    The queue is bounded: a subscriber that falls behind drops video up to the next keyframe
+    (and asks for one) and drops the oldest audio, so memory never grows with a slow peer.
+    A new subscriber sees nothing until a keyframe.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        request_keyframe: Callable[[], None],
+        track_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        if track_id is not None:
+            self._id = track_id
+        self._request_keyframe = request_keyframe
+        self._maxlen = VIDEO_QUEUE_FRAMES if kind == "video" else AUDIO_QUEUE_FRAMES
+        self._frames: deque[EncodedFrame] = deque()
+        self._wakeup = asyncio.Event()
+        self._waiting_keyframe = kind == "video"
+        self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
+        self.forwarded = 0
+        self.dropped = 0
+        if self._waiting_keyframe:
+            request_keyframe()
+
+    def push(self, frame: EncodedFrame) -> None:
+        """Queue one frame for this subscriber (called by the publication, on the loop)."""
+        if self.readyState != "live":
+            return
+        if self._waiting_keyframe:
+            if not frame.keyframe:
+                self.dropped += 1
+                return
+            self._waiting_keyframe = False
+        if len(self._frames) >= self._maxlen:
+            if self.kind == "video":
+                self.dropped += len(self._frames) + 1
+                self._frames.clear()
+                if not frame.keyframe:
+                    self._waiting_keyframe = True
+                    self._request_keyframe()
+                    return
+            else:
+                self._frames.popleft()
+                self.dropped += 1
+        self._frames.append(frame)
+        self._wakeup.set()
+
+    def request_keyframe(self) -> None:
+        """A PLI/FIR from this subscriber's browser: pass it on to the publisher."""
+        self._request_keyframe()
+
+    @property
+    def queued(self) -> int:
+        return len(self._frames)
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        while not self._frames:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        frame = self._frames.popleft()
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        packet.time_base = self._time_base
+        self.forwarded += 1
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._frames.clear()
+        self._wakeup.set()
+
+
+def route_keyframe_requests(sender: RTCRtpSender, track: ForwardedTrack) -> None:
+    """Make the sender's PLI/FIR handling ask the publisher instead of a local encoder.
+
+    aiortc's sender reacts to PLI/FIR by calling ``_send_keyframe()``, which only flags its
+    own encoder; with forwarded packets there is no encoder, so we redirect it.
+    """
+    sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]

@@ -1,0 +1,128 @@
+"""One published track (a participant's mic, camera or screen) and its subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Literal
+
+from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc.contrib.media import MediaRelay
+
+from .audio_tap import AudioTap
+from .forwarding import EncodedFrame, ForwardedTrack, ReceiverTap
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["mic", "camera", "screen"]
+Mode = Literal["forward", "relay"]
+
+#: Minimum spacing of PLIs sent to one publisher, however many subscribers ask.
+PLI_INTERVAL = 0.3
+
+
+class Publication:
+    """Routes a publisher's encoded frames to each subscriber's :class:`ForwardedTrack`.
+
+    Keyframe requests from all subscribers are merged into at most one PLI per
+    ``PLI_INTERVAL``; a request inside the window is sent when the window ends, so a late
+    joiner is never left waiting for the publisher's next periodic keyframe.
+
+    ``mode="relay"`` is the naive aiortc path (decode, then re-encode per subscriber through
+    :class:`MediaRelay`), kept only as a benchmark baseline.
+    """
+
+    def __init__(
+        self,
+        owner: str,
+        source: Source,
+        receiver: RTCRtpReceiver,
+        track: MediaStreamTrack,
+        mode: Mode = "forward",
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.owner = owner
+        self.source = source
+        self.kind = track.kind
+        self.mode = mode
+        self._receiver = receiver
+        self._track = track
+        self._subscribers: set[ForwardedTrack] = set()
+        self._relay: MediaRelay | None = None
+        self._receiver_tap: ReceiverTap | None = None
+        self._last_pli = 0.0
+        self._pli_pending: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.frames = 0
+        self.plis = 0
+        if mode == "relay":
+            self._relay = MediaRelay()
+        else:
+            self._receiver_tap = ReceiverTap(receiver, self._on_frame)
+        self.audio: AudioTap | None = None
+        if self.kind == "audio":
+            self.audio = AudioTap(track, self._receiver_tap)
+
+    # -- subscribers -------------------------------------------------------------------
+
+    def subscribe(self) -> MediaStreamTrack:
+        """A new track for one subscriber's sender."""
+        if self._relay is not None:
+            return self._relay.subscribe(self._track, buffered=False)
+        forwarded = ForwardedTrack(self.kind, self.request_keyframe)
+        self._subscribers.add(forwarded)
+        return forwarded
+
+    def unsubscribe(self, track: MediaStreamTrack) -> None:
+        if isinstance(track, ForwardedTrack):
+            self._subscribers.discard(track)
+        track.stop()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def _on_frame(self, frame: EncodedFrame) -> None:
+        self.frames += 1
+        for sub in self._subscribers:
+            sub.push(frame)
+
+    # -- keyframes -----------------------------------------------------------------------
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (throttled)."""
+        if self.kind != "video" or self._pli_pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_pli + PLI_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._send_pli()
+        else:
+            self._pli_pending = loop.call_later(wait, self._send_pli)
+
+    def _send_pli(self) -> None:
+        self._pli_pending = None
+        self._last_pli = time.monotonic()
+        rtx = getattr(self._receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+        ssrcs = [s.source for s in self._receiver.getSynchronizationSources() if s.source not in rtx]
+        for ssrc in ssrcs:
+            self.plis += 1
+            task = asyncio.ensure_future(self._receiver._send_rtcp_pli(ssrc))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._pli_pending is not None:
+            self._pli_pending.cancel()
+            self._pli_pending = None
+        for sub in tuple(self._subscribers):
+            sub.stop()
+        self._subscribers.clear()
+        if self.audio is not None:
+            await self.audio.close()
+        for task in tuple(self._tasks):
+            task.cancel()

@@ -1,0 +1,206 @@
+"""The selective forwarding unit: rooms of peers and who receives whose publications."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCRtpReceiver
+
+from .peer import Peer
+from .publication import Mode, Publication, Source
+from .speaker import ActiveSpeakerDetector
+
+logger = logging.getLogger(__name__)
+
+SOURCES_KIND: dict[str, str] = {"mic": "audio", "camera": "video", "screen": "video"}
+SUPPORTED_CODECS = ("vp8", "h264")
+
+SendOffer = Callable[[str, dict[str, Any]], Awaitable[None]]
+PublicationHook = Callable[["MediaRoom", Publication], None]
+
+
+@dataclass
+class MediaRoom:
+    """Media state of one room."""
+
+    name: str
+    codec: str
+    peers: dict[str, Peer] = field(default_factory=dict)
+    publications: dict[str, Publication] = field(default_factory=dict)
+    speaker: ActiveSpeakerDetector | None = None
+
+    def publications_of(self, participant: str) -> list[Publication]:
+        return [p for p in self.publications.values() if p.owner == participant]
+
+
+class SFU:
+    """Forwards each publisher's encoded frames to every other participant of its room.
+
+    The signalling layer drives it (join, answer, publish, leave) and is called back to
+    deliver offers (``send_offer``) and active-speaker changes (``on_active_speaker``).
+    Other components (captions, recordings) register ``on_publication`` hooks to get each new
+    publication and its :class:`~media_server.audio_tap.AudioTap`.
+    """
+
+    def __init__(
+        self,
+        send_offer: SendOffer,
+        on_active_speaker: Callable[[str, str | None], None] | None = None,
+        on_publications_changed: Callable[[str, str], None] | None = None,
+        codec: str = "vp8",
+        mode: Mode = "forward",
+        ice_servers: list[RTCIceServer] | None = None,
+    ) -> None:
+        if codec not in SUPPORTED_CODECS:
+            raise ValueError(f"unsupported codec {codec!r}; choose one of {SUPPORTED_CODECS}")
+        self.codec = codec
+        self.mode = mode
+        self._send_offer = send_offer
+        self._on_active_speaker = on_active_speaker
+        self._on_publications_changed = on_publications_changed
+        self._ice_servers = ice_servers or []
+        self.rooms: dict[str, MediaRoom] = {}
+        self._room_of: dict[str, str] = {}
+        self.publication_hooks: list[PublicationHook] = []
+
+    # -- membership ---------------------------------------------------------------------
+
+    def join(self, room_name: str, participant: str, publish: list[Source]) -> Peer:
+        """Create the participant's peer, with publish slots and subscriptions to the room."""
+        room = self.rooms.get(room_name)
+        if room is None:
+            room = MediaRoom(room_name, self.codec)
+            if self._on_active_speaker is not None:
+                notify = self._on_active_speaker
+                room.speaker = ActiveSpeakerDetector(lambda pid, r=room_name: notify(r, pid))
+            self.rooms[room_name] = room
+
+        async def send_offer(offer: dict[str, Any]) -> None:
+            await self._send_offer(participant, offer)
+
+        peer = Peer(
+            participant,
+            room.codec,
+            send_offer,
+            self._handle_track,
+            RTCConfiguration(iceServers=list(self._ice_servers)),
+        )
+        room.peers[participant] = peer
+        self._room_of[participant] = room_name
+        for source in publish:
+            peer.add_publish_slot(source, SOURCES_KIND[source])
+        for publication in room.publications.values():
+            self._subscribe(peer, publication)
+        # a listener in an empty room is offered a connection once there is media to receive
+        return peer
+
+    async def leave(self, participant: str) -> None:
+        room_name = self._room_of.pop(participant, None)
+        if room_name is None:
+            return
+        room = self.rooms[room_name]
+        # detach synchronously first, so concurrent leaves never see a half-removed room
+        peer = room.peers.pop(participant)
+        publications = room.publications_of(participant)
+        empty = not room.peers
+        if empty:
+            del self.rooms[room_name]
+        for publication in publications:
+            await self._unpublish(room, publication)
+        if room.speaker is not None:
+            room.speaker.remove(participant)
+            if empty:
+                await room.speaker.close()
+        await peer.close()
+
+    def peer(self, participant: str) -> Peer | None:
+        room_name = self._room_of.get(participant)
+        if room_name is None:
+            return None
+        return self.rooms[room_name].peers.get(participant)
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish(self, participant: str, source: Source) -> bool:
+        """Open a publish slot (e.g. a screen share); False if it is already open."""
+        peer = self.peer(participant)
+        if peer is None:
+            return False
+        room = self.rooms[self._room_of[participant]]
+        if any(p.source == source for p in room.publications_of(participant)):
+            return False
+        peer.add_publish_slot(source, SOURCES_KIND[source])
+        return True
+
+    async def unpublish(self, participant: str, source: Source) -> bool:
+        peer = self.peer(participant)
+        if peer is None:
+            return False
+        room = self.rooms[self._room_of[participant]]
+        closed = peer.close_publish_slot(source)
+        for publication in room.publications_of(participant):
+            if publication.source == source:
+                await self._unpublish(room, publication)
+                closed = True
+        return closed
+
+    def _handle_track(
+        self, peer: Peer, source: str, receiver: RTCRtpReceiver, track: MediaStreamTrack
+    ) -> None:
+        room_name = self._room_of.get(peer.participant)
+        if room_name is None:
+            return
+        room = self.rooms[room_name]
+        publication = Publication(peer.participant, source, receiver, track, self.mode)  # type: ignore[arg-type]
+        room.publications[publication.id] = publication
+        logger.info("room %s: %s publishes %s", room_name, peer.participant, source)
+        for other in room.peers.values():
+            if other is not peer:
+                self._subscribe(other, publication)
+        if publication.audio is not None and room.speaker is not None:
+            room.speaker.add(peer.participant, publication.audio)
+        for hook in self.publication_hooks:
+            hook(room, publication)
+        if self._on_publications_changed is not None:
+            self._on_publications_changed(room_name, peer.participant)
+
+    def _subscribe(self, peer: Peer, publication: Publication) -> None:
+        track = publication.subscribe()
+        peer.add_subscribe_slot(publication.id, publication.owner, publication.source, track)
+
+    async def _unpublish(self, room: MediaRoom, publication: Publication) -> None:
+        room.publications.pop(publication.id, None)
+        for peer in room.peers.values():
+            track = peer.remove_subscribe_slot(publication.id)
+            if track is not None:
+                publication.unsubscribe(track)
+        if publication.audio is not None and room.speaker is not None:
+            room.speaker.remove(publication.owner)
+        await publication.close()
+        if self._on_publications_changed is not None:
+            self._on_publications_changed(room.name, publication.owner)
+
+    def sources_of(self, participant: str) -> set[str]:
+        room_name = self._room_of.get(participant)
+        if room_name is None:
+            return set()
+        return {p.source for p in self.rooms[room_name].publications_of(participant)}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        for participant in list(self._room_of):
+            await self.leave(participant)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for monitoring and benchmarks."""
+        return {
+            "rooms": len(self.rooms),
+            "peers": sum(len(r.peers) for r in self.rooms.values()),
+            "publications": sum(len(r.publications) for r in self.rooms.values()),
+            "frames_in": sum(p.frames for r in self.rooms.values() for p in r.publications.values()),
+            "plis": sum(p.plis for r in self.rooms.values() for p in r.publications.values()),
+        }

@@ -1,0 +1,114 @@
+"""In-memory rooms and participants (the embedded default; one process, no Redis)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .validation import JoinRequest, SignallingError
+
+CHAT_HISTORY = 100
+
+
+@dataclass
+class Participant:
+    id: str
+    sid: str
+    room: str
+    name: str
+    lang: str
+    audio: bool
+    video: bool
+    publishes_audio: bool
+    publishes_video: bool
+    screen: bool = False
+    hand: bool = False
+    joined_at: float = field(default_factory=time.time)
+
+    def public(self) -> dict[str, Any]:
+        """What other participants see."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "lang": self.lang,
+            "audio": self.audio and self.publishes_audio,
+            "video": self.video and self.publishes_video,
+            "screen": self.screen,
+            "hand": self.hand,
+        }
+
+
+@dataclass
+class Room:
+    name: str
+    participants: dict[str, Participant] = field(default_factory=dict)
+    chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_HISTORY))
+    created_at: float = field(default_factory=time.time)
+
+
+class RoomRegistry:
+    """Rooms by name and participants by socket id, with the server's size limits."""
+
+    def __init__(self, max_participants: int = 50, max_rooms: int = 200) -> None:
+        self.max_participants = max_participants
+        self.max_rooms = max_rooms
+        self.rooms: dict[str, Room] = {}
+        self.by_sid: dict[str, Participant] = {}
+
+    def join(self, sid: str, req: JoinRequest) -> tuple[Room, Participant]:
+        if sid in self.by_sid:
+            raise SignallingError("already-joined", "This connection has already joined a room.")
+        room = self.rooms.get(req.room)
+        if room is None:
+            if len(self.rooms) >= self.max_rooms:
+                raise SignallingError("server-full", "This server hosts too many rooms right now.")
+            room = Room(req.room)
+        if len(room.participants) >= self.max_participants:
+            raise SignallingError(
+                "room-full", f"This room is full ({self.max_participants} participants)."
+            )
+        self.rooms[req.room] = room
+        participant = Participant(
+            id=uuid.uuid4().hex[:12],
+            sid=sid,
+            room=req.room,
+            name=req.name,
+            lang=req.lang,
+            audio=req.audio,
+            video=req.video,
+            publishes_audio=req.audio,
+            publishes_video=req.video,
+        )
+        room.participants[participant.id] = participant
+        self.by_sid[sid] = participant
+        return room, participant
+
+    def leave(self, sid: str) -> tuple[Room, Participant] | None:
+        participant = self.by_sid.pop(sid, None)
+        if participant is None:
+            return None
+        room = self.rooms[participant.room]
+        room.participants.pop(participant.id, None)
+        if not room.participants:
+            del self.rooms[room.name]
+        return room, participant
+
+    def get(self, sid: str) -> tuple[Room, Participant]:
+        participant = self.by_sid.get(sid)
+        if participant is None:
+            raise SignallingError("not-joined", "Join a room first.")
+        return self.rooms[participant.room], participant
+
+    def add_chat(self, room: Room, participant: Participant, text: str) -> dict[str, Any]:
+        message = {
+            "id": uuid.uuid4().hex[:12],
+            "from": participant.id,
+            "name": participant.name,
+            "text": text,
+            "ts": int(time.time() * 1000),
+        }
+        room.chat.append(message)
+        return message

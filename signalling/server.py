@@ -1,0 +1,229 @@
+"""Socket.IO signalling: rooms, presence, chat and SDP, driving the SFU.
+
+Every handler validates its payload; a rejected event gets an ``error`` event with a code and
+message and leaves all state as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from media_server import SFU
+from media_server.peer import NegotiationError
+
+from . import validation
+from .rooms import Participant, Room, RoomRegistry
+from .validation import SignallingError
+
+logger = logging.getLogger(__name__)
+
+#: Largest Socket.IO message accepted (an SDP answer with many m-lines fits easily).
+MAX_MESSAGE_BYTES = 256_000
+
+Handler = Callable[[str, Any], Awaitable[None]]
+
+
+def _room_key(name: str) -> str:
+    return f"room:{name}"
+
+
+class SignallingServer:
+    """Binds a python-socketio ``AsyncServer`` to a :class:`RoomRegistry` and an :class:`SFU`."""
+
+    EVENTS = ("join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "leave")
+
+    def __init__(
+        self,
+        registry: RoomRegistry | None = None,
+        client_manager: socketio.AsyncManager | None = None,
+        sfu_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.registry = registry or RoomRegistry()
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=client_manager,
+            max_http_buffer_size=MAX_MESSAGE_BYTES,
+            ping_interval=10,
+            ping_timeout=10,
+        )
+        self.sfu = SFU(
+            send_offer=self._send_offer,
+            on_active_speaker=self._on_active_speaker,
+            on_publications_changed=self._on_publications_changed,
+            **(sfu_options or {}),
+        )
+        self._sid_of: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        for event in self.EVENTS:
+            handler = getattr(self, "_on_" + event.replace("-", "_"))
+            self.sio.on(event, self._guard(event, handler))
+        self.sio.on("*", self._unknown)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _guard(self, event: str, handler: Handler) -> Callable[[str, Any], Awaitable[None]]:
+        @functools.wraps(handler)
+        async def wrapped(sid: str, data: Any = None) -> None:
+            try:
+                await handler(sid, data)
+            except SignallingError as exc:
+                await self._error(sid, exc.code, exc.message, event)
+            except NegotiationError as exc:
+                await self._error(sid, exc.code, exc.message, event)
+            except Exception:
+                logger.exception("handler %s failed", event)
+                await self._error(sid, "internal", "Something went wrong on the server.", event)
+
+        return wrapped
+
+    async def _error(self, sid: str, code: str, message: str, event: str | None) -> None:
+        await self.sio.emit("error", {"code": code, "message": message, "event": event}, to=sid)
+
+    async def _unknown(self, event: str, sid: str, data: Any = None) -> None:
+        await self._error(sid, "unknown-event", f"Unknown event '{event[:64]}'.", None)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _broadcast_participant(self, room: Room, participant: Participant) -> None:
+        await self.sio.emit(
+            "participant-updated", participant.public(), room=_room_key(room.name)
+        )
+
+    # -- SFU callbacks ---------------------------------------------------------------------------
+
+    async def _send_offer(self, participant_id: str, offer: dict[str, Any]) -> None:
+        sid = self._sid_of.get(participant_id)
+        if sid is not None:
+            await self.sio.emit("sdp", offer, to=sid)
+
+    def _on_active_speaker(self, room: str, participant_id: str | None) -> None:
+        self._spawn(self.sio.emit("active-speaker", {"id": participant_id}, room=_room_key(room)))
+
+    def _on_publications_changed(self, room_name: str, participant_id: str) -> None:
+        sid = self._sid_of.get(participant_id)
+        participant = self.registry.by_sid.get(sid) if sid else None
+        room = self.registry.rooms.get(room_name)
+        if participant is None or room is None:
+            return
+        screen = "screen" in self.sfu.sources_of(participant_id)
+        if screen != participant.screen:
+            participant.screen = screen
+            self._spawn(self._broadcast_participant(room, participant))
+
+    # -- connection ---------------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        logger.debug("socket %s connected", sid)
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        await self._leave(sid)
+
+    async def _leave(self, sid: str) -> None:
+        left = self.registry.leave(sid)
+        if left is None:
+            return
+        room, participant = left
+        self._sid_of.pop(participant.id, None)
+        await self.sio.leave_room(sid, _room_key(room.name))
+        await self.sio.emit("participant-left", {"id": participant.id}, room=_room_key(room.name))
+        await self.sfu.leave(participant.id)
+        logger.info("room %s: %s left", room.name, participant.id)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def _on_join(self, sid: str, data: Any) -> None:
+        req = validation.join(data)
+        room, participant = self.registry.join(sid, req)
+        self._sid_of[participant.id] = sid
+        await self.sio.enter_room(sid, _room_key(room.name))
+        others = [p.public() for p in room.participants.values() if p.id != participant.id]
+        await self.sio.emit(
+            "joined",
+            {
+                "id": participant.id,
+                "room": room.name,
+                "codec": self.sfu.codec,
+                "participants": others,
+                "chat": list(room.chat),
+            },
+            to=sid,
+        )
+        await self.sio.emit(
+            "participant-joined", participant.public(), room=_room_key(room.name), skip_sid=sid
+        )
+        sources: list[Any] = []
+        if req.audio:
+            sources.append("mic")
+        if req.video:
+            sources.append("camera")
+        self.sfu.join(room.name, participant.id, sources)
+        logger.info("room %s: %s joined (%s)", room.name, participant.id, ",".join(sources) or "listener")
+
+    async def _on_leave(self, sid: str, data: Any) -> None:
+        self.registry.get(sid)
+        await self._leave(sid)
+
+    async def _on_sdp(self, sid: str, data: Any) -> None:
+        sdp = validation.answer(data)
+        _, participant = self.registry.get(sid)
+        peer = self.sfu.peer(participant.id)
+        if peer is None:
+            raise SignallingError("not-joined", "Join a room first.")
+        await peer.handle_answer(sdp)
+
+    async def _on_publish(self, sid: str, data: Any) -> None:
+        source = validation.source(data)
+        _, participant = self.registry.get(sid)
+        if not (participant.publishes_audio or participant.publishes_video):
+            raise SignallingError("listener", "Listeners cannot publish; rejoin with a device.")
+        if not self.sfu.publish(participant.id, source):  # type: ignore[arg-type]
+            raise SignallingError("bad-source", f"'{source}' is already being published.")
+
+    async def _on_unpublish(self, sid: str, data: Any) -> None:
+        source = validation.source(data)
+        _, participant = self.registry.get(sid)
+        if not await self.sfu.unpublish(participant.id, source):  # type: ignore[arg-type]
+            raise SignallingError("bad-source", f"'{source}' is not being published.")
+
+    async def _on_media_state(self, sid: str, data: Any) -> None:
+        audio, video = validation.media_state(data)
+        room, participant = self.registry.get(sid)
+        if audio is not None:
+            participant.audio = audio
+        if video is not None:
+            participant.video = video
+        await self._broadcast_participant(room, participant)
+
+    async def _on_hand(self, sid: str, data: Any) -> None:
+        raised = validation.hand(data)
+        room, participant = self.registry.get(sid)
+        participant.hand = raised
+        await self._broadcast_participant(room, participant)
+
+    async def _on_chat(self, sid: str, data: Any) -> None:
+        text = validation.chat(data)
+        room, participant = self.registry.get(sid)
+        message = self.registry.add_chat(room, participant, text)
+        await self.sio.emit("chat", message, room=_room_key(room.name))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        for sid in list(self.registry.by_sid):
+            with contextlib.suppress(Exception):
+                await self._leave(sid)
+        await self.sfu.close()
+        for task in tuple(self._tasks):
+            task.cancel()

@@ -1,0 +1,138 @@
+"""Validation of every client event: types, sizes and syntax, with protocol error codes."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+MAX_NAME = 64
+MAX_CHAT = 2000
+MAX_SDP = 100_000
+SOURCES = ("screen",)
+
+
+class SignallingError(Exception):
+    """A rejected client event; sent to the client as ``error {code, message, event}``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    room: str
+    name: str
+    lang: str
+    audio: bool
+    video: bool
+
+
+def _obj(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SignallingError("bad-request", "The event payload must be a JSON object.")
+    return data
+
+
+def _bool(data: dict[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise SignallingError("bad-request", f"'{key}' must be true or false.")
+    return value
+
+
+def _str(data: dict[str, Any], key: str, code: str, limit: int) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise SignallingError(code, f"'{key}' must be a string.")
+    if len(value) > limit:
+        raise SignallingError("too-large", f"'{key}' is longer than {limit} characters.")
+    return value
+
+
+def room_name(value: Any) -> str:
+    if not isinstance(value, str) or not ROOM_RE.match(value):
+        raise SignallingError(
+            "bad-room",
+            "Room names are 1–64 letters, digits, '-' or '_' (no spaces).",
+        )
+    return value
+
+
+def display_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise SignallingError("bad-name", "Please give a display name.")
+    name = " ".join(value.split())
+    if not name:
+        raise SignallingError("bad-name", "Please give a display name.")
+    if len(name) > MAX_NAME:
+        raise SignallingError("bad-name", f"Display names are at most {MAX_NAME} characters.")
+    if any(unicodedata.category(ch)[0] == "C" for ch in name):
+        raise SignallingError("bad-name", "Display names cannot contain control characters.")
+    return name
+
+
+def language(value: Any) -> str:
+    if not isinstance(value, str) or not LANG_RE.match(value):
+        raise SignallingError("bad-lang", "Language must be a code like 'en', 'pt' or 'pt-BR'.")
+    return value
+
+
+def join(data: Any) -> JoinRequest:
+    d = _obj(data)
+    return JoinRequest(
+        room=room_name(d.get("room")),
+        name=display_name(d.get("name")),
+        lang=language(d.get("lang", "en")),
+        audio=_bool(d, "audio", True),
+        video=_bool(d, "video", True),
+    )
+
+
+def answer(data: Any) -> str:
+    d = _obj(data)
+    if d.get("type") != "answer":
+        raise SignallingError("bad-sdp", "Only answers are accepted: the server makes all offers.")
+    sdp = _str(d, "sdp", "bad-sdp", MAX_SDP)
+    return sdp
+
+
+def source(data: Any) -> str:
+    d = _obj(data)
+    value = d.get("source")
+    if value not in SOURCES:
+        raise SignallingError("bad-source", f"'source' must be one of: {', '.join(SOURCES)}.")
+    return str(value)
+
+
+def media_state(data: Any) -> tuple[bool | None, bool | None]:
+    """(audio on, video on); ``None`` for a field the client did not send."""
+    d = _obj(data)
+    if "audio" not in d and "video" not in d:
+        raise SignallingError("bad-request", "Give 'audio' and/or 'video'.")
+    audio = _bool(d, "audio", True) if "audio" in d else None
+    video = _bool(d, "video", True) if "video" in d else None
+    return audio, video
+
+
+def hand(data: Any) -> bool:
+    d = _obj(data)
+    if "raised" not in d:
+        raise SignallingError("bad-request", "'raised' must be true or false.")
+    return _bool(d, "raised", False)
+
+
+def chat(data: Any) -> str:
+    d = _obj(data)
+    text = _str(d, "text", "bad-request", MAX_CHAT * 2)
+    text = text.strip()
+    if not text:
+        raise SignallingError("bad-request", "Chat messages cannot be empty.")
+    if len(text) > MAX_CHAT:
+        raise SignallingError("too-large", f"Chat messages are at most {MAX_CHAT} characters.")
+    return text

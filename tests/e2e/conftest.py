@@ -1,0 +1,194 @@
+"""End-to-end fixtures: the real `unionhub serve` in a subprocess and headless Chromium.
+
+Chromium is Debian's (/usr/bin/chromium, `make test-deps`); Playwright's own browsers are not
+downloaded. One browser per test module, one context per simulated participant.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("UNIONHUB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",  # fake camera (moving pattern) and microphone (beeps)
+    "--use-fake-ui-for-media-stream",  # auto-accept getUserMedia and getDisplayMedia
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    # Headless tabs are "hidden"; keep their timers and media running at full speed.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_START_TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class HubServer:
+    """A running `unionhub serve` subprocess."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _unionhub_executable() -> str:
+    candidate = Path(sys.executable).parent / "unionhub"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("unionhub")
+    if found is None:
+        pytest.fail("the `unionhub` command is not installed (run `make setup`)")
+    return found
+
+
+def start_server(tmp_dir: Path, *extra_args: str) -> HubServer:
+    """Start `unionhub serve` on a free port and wait until it answers HTTP."""
+    vendor = ROOT / "web_client/node_modules/socket.io-client/dist/socket.io.esm.min.js"
+    if not vendor.exists():
+        pytest.fail("web_client/node_modules is missing: run `make setup` (npm ci in web_client/)")
+    port = _free_port()
+    data_dir = tmp_dir / "data"
+    log_path = tmp_dir / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            _unionhub_executable(), "serve",
+            "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+            *extra_args,
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    server = HubServer(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"unionhub serve exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.url + "/", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"unionhub serve did not answer within {SERVER_START_TIMEOUT}s:\n"
+                        f"{server.log_tail()}")
+        time.sleep(0.2)
+
+
+_servers: list[HubServer] = []
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    """The hub under test, shared by every browser test (each test uses its own rooms)."""
+    server = start_server(tmp_path_factory.mktemp("hub"))
+    _servers.append(server)
+    yield server
+    server.stop()
+    _servers.remove(server)
+
+
+@pytest.fixture
+def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubServer]]:
+    """Start extra hubs with other command-line options (e.g. --max-participants 1)."""
+    started: list[HubServer] = []
+
+    def factory(*extra_args: str) -> HubServer:
+        server = start_server(tmp_path / f"hub{len(started)}", *extra_args)
+        started.append(server)
+        _servers.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+        _servers.remove(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is not installed (make test-deps)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: object) -> Iterator[Callable[[], object]]:
+    """`new_page()` opens a page in a fresh browser context (a separate participant)."""
+    contexts: list[object] = []
+
+    def factory() -> object:
+        context = browser.new_context(viewport={"width": 1000, "height": 700})  # type: ignore[attr-defined]
+        context.set_default_timeout(20_000)
+        contexts.append(context)
+        page = context.new_page()
+        page_errors: list[str] = []
+        page.on("pageerror", lambda exc: page_errors.append(f"{exc}"))
+        page.page_errors = page_errors  # type: ignore[attr-defined]
+        return page
+
+    yield factory
+    for context in contexts:
+        try:
+            context.close()
+        except Exception:  # noqa: BLE001 - browser may already be gone after a failure
+            pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for server in _servers:
+            report.sections.append((f"unionhub server log ({server.url})", server.log_tail()))

@@ -1,0 +1,86 @@
+"""The aiohttp application: web client, Socket.IO signalling and the SFU in one process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from signalling import RoomRegistry, SignallingServer
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB_CLIENT = ROOT / "web_client"
+VENDOR = {
+    "socket.io.esm.min.js": WEB_CLIENT / "node_modules/socket.io-client/dist/socket.io.esm.min.js",
+}
+
+SIGNALLING_KEY = web.AppKey("signalling", SignallingServer)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'"
+    ),
+}
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(WEB_CLIENT / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def _vendor(request: web.Request) -> web.StreamResponse:
+    path = VENDOR.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound()
+    if not path.exists():
+        raise web.HTTPServiceUnavailable(
+            text="web client dependencies are missing: run `make setup` (npm ci in web_client/)"
+        )
+    return web.FileResponse(path)
+
+
+async def _health(request: web.Request) -> web.Response:
+    server = request.app[SIGNALLING_KEY]
+    return web.json_response({"status": "ok", **server.sfu.stats()})
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    if not request.path.startswith("/socket.io"):
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+    return response
+
+
+def create_app(
+    data_dir: Path | None = None,
+    sfu_options: dict[str, Any] | None = None,
+    max_participants: int = 50,
+    max_rooms: int = 200,
+) -> web.Application:
+    """Build the hub. ``data_dir`` holds SQLite and recordings (created if missing)."""
+    app = web.Application(middlewares=[_security_headers])
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    server = SignallingServer(RoomRegistry(max_participants, max_rooms), sfu_options=sfu_options)
+    server.sio.attach(app)
+    app[SIGNALLING_KEY] = server
+    app.router.add_get("/", _index)
+    app.router.add_get("/r/{room}", _index)
+    app.router.add_get("/vendor/{name}", _vendor)
+    app.router.add_get("/healthz", _health)
+    app.router.add_static("/static", WEB_CLIENT, follow_symlinks=False)
+
+    async def _shutdown(app: web.Application) -> None:
+        await server.close()
+
+    app.on_shutdown.append(_shutdown)
+    return app

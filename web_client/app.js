@@ -1,0 +1,496 @@
+// unionhub browser app: routing, join form, and the glue between the Socket.IO signalling
+// (docs/PROTOCOL.md), the RTCPeerConnection (call.js) and the DOM (ui.js).
+
+import { io } from '/vendor/socket.io.esm.min.js';
+import { Call } from './call.js';
+import { acquireScreen, acquireUserMedia, canShareScreen } from './media.js';
+import * as ui from './ui.js';
+
+const { el } = ui;
+
+const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const LANG_RE = /^[a-z]{2,3}$/;
+const CHAT_MAX = 2000;
+
+const LANGUAGES = [
+  ['en', 'English'], ['es', 'Español'], ['pt', 'Português'], ['fr', 'Français'],
+  ['de', 'Deutsch'], ['it', 'Italiano'], ['ar', 'العربية'], ['nl', 'Nederlands'],
+  ['pl', 'Polski'], ['sv', 'Svenska'], ['tr', 'Türkçe'], ['ru', 'Русский'],
+  ['uk', 'Українська'], ['el', 'Ελληνικά'], ['hi', 'हिन्दी'], ['zh', '中文'],
+  ['ja', '日本語'], ['ko', '한국어'], ['sw', 'Kiswahili'],
+];
+
+const ERROR_MESSAGES = {
+  'room-full': 'This room is full.',
+  'server-full': 'This server is hosting too many rooms right now — please try again later.',
+  'bad-room': 'Invalid room name: use 1–64 letters, digits, “-” or “_”.',
+  'bad-name': 'Invalid display name: use 1–64 printable characters.',
+  'bad-lang': 'Invalid language.',
+  'bad-request': 'The server rejected a malformed request.',
+  'too-large': 'That message is too large.',
+  'not-joined': 'You are not in the room (yet).',
+  'already-joined': 'This connection already joined a room.',
+  'bad-sdp': 'Setting up the media connection failed — try leaving and rejoining.',
+  'no-offer': 'Media negotiation got out of step — try leaving and rejoining.',
+  'bad-source': 'Unknown media source.',
+  'listener': 'Listeners cannot publish media — rejoin with camera or microphone to share.',
+  'unknown-event': 'The server did not understand a request.',
+};
+
+const state = {
+  room: null,
+  name: null,
+  lang: null,
+  mic: null,      // MediaStreamTrack|null
+  camera: null,   // MediaStreamTrack|null
+  screen: null,   // MediaStreamTrack|null
+  mediaReady: false,
+  joinedOnce: false,
+  left: false,
+  myId: null,
+  localId: 'local',   // data-participant of the local tiles (our id once joined)
+  hand: false,
+  participants: new Map(), // id -> Participant (others only)
+  chatSeen: new Set(),      // ids of chat messages shown
+  socket: null,
+  call: null,
+};
+
+window.unionhub = {
+  state,
+  get socket() { return state.socket; },
+  get pc() { return state.call ? state.call.pc : null; },
+  get call() { return state.call; },
+};
+
+// ---- routing ------------------------------------------------------------------------------------
+
+function defaultLang() {
+  const nav = (navigator.language || 'en').split('-')[0].toLowerCase();
+  return LANGUAGES.some(([code]) => code === nav) ? nav : 'en';
+}
+
+function roomFromPath() {
+  const m = location.pathname.match(/^\/r\/(.*?)\/?$/);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return m[1];
+  }
+}
+
+function validName(name) {
+  const chars = [...name];
+  return chars.length >= 1 && chars.length <= 64 && !/\p{C}/u.test(name) && name.trim() !== '';
+}
+
+function main() {
+  fillLanguages();
+  const room = roomFromPath();
+  const params = new URLSearchParams(location.search);
+  const name = (params.get('name') || '').trim();
+  let lang = (params.get('lang') || '').toLowerCase();
+  if (!LANG_RE.test(lang)) lang = defaultLang();
+  const audio = params.get('audio') !== '0';
+  const video = params.get('video') !== '0';
+
+  if (room === null) {
+    showJoinForm({ room: '', name, lang, audio, video });
+    return;
+  }
+  if (!ROOM_RE.test(room)) {
+    showJoinForm({ room, name, lang, audio, video });
+    ui.showError(`“${room}” is not a valid room name: use 1–64 letters, digits, “-” or “_”.`);
+    return;
+  }
+  if (!name || !validName(name)) {
+    showJoinForm({ room, name, lang, audio, video });
+    if (name) ui.showError(ERROR_MESSAGES['bad-name']);
+    return;
+  }
+  startCall({ room, name, lang, audio, video });
+}
+
+// ---- join form ----------------------------------------------------------------------------------
+
+function fillLanguages() {
+  el.joinLang.replaceChildren(...LANGUAGES.map(([code, label]) => {
+    const opt = document.createElement('option');
+    opt.value = code;
+    opt.textContent = `${label} (${code})`;
+    return opt;
+  }));
+}
+
+function showJoinForm({ room, name, lang, audio, video }) {
+  ui.showView('join');
+  el.joinRoom.value = room;
+  el.joinName.value = name;
+  if (!LANGUAGES.some(([code]) => code === lang)) {
+    const opt = document.createElement('option');
+    opt.value = lang;
+    opt.textContent = lang;
+    el.joinLang.append(opt);
+  }
+  el.joinLang.value = lang;
+  el.joinAudio.checked = audio;
+  el.joinVideo.checked = video;
+  (room && ROOM_RE.test(room) ? el.joinName : el.joinRoom).focus();
+}
+
+function formMessage(text) {
+  el.joinMessage.textContent = text || '';
+  el.joinMessage.hidden = !text;
+}
+
+el.joinForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const room = el.joinRoom.value.trim();
+  const name = el.joinName.value.trim();
+  if (!ROOM_RE.test(room)) {
+    formMessage('Room names use 1–64 letters, digits, “-” or “_” (no spaces).');
+    el.joinRoom.focus();
+    return;
+  }
+  if (!validName(name)) {
+    formMessage('Please enter a display name (up to 64 characters).');
+    el.joinName.focus();
+    return;
+  }
+  formMessage('');
+  const params = new URLSearchParams({ name, lang: el.joinLang.value });
+  if (!el.joinAudio.checked) params.set('audio', '0');
+  if (!el.joinVideo.checked) params.set('video', '0');
+  location.assign(`/r/${encodeURIComponent(room)}?${params}`);
+});
+
+// ---- the call -----------------------------------------------------------------------------------
+
+async function startCall({ room, name, lang, audio, video }) {
+  Object.assign(state, { room, name, lang });
+  ui.showView('call');
+  el.roomName.textContent = room;
+  document.title = `${room} — unionhub`;
+  el.rejoinLink.href = location.href;
+  updateControls();
+  renderPeople();
+
+  // Connect while the user answers the permission prompt; join once media is settled.
+  connectSocket();
+
+  const media = await acquireUserMedia({ audio, video });
+  state.mic = media.mic;
+  state.camera = media.camera;
+  if (media.errors.length) {
+    let text = media.errors.join(' ');
+    if (!state.mic && !state.camera) text += ' You joined as a listener.';
+    ui.showError(text, 'media');
+  }
+  const tile = ui.ensureTile({ id: state.localId, name, source: 'camera', local: true });
+  ui.setTileVideo(tile, state.camera, { local: true });
+  state.mediaReady = true;
+  updateControls();
+  renderPeople();
+  if (state.socket.connected) join();
+}
+
+function connectSocket() {
+  const socket = io({ transports: ['websocket', 'polling'] });
+  state.socket = socket;
+
+  socket.on('connect', () => {
+    ui.clearError('connection');
+    ui.setStatus(null);
+    if (state.mediaReady && !state.left) join();
+  });
+  socket.on('disconnect', (reason) => {
+    if (state.left) return;
+    ui.setStatus('Reconnecting…');
+    if (reason === 'io server disconnect') {
+      // The server closed the connection on purpose; socket.io does not retry by itself.
+      setTimeout(() => { if (!state.left && !socket.connected) socket.connect(); }, 2000);
+    }
+  });
+  socket.on('connect_error', () => {
+    if (state.left) return;
+    ui.setStatus('Reconnecting…');
+    ui.showError('Cannot reach the unionhub server — retrying…', 'connection');
+  });
+
+  socket.on('joined', onJoined);
+  socket.on('participant-joined', (p) => upsertParticipant(p));
+  socket.on('participant-updated', (p) => upsertParticipant(p));
+  socket.on('participant-left', ({ id }) => removeParticipant(id));
+  socket.on('sdp', (msg) => {
+    if (!msg || msg.type !== 'offer' || !state.call) return;
+    state.call.handleOffer(msg);
+  });
+  socket.on('active-speaker', ({ id } = {}) => ui.setActiveSpeaker(id || null));
+  socket.on('chat', showChat);
+  socket.on('error', onServerError);
+}
+
+/** (Re)join: every (re)connection is a new participant for the server. */
+function join() {
+  if (state.call) state.call.close();
+  ui.clearTiles({ keepLocal: true });
+  ui.clearRemoteAudio();
+  ui.setActiveSpeaker(null);
+  state.participants.clear();
+  state.myId = null;
+  state.call = new Call({
+    sendAnswer: (answer) => state.socket.emit('sdp', answer),
+    localTrack: (source) => localTrack(source),
+    onSubscribe,
+    onUnsubscribe,
+    onError: (err) => {
+      console.error('unionhub: negotiation error', err);
+      ui.showError(`Media connection problem: ${err.message || err}`, 'media-connection');
+    },
+  });
+  renderPeople();
+  state.socket.emit('join', {
+    room: state.room,
+    name: state.name,
+    lang: state.lang,
+    audio: !!state.mic,
+    video: !!state.camera,
+  });
+}
+
+function localTrack(source) {
+  if (source === 'mic') return state.mic;
+  if (source === 'camera') return state.camera;
+  if (source === 'screen') return state.screen;
+  return null;
+}
+
+function isListener() {
+  return !state.mic && !state.camera;
+}
+
+function onJoined(msg) {
+  ui.clearError('media-connection');
+  const oldLocal = state.localId;
+  state.myId = msg.id;
+  state.localId = msg.id;
+  state.joinedOnce = true;
+  ui.setLocalId(oldLocal, msg.id);
+  for (const p of msg.participants || []) upsertParticipant(p, { render: false });
+  renderPeople();
+  for (const m of msg.chat || []) showChat(m); // recent history (not in PROTOCOL.md)
+  // Carry our state over a reconnect: muted tracks, a running screen share, a raised hand.
+  if ((state.mic && !state.mic.enabled) || (state.camera && !state.camera.enabled)) {
+    sendMediaState();
+  }
+  if (state.screen && state.screen.readyState === 'live') {
+    state.socket.emit('publish', { source: 'screen' });
+  }
+  if (state.hand) state.socket.emit('hand', { raised: true });
+}
+
+function upsertParticipant(p, { render = true } = {}) {
+  if (!p || !p.id) return;
+  if (p.id === state.myId) {
+    state.hand = !!p.hand;
+    updateControls();
+    if (render) renderPeople();
+    return;
+  }
+  state.participants.set(p.id, p);
+  ui.ensureTile({ id: p.id, name: p.name, source: 'camera' });
+  ui.renameTiles(p.id, p.name);
+  ui.setTileCameraOn(p.id, !!p.video);
+  if (render) renderPeople();
+}
+
+function removeParticipant(id) {
+  state.participants.delete(id);
+  ui.removeParticipantTiles(id);
+  for (const audio of el.audioSink.querySelectorAll(`audio[data-participant="${CSS.escape(id)}"]`)) {
+    ui.removeRemoteAudio(audio.dataset.key);
+  }
+  renderPeople();
+}
+
+function onSubscribe(sub) {
+  if (sub.kind === 'audio') {
+    ui.addRemoteAudio(sub.mid, sub.participant, sub.track);
+    return;
+  }
+  const p = state.participants.get(sub.participant);
+  const tile = ui.ensureTile({ id: sub.participant, name: p ? p.name : 'Guest', source: sub.source });
+  ui.setTileVideo(tile, sub.track);
+  if (sub.source === 'camera') ui.setTileCameraOn(sub.participant, p ? !!p.video : true);
+}
+
+function onUnsubscribe(sub) {
+  if (sub.kind === 'audio') {
+    ui.removeRemoteAudio(sub.mid);
+    return;
+  }
+  const tile = ui.findTile(sub.participant, sub.source);
+  if (!tile) return;
+  const video = tile.querySelector('video');
+  const shown = video && video.srcObject ? video.srcObject.getVideoTracks()[0] : null;
+  if (shown && shown !== sub.track) return; // already replaced by a newer slot
+  if (sub.source === 'screen') ui.removeTile(sub.participant, 'screen');
+  else ui.setTileVideo(tile, null);
+}
+
+function showChat(msg) {
+  if (!msg || typeof msg.text !== 'string') return;
+  if (msg.id) {
+    if (state.chatSeen.has(msg.id)) return; // history is re-sent after a reconnect
+    state.chatSeen.add(msg.id);
+  }
+  ui.appendChat({ name: msg.name, text: msg.text, ts: msg.ts, self: msg.from === state.myId });
+}
+
+function onServerError(err) {
+  const code = err && err.code;
+  const text = ERROR_MESSAGES[code] || (err && err.message) || 'Something went wrong.';
+  ui.showError(text, `server:${code}`);
+  if (err && err.event === 'publish' && state.screen) stopScreen({ notify: false });
+}
+
+function renderPeople() {
+  const self = {
+    id: state.localId,
+    name: state.name || '',
+    lang: state.lang,
+    audio: !!(state.mic && state.mic.enabled),
+    video: !!(state.camera && state.camera.enabled),
+    screen: !!state.screen,
+    hand: state.hand,
+    self: true,
+  };
+  const others = [...state.participants.values()]
+    .sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  ui.renderParticipants([self, ...others]);
+}
+
+// ---- controls -----------------------------------------------------------------------------------
+
+function updateControls() {
+  ui.setToggle(el.micToggle, state.mic
+    ? { pressed: !state.mic.enabled, label: state.mic.enabled ? 'Mute' : 'Unmute' }
+    : { pressed: true, label: 'No microphone', disabled: true });
+  ui.setToggle(el.cameraToggle, state.camera
+    ? { pressed: !state.camera.enabled, label: state.camera.enabled ? 'Stop camera' : 'Start camera' }
+    : { pressed: true, label: 'No camera', disabled: true });
+  ui.setToggle(el.screenShare, {
+    pressed: !!state.screen,
+    label: state.screen ? 'Stop sharing' : 'Share screen',
+    disabled: !state.mediaReady || isListener() || !canShareScreen(),
+  });
+  el.screenShare.title = isListener() && state.mediaReady ? 'Listeners cannot share their screen' : '';
+  ui.setToggle(el.raiseHand, { pressed: state.hand, label: state.hand ? 'Lower hand' : 'Raise hand' });
+}
+
+function sendMediaState() {
+  if (!state.socket || !state.joinedOnce) return;
+  state.socket.emit('media-state', {
+    audio: !!(state.mic && state.mic.enabled),
+    video: !!(state.camera && state.camera.enabled),
+  });
+}
+
+el.micToggle.addEventListener('click', () => {
+  if (!state.mic) return;
+  state.mic.enabled = !state.mic.enabled;
+  sendMediaState();
+  updateControls();
+  renderPeople();
+});
+
+el.cameraToggle.addEventListener('click', () => {
+  if (!state.camera) return;
+  state.camera.enabled = !state.camera.enabled;
+  ui.setTileCameraOn(state.localId, state.camera.enabled);
+  sendMediaState();
+  updateControls();
+  renderPeople();
+});
+
+el.screenShare.addEventListener('click', async () => {
+  if (state.screen) {
+    stopScreen();
+    return;
+  }
+  el.screenShare.disabled = true;
+  try {
+    const track = await acquireScreen();
+    if (state.left) { track.stop(); return; }
+    state.screen = track;
+    track.addEventListener('ended', () => { if (state.screen === track) stopScreen(); });
+    const tile = ui.ensureTile({ id: state.localId, name: state.name, source: 'screen', local: true });
+    ui.setTileVideo(tile, track, { local: true });
+    if (state.socket.connected && state.joinedOnce) state.socket.emit('publish', { source: 'screen' });
+  } catch (err) {
+    ui.showError(err.message || String(err), 'screen');
+  } finally {
+    updateControls();
+    renderPeople();
+  }
+});
+
+function stopScreen({ notify = true } = {}) {
+  const track = state.screen;
+  if (!track) return;
+  state.screen = null;
+  track.stop();
+  ui.removeTile(state.localId, 'screen');
+  if (state.call) state.call.refreshPublish('screen');
+  if (notify && state.socket && state.socket.connected) {
+    state.socket.emit('unpublish', { source: 'screen' });
+  }
+  updateControls();
+  renderPeople();
+}
+
+el.raiseHand.addEventListener('click', () => {
+  state.hand = !state.hand;
+  if (state.socket && state.socket.connected) state.socket.emit('hand', { raised: state.hand });
+  updateControls();
+  renderPeople();
+});
+
+el.chatForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = el.chatInput.value.trim();
+  if (!text) return;
+  if (text.length > CHAT_MAX) {
+    ui.showError(`Chat messages are limited to ${CHAT_MAX} characters.`, 'chat');
+    return;
+  }
+  if (!state.socket || !state.socket.connected) {
+    ui.showError('Not connected — the message was not sent.', 'chat');
+    return;
+  }
+  state.socket.emit('chat', { text });
+  el.chatInput.value = '';
+  ui.clearError('chat');
+});
+
+el.leave.addEventListener('click', () => {
+  state.left = true;
+  if (state.socket) {
+    if (state.socket.connected) state.socket.emit('leave', {});
+    state.socket.disconnect();
+  }
+  if (state.call) state.call.close();
+  state.call = null;
+  for (const track of [state.mic, state.camera, state.screen]) if (track) track.stop();
+  state.screen = null;
+  ui.clearTiles({ keepLocal: false });
+  ui.clearRemoteAudio();
+  ui.setStatus(null);
+  ui.clearError();
+  ui.showView('left');
+});
+
+el.enableAudio.addEventListener('click', () => ui.unblockAudio());
+
+main();

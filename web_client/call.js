@@ -1,0 +1,138 @@
+// One RTCPeerConnection to the unionhub SFU. The server is the only offerer (docs/PROTOCOL.md):
+// every offer carries `tracks`, a map mid -> slot, which says which transceiver carries our
+// mic/camera/screen ("publish") and which carries whose media ("subscribe").
+
+const ICE_GATHER_TIMEOUT_MS = 2000;
+
+export class Call {
+  /**
+   * @param {object} opts
+   * @param {(answer: {type: string, sdp: string}) => void} opts.sendAnswer
+   * @param {(source: string) => MediaStreamTrack|null} opts.localTrack  current local track of a source
+   * @param {(sub: {mid, participant, source, kind, track}) => void} opts.onSubscribe
+   * @param {(sub: {mid, participant, source, kind}) => void} opts.onUnsubscribe
+   * @param {(err: Error) => void} opts.onError
+   */
+  constructor(opts) {
+    this.opts = opts;
+    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    this.slots = {};        // mid -> slot of the latest offer
+    this.subscribed = new Map(); // mid -> {mid, participant, source, kind, track}
+    this.queue = Promise.resolve();
+    this.closed = false;
+    this.pc.addEventListener('connectionstatechange', () => {
+      if (this.pc.connectionState === 'failed') {
+        this.opts.onError(new Error('Media connection failed'));
+      }
+    });
+  }
+
+  /** Queue a server offer; offers are processed strictly in order. */
+  handleOffer(msg) {
+    this.queue = this.queue
+      .then(() => this.#applyOffer(msg))
+      .catch((err) => { if (!this.closed) this.opts.onError(err); });
+    return this.queue;
+  }
+
+  /** Attach the current local track of `source` to its publish slot, if the server gave one. */
+  async refreshPublish(source) {
+    this.queue = this.queue.then(async () => {
+      for (const t of this.pc.getTransceivers()) {
+        const slot = t.mid != null ? this.slots[t.mid] : null;
+        if (slot && slot.role === 'publish' && slot.source === source && !isStopped(t)) {
+          await t.sender.replaceTrack(this.opts.localTrack(source));
+        }
+      }
+    }).catch((err) => { if (!this.closed) this.opts.onError(err); });
+    return this.queue;
+  }
+
+  close() {
+    this.closed = true;
+    for (const sub of this.subscribed.values()) this.opts.onUnsubscribe(sub);
+    this.subscribed.clear();
+    try { this.pc.close(); } catch { /* already closed */ }
+  }
+
+  async #applyOffer(msg) {
+    if (this.closed) return;
+    const tracks = msg.tracks || {};
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    if (this.closed) return;
+    this.slots = tracks;
+
+    for (const t of this.pc.getTransceivers()) {
+      if (t.mid == null || isStopped(t)) continue;
+      const slot = tracks[t.mid];
+      if (!slot) continue;
+      if (slot.role === 'publish') {
+        const track = this.opts.localTrack(slot.source);
+        await t.sender.replaceTrack(track || null);
+        t.direction = track ? 'sendonly' : 'inactive';
+      } else if (slot.role === 'subscribe') {
+        t.direction = 'recvonly';
+      } else {
+        t.direction = 'inactive';
+      }
+    }
+
+    this.#reconcileSubscriptions(tracks);
+
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    await this.#iceGatheringComplete();
+    if (this.closed) return;
+    this.opts.sendAnswer({ type: 'answer', sdp: this.pc.localDescription.sdp });
+  }
+
+  // Bring the set of remote tracks in line with the subscribe slots of the latest offer.
+  #reconcileSubscriptions(tracks) {
+    const byMid = new Map();
+    for (const t of this.pc.getTransceivers()) {
+      if (t.mid != null && !isStopped(t)) byMid.set(t.mid, t);
+    }
+    for (const [mid, sub] of this.subscribed) {
+      const slot = tracks[mid];
+      const t = byMid.get(mid);
+      if (!t || !slot || slot.role !== 'subscribe' || slot.participant !== sub.participant
+          || slot.source !== sub.source || t.receiver.track !== sub.track) {
+        this.subscribed.delete(mid);
+        this.opts.onUnsubscribe(sub);
+      }
+    }
+    for (const [mid, slot] of Object.entries(tracks)) {
+      if (slot.role !== 'subscribe' || this.subscribed.has(mid)) continue;
+      const t = byMid.get(mid);
+      if (!t) continue;
+      const sub = {
+        mid,
+        participant: slot.participant,
+        source: slot.source,
+        kind: slot.kind || t.receiver.track.kind,
+        track: t.receiver.track,
+      };
+      this.subscribed.set(mid, sub);
+      this.opts.onSubscribe(sub);
+    }
+  }
+
+  #iceGatheringComplete() {
+    const pc = this.pc;
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pc.removeEventListener('icegatheringstatechange', check);
+        resolve();
+      };
+      const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+      const timer = setTimeout(done, ICE_GATHER_TIMEOUT_MS);
+      pc.addEventListener('icegatheringstatechange', check);
+    });
+  }
+}
+
+function isStopped(t) {
+  return t.stopped === true || t.currentDirection === 'stopped';
+}

@@ -1,0 +1,340 @@
+// DOM rendering: video tiles, participant list, chat, errors and status. No protocol logic here.
+
+const $ = (sel) => document.querySelector(sel);
+
+export const el = {
+  joinView: $('#join-view'),
+  joinForm: $('#join-form'),
+  joinRoom: $('#join-room'),
+  joinName: $('#join-name'),
+  joinLang: $('#join-lang'),
+  joinVideo: $('#join-video'),
+  joinAudio: $('#join-audio'),
+  joinMessage: $('#join-message'),
+  callView: $('#call-view'),
+  leftView: $('#left-view'),
+  rejoinLink: $('#rejoin-link'),
+  roomName: $('[data-testid="room-name"]'),
+  status: $('[data-testid="status"]'),
+  error: $('[data-testid="error"]'),
+  tiles: $('#tiles'),
+  audioSink: $('#audio-sink'),
+  enableAudio: $('#enable-audio'),
+  participants: $('#participants'),
+  chatLog: $('#chat-log'),
+  chatForm: $('#chat-form'),
+  chatInput: $('#chat-input'),
+  micToggle: $('[data-testid="mic-toggle"]'),
+  cameraToggle: $('[data-testid="camera-toggle"]'),
+  screenShare: $('[data-testid="screen-share"]'),
+  raiseHand: $('[data-testid="raise-hand"]'),
+  leave: $('[data-testid="leave"]'),
+};
+
+export function showView(name) {
+  el.joinView.hidden = name !== 'join';
+  el.callView.hidden = name !== 'call';
+  el.leftView.hidden = name !== 'left';
+}
+
+// ---- errors and status -------------------------------------------------------------------
+
+let errorKind = null;
+
+/** Show a human-readable error. `kind` lets a later clearError(kind) remove only that error. */
+export function showError(text, kind = 'general') {
+  errorKind = kind;
+  el.error.textContent = text;
+  el.error.hidden = false;
+}
+
+export function clearError(kind) {
+  if (kind && kind !== errorKind) return;
+  errorKind = null;
+  el.error.textContent = '';
+  el.error.hidden = true;
+}
+
+export function setStatus(text) {
+  el.status.textContent = text || '';
+  el.status.hidden = !text;
+}
+
+// ---- video tiles ---------------------------------------------------------------------------
+
+function tileKey(participantId, source) {
+  return `${participantId}:${source}`;
+}
+
+export function findTile(participantId, source) {
+  return el.tiles.querySelector(
+    `.tile[data-key="${CSS.escape(tileKey(participantId, source))}"]`);
+}
+
+function initials(name) {
+  const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
+  return letters.toUpperCase();
+}
+
+function hue(id) {
+  let h = 0;
+  for (const ch of String(id)) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return h;
+}
+
+/**
+ * Create (or return) the tile of a participant's camera or screen.
+ * @param {{id: string, name: string, local?: boolean, source: 'camera'|'screen'}} p
+ */
+export function ensureTile({ id, name, source, local = false }) {
+  let tile = findTile(id, source);
+  if (tile) return tile;
+  tile = document.createElement('div');
+  tile.className = `tile no-video ${local ? 'local' : 'remote'} source-${source}`;
+  tile.dataset.key = tileKey(id, source);
+  tile.dataset.participant = id;
+  tile.dataset.source = source;
+  tile.setAttribute('data-testid', local ? 'local-tile' : 'remote-tile');
+
+  const avatar = document.createElement('div');
+  avatar.className = 'avatar';
+  avatar.setAttribute('aria-hidden', 'true');
+  const circle = document.createElement('span');
+  circle.className = 'avatar-circle';
+  circle.style.backgroundColor = `hsl(${hue(id)} 45% 40%)`;
+  avatar.append(circle);
+
+  const label = document.createElement('div');
+  label.className = 'label';
+
+  tile.append(avatar, label);
+  el.tiles.append(tile);
+  setTileName(tile, name, source, local);
+  return tile;
+}
+
+function setTileName(tile, name, source, local) {
+  let text = name || 'Guest';
+  if (local) text += ' (you)';
+  if (source === 'screen') text += ' — screen';
+  tile.querySelector('.label').textContent = text;
+  tile.querySelector('.avatar-circle').textContent = initials(name);
+}
+
+/** Show `track` (a video MediaStreamTrack, or null) in the tile. */
+export function setTileVideo(tile, track, { local = false } = {}) {
+  let video = tile.querySelector('video');
+  if (!track) {
+    if (video) { video.srcObject = null; video.remove(); }
+    updateVideoOff(tile);
+    return;
+  }
+  if (!video) {
+    video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true; // audio plays through separate <audio> elements
+    if (local) {
+      video.setAttribute('data-testid', tile.dataset.source === 'screen' ? 'local-screen' : 'local-video');
+    } else {
+      video.setAttribute('data-testid', 'remote-video');
+    }
+    tile.prepend(video);
+  }
+  if (!video.srcObject || video.srcObject.getVideoTracks()[0] !== track) {
+    video.srcObject = new MediaStream([track]);
+    video.play().catch(() => { /* autoplay of muted video: retried by the browser on data */ });
+  }
+  updateVideoOff(tile);
+}
+
+/** Camera on/off of a participant: avatar instead of the (frozen/black) video when off. */
+export function setTileCameraOn(participantId, on) {
+  const tile = findTile(participantId, 'camera');
+  if (!tile) return;
+  tile.dataset.cameraOn = on ? 'true' : 'false';
+  updateVideoOff(tile);
+}
+
+function updateVideoOff(tile) {
+  const hasVideo = !!tile.querySelector('video');
+  const off = !hasVideo || tile.dataset.cameraOn === 'false';
+  tile.classList.toggle('no-video', off);
+}
+
+export function renameTiles(participantId, name, local = false) {
+  for (const tile of el.tiles.querySelectorAll(`.tile[data-participant="${CSS.escape(participantId)}"]`)) {
+    setTileName(tile, name, tile.dataset.source, local);
+  }
+}
+
+export function removeTile(participantId, source) {
+  const tile = findTile(participantId, source);
+  if (!tile) return;
+  const video = tile.querySelector('video');
+  if (video) video.srcObject = null;
+  tile.remove();
+}
+
+export function removeParticipantTiles(participantId) {
+  for (const tile of el.tiles.querySelectorAll(`.tile[data-participant="${CSS.escape(participantId)}"]`)) {
+    const video = tile.querySelector('video');
+    if (video) video.srcObject = null;
+    tile.remove();
+  }
+}
+
+export function clearTiles({ keepLocal = true } = {}) {
+  for (const tile of [...el.tiles.querySelectorAll('.tile')]) {
+    if (keepLocal && tile.classList.contains('local')) continue;
+    const video = tile.querySelector('video');
+    if (video) video.srcObject = null;
+    tile.remove();
+  }
+}
+
+/** The local tiles get the participant id only once the server told us who we are. */
+export function setLocalId(oldId, newId) {
+  for (const tile of el.tiles.querySelectorAll('.tile.local')) {
+    if (tile.dataset.participant !== oldId) continue;
+    tile.dataset.participant = newId;
+    tile.dataset.key = tileKey(newId, tile.dataset.source);
+  }
+}
+
+export function setActiveSpeaker(participantId) {
+  for (const node of document.querySelectorAll('.speaking')) node.classList.remove('speaking');
+  if (!participantId) return;
+  const sel = `[data-participant="${CSS.escape(participantId)}"]`;
+  for (const node of document.querySelectorAll(`.tile${sel}, .participant${sel}`)) {
+    node.classList.add('speaking');
+  }
+}
+
+// ---- remote audio ----------------------------------------------------------------------------
+
+let audioBlocked = false;
+
+export function addRemoteAudio(key, participantId, track) {
+  removeRemoteAudio(key);
+  const audio = document.createElement('audio');
+  audio.autoplay = true;
+  audio.dataset.key = key;
+  audio.dataset.participant = participantId;
+  audio.setAttribute('data-testid', 'remote-audio');
+  audio.srcObject = new MediaStream([track]);
+  el.audioSink.append(audio);
+  audio.play().catch((err) => {
+    if (err && err.name === 'NotAllowedError') {
+      audioBlocked = true;
+      el.enableAudio.hidden = false;
+    }
+  });
+}
+
+export function removeRemoteAudio(key) {
+  const audio = el.audioSink.querySelector(`audio[data-key="${CSS.escape(key)}"]`);
+  if (!audio) return;
+  audio.srcObject = null;
+  audio.remove();
+}
+
+export function clearRemoteAudio() {
+  for (const audio of [...el.audioSink.querySelectorAll('audio')]) {
+    audio.srcObject = null;
+    audio.remove();
+  }
+}
+
+/** After a user gesture: retry every blocked <audio>. */
+export function unblockAudio() {
+  audioBlocked = false;
+  el.enableAudio.hidden = true;
+  for (const audio of el.audioSink.querySelectorAll('audio')) audio.play().catch(() => {});
+}
+
+export function isAudioBlocked() {
+  return audioBlocked;
+}
+
+// ---- participant list ------------------------------------------------------------------------
+
+/** @param {Array<{id, name, lang, audio, video, screen, hand, self?: boolean}>} people */
+export function renderParticipants(people) {
+  const speaking = el.participants.querySelector('.participant.speaking');
+  const speakingId = speaking ? speaking.dataset.participant : null;
+  const items = people.map((p) => {
+    const li = document.createElement('li');
+    li.className = 'participant';
+    if (p.self) li.classList.add('self');
+    if (p.id === speakingId) li.classList.add('speaking');
+    li.setAttribute('data-testid', 'participant');
+    li.dataset.participant = p.id;
+    li.dataset.name = p.name;
+    li.dataset.audio = String(!!p.audio);
+    li.dataset.video = String(!!p.video);
+    li.dataset.screen = String(!!p.screen);
+    li.dataset.hand = String(!!p.hand);
+
+    const name = document.createElement('span');
+    name.className = 'p-name';
+    name.textContent = p.self ? `${p.name} (you)` : p.name;
+    const lang = document.createElement('span');
+    lang.className = 'p-lang';
+    lang.textContent = p.lang || '';
+    lang.title = 'Preferred language';
+    const icons = document.createElement('span');
+    icons.className = 'p-icons';
+    icons.append(
+      icon(p.hand ? '✋' : '', 'p-hand', p.hand ? 'Hand raised' : ''),
+      icon(p.screen ? '🖥' : '', 'p-screen', p.screen ? 'Sharing screen' : ''),
+      icon(p.audio ? '🎤' : '🔇', 'p-audio', p.audio ? 'Microphone on' : 'Microphone off'),
+    );
+    li.append(name, lang, icons);
+    return li;
+  });
+  el.participants.replaceChildren(...items);
+}
+
+function icon(text, cls, title) {
+  const span = document.createElement('span');
+  span.className = cls;
+  span.textContent = text;
+  if (title) {
+    span.title = title;
+    span.setAttribute('aria-label', title);
+  }
+  return span;
+}
+
+// ---- chat --------------------------------------------------------------------------------------
+
+export function appendChat({ name, text, ts, self }) {
+  const li = document.createElement('li');
+  li.className = self ? 'chat-message self' : 'chat-message';
+  li.setAttribute('data-testid', 'chat-message');
+  const who = document.createElement('span');
+  who.className = 'chat-name';
+  who.textContent = name;
+  const time = document.createElement('time');
+  time.className = 'chat-time';
+  const date = new Date(typeof ts === 'number' ? ts : Date.now());
+  time.dateTime = date.toISOString();
+  time.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const body = document.createElement('span');
+  body.className = 'chat-text';
+  body.textContent = text;
+  li.append(who, time, body);
+  const atBottom = el.chatLog.scrollTop + el.chatLog.clientHeight >= el.chatLog.scrollHeight - 8;
+  el.chatLog.append(li);
+  if (atBottom) el.chatLog.scrollTop = el.chatLog.scrollHeight;
+}
+
+// ---- controls ----------------------------------------------------------------------------------
+
+export function setToggle(button, { pressed, label, disabled = false }) {
+  button.setAttribute('aria-pressed', String(!!pressed));
+  button.textContent = label;
+  button.disabled = disabled;
+}
