@@ -172,6 +172,7 @@ class HubClient:
         self._on_frame = on_frame
         self._lock = asyncio.Lock()
         self._slots: dict[str, dict[str, Any]] = {}
+        self._closed = False
         self.sio.on("*", self._record)
         self.sio.on("joined", self._joined)
         self.sio.on("sdp", self._offer)
@@ -205,6 +206,8 @@ class HubClient:
 
     async def _offer(self, data: dict[str, Any]) -> None:
         async with self._lock:  # offers are answered in order
+            if self._closed:
+                return
             self.offers += 1
             self._slots = data["tracks"]
             await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
@@ -248,6 +251,8 @@ class HubClient:
         ]
 
     async def close(self) -> None:
+        self._closed = True
         if self.sio.connected:
             await self.sio.disconnect()
-        await self.pc.close()
+        async with self._lock:  # let an offer being answered finish first
+            await self.pc.close()

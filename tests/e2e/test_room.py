@@ -99,10 +99,15 @@ def test_participant_list_hands_and_media_state(hub, new_page):
 def test_active_speaker_is_highlighted(hub, new_page):
     room = unique_room("speaker")
     ana = join(new_page(), hub.url, room, "Ana")
-    ben = join(new_page(), hub.url, room, "Ben")
     ana_id = ana.evaluate("() => window.unionhub.state.myId")
+    # Ana's fake microphone beeps: she becomes the active speaker (highlighted on her own tile).
+    expect(ana.locator(f'.tile.local.speaking[data-participant="{ana_id}"]')).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    # Someone joining while Ana keeps speaking sees her highlighted too.
+    ben = join(new_page(), hub.url, room, "Ben")
+    ben.get_by_test_id("mic-toggle").click()  # only Ana's microphone is live
     wait_remote_videos(ben, 1)
-    ben.get_by_test_id("mic-toggle").click()  # only Ana's (fake, beeping) microphone is live
     expect(ben.locator(f'.tile.speaking[data-participant="{ana_id}"]')).to_have_count(
         1, timeout=WAIT_MS
     )
