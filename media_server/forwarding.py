@@ -24,6 +24,8 @@ import av
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
+from .jitter import AssembledFrame, FrameAssembler
+
 logger = logging.getLogger(__name__)
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
@@ -42,13 +44,14 @@ class EncodedFrame:
     timestamp: int  # RTP clock, starting at 0 for the publisher's first frame
     keyframe: bool
     codec: str  # lower-case codec name: "vp8", "h264", "opus"
+    discontinuity: bool = False  # frames before this one were lost on the way in
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:
     """Whether an encoded frame can be decoded on its own (a subscriber may start here)."""
     if codec == "vp8":
-        # RFC 6386 9.1: bit 0 of the frame tag is 0 for key frames.
-        return len(data) > 0 and (data[0] & 0x01) == 0
+        # RFC 6386 9.1: bit 0 of the frame tag is 0 for key frames, which carry a start code.
+        return len(data) >= 6 and (data[0] & 0x01) == 0 and data[3:6] == b"\x9d\x01\x2a"
     if codec == "h264":
         return _h264_has_idr(data)
     return True  # audio: every frame stands alone
@@ -72,22 +75,29 @@ FrameSink = Callable[[EncodedFrame], None]
 
 
 class ReceiverTap:
-    """Stands in for ``RTCRtpReceiver``'s decoder queue (the one seam into aiortc's receiver).
+    """Stands in for ``RTCRtpReceiver``'s decoder queue (the seam into aiortc's receiver).
 
     aiortc calls ``put((codec, jitter_frame))`` on the event loop for each complete frame and
     ``put(None)`` when the receiver stops; its decoder thread calls ``get()``. We forward every
-    frame to ``sink`` and pass it on to the decoder only while ``decode`` is set.
+    frame to ``sink`` and pass it on to the decoder only while ``decode`` is set. The
+    receiver's jitter buffer is swapped for a :class:`FrameAssembler`, which releases frames
+    as soon as they are complete.
     """
 
     def __init__(self, receiver: RTCRtpReceiver, sink: FrameSink) -> None:
         attr = "_RTCRtpReceiver__decoder_queue"
         inner = getattr(receiver, attr, None)
-        if not isinstance(inner, queue.Queue):
-            raise RuntimeError("unsupported aiortc version: receiver has no decoder queue")
+        kind = getattr(receiver, "_RTCRtpReceiver__kind", None)
+        if not isinstance(inner, queue.Queue) or kind not in ("audio", "video") or not hasattr(
+            receiver, "_RTCRtpReceiver__jitter_buffer"
+        ):
+            raise RuntimeError("unsupported aiortc version: receiver internals changed")
         self._inner: queue.Queue[Any] = inner
         self._sink = sink
         self.decode = False
         self.frames = 0
+        self.assembler = FrameAssembler(is_video=kind == "video")
+        setattr(receiver, "_RTCRtpReceiver__jitter_buffer", self.assembler)
         setattr(receiver, attr, self)
 
     # called by aiortc on the event loop
@@ -97,14 +107,19 @@ class ReceiverTap:
             return
         codec, jitter_frame = item
         name = codec.name.lower()
-        data = jitter_frame.data
-        self.frames += 1
-        try:
-            self._sink(EncodedFrame(data, jitter_frame.timestamp, is_keyframe(name, data), name))
-        except Exception:  # a faulty subscriber must not kill the publisher's receiver
-            logger.exception("forwarding sink failed")
-        if self.decode:
-            self._inner.put(item)
+        frames = [jitter_frame]
+        if isinstance(jitter_frame, AssembledFrame):
+            frames += jitter_frame.more
+            jitter_frame.more = []
+        for f in frames:
+            self.frames += 1
+            discontinuity = getattr(f, "discontinuity", False)
+            try:
+                self._sink(EncodedFrame(f.data, f.timestamp, is_keyframe(name, f.data), name, discontinuity))
+            except Exception:  # a faulty subscriber must not kill the publisher's receiver
+                logger.exception("forwarding sink failed")
+            if self.decode:
+                self._inner.put((codec, f))
 
     # called by aiortc's decoder thread
     def get(self, block: bool = True, timeout: float | None = None) -> Any:

@@ -57,6 +57,7 @@ class Publication:
         self._tasks: set[asyncio.Task[None]] = set()
         self.frames = 0
         self.plis = 0
+        self._gated = False  # after ingress loss: hold video until the next keyframe
         if mode == "relay":
             self._relay = MediaRelay()
         else:
@@ -86,6 +87,16 @@ class Publication:
 
     def _on_frame(self, frame: EncodedFrame) -> None:
         self.frames += 1
+        if self.kind == "video":
+            # Forwarding a frame whose references were lost would show corruption at every
+            # subscriber until the next keyframe; hold everyone at a clean point instead.
+            if frame.discontinuity and not frame.keyframe:
+                self._gated = True
+                self.request_keyframe()
+            if self._gated:
+                if not frame.keyframe:
+                    return
+                self._gated = False
         for sub in self._subscribers:
             sub.push(frame)
 

@@ -59,7 +59,8 @@ class HubServer:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        useful = [line for line in text.splitlines() if "aiohttp.access" not in line]
+        return "\n".join(useful[-lines:])
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -86,6 +87,7 @@ def start_server(tmp_dir: Path, *extra_args: str) -> HubServer:
     vendor = ROOT / "web_client/node_modules/socket.io-client/dist/socket.io.esm.min.js"
     if not vendor.exists():
         pytest.fail("web_client/node_modules is missing: run `make setup` (npm ci in web_client/)")
+    tmp_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     data_dir = tmp_dir / "data"
     log_path = tmp_dir / "server.log"
