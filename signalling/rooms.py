@@ -24,6 +24,7 @@ class Participant:
     video: bool
     publishes_audio: bool
     publishes_video: bool
+    caption_lang: str = ""
     screen: bool = False
     hand: bool = False
     joined_at: float = field(default_factory=time.time)
@@ -81,6 +82,7 @@ class RoomRegistry:
             video=req.video,
             publishes_audio=req.audio,
             publishes_video=req.video,
+            caption_lang=req.lang,
         )
         room.participants[participant.id] = participant
         self.by_sid[sid] = participant
@@ -102,12 +104,16 @@ class RoomRegistry:
             raise SignallingError("not-joined", "Join a room first.")
         return self.rooms[participant.room], participant
 
-    def add_chat(self, room: Room, participant: Participant, text: str) -> dict[str, Any]:
+    def add_chat(
+        self, room: Room, participant: Participant, text: str, translations: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         message = {
             "id": uuid.uuid4().hex[:12],
             "from": participant.id,
             "name": participant.name,
+            "lang": participant.lang,
             "text": text,
+            "translations": translations or {},
             "ts": int(time.time() * 1000),
         }
         room.chat.append(message)

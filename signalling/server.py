@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 
@@ -21,6 +21,9 @@ from media_server.peer import NegotiationError
 from . import validation
 from .rooms import Participant, Room, RoomRegistry
 from .validation import SignallingError
+
+if TYPE_CHECKING:
+    from captioning.service import CaptionService
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +37,16 @@ def _room_key(name: str) -> str:
     return f"room:{name}"
 
 
+def _captions_key(name: str, lang: str) -> str:
+    return f"captions:{name}:{lang}"
+
+
 class SignallingServer:
     """Binds a python-socketio ``AsyncServer`` to a :class:`RoomRegistry` and an :class:`SFU`."""
 
-    EVENTS = ("join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "leave")
+    EVENTS = (
+        "join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "caption-language", "leave",
+    )
 
     def __init__(
         self,
@@ -61,6 +70,7 @@ class SignallingServer:
         )
         self._sid_of: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.captions: CaptionService | None = None
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         for event in self.EVENTS:
@@ -122,6 +132,32 @@ class SignallingServer:
             participant.screen = screen
             self._spawn(self._broadcast_participant(room, participant))
 
+    # -- captions ---------------------------------------------------------------------------------
+
+    def attach_captions(self, captions: CaptionService) -> None:
+        self.captions = captions
+        self.sfu.publication_hooks.append(captions.on_publication)
+
+    def participant_info(self, participant_id: str) -> tuple[str, str] | None:
+        """(display name, profile language) of a participant, for captions."""
+        sid = self._sid_of.get(participant_id)
+        participant = self.registry.by_sid.get(sid) if sid else None
+        return (participant.name, participant.lang) if participant else None
+
+    def room_languages(self, room_name: str) -> set[str]:
+        """Caption languages currently chosen by someone in the room."""
+        room = self.registry.rooms.get(room_name)
+        return {p.caption_lang for p in room.participants.values()} if room else set()
+
+    async def emit_caption(self, room: str, lang: str, caption: dict[str, Any]) -> None:
+        await self.sio.emit("caption", caption, room=_captions_key(room, lang))
+
+    def _caption_status(self) -> dict[str, Any]:
+        if self.captions is None:
+            return {"available": False, "translation": False, "languages": [],
+                    "message": "Captions are turned off on this server."}
+        return self.captions.status()
+
     # -- connection ---------------------------------------------------------------------------
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -137,8 +173,11 @@ class SignallingServer:
         room, participant = left
         self._sid_of.pop(participant.id, None)
         await self.sio.leave_room(sid, _room_key(room.name))
+        await self.sio.leave_room(sid, _captions_key(room.name, participant.caption_lang))
         await self.sio.emit("participant-left", {"id": participant.id}, room=_room_key(room.name))
         await self.sfu.leave(participant.id)
+        if self.captions is not None and room.name not in self.registry.rooms:
+            await self.captions.end_session(room.name)
         logger.info("room %s: %s left", room.name, participant.id)
 
     # -- events ---------------------------------------------------------------------------------
@@ -148,6 +187,7 @@ class SignallingServer:
         room, participant = self.registry.join(sid, req)
         self._sid_of[participant.id] = sid
         await self.sio.enter_room(sid, _room_key(room.name))
+        await self.sio.enter_room(sid, _captions_key(room.name, participant.caption_lang))
         others = [p.public() for p in room.participants.values() if p.id != participant.id]
         await self.sio.emit(
             "joined",
@@ -157,6 +197,7 @@ class SignallingServer:
                 "codec": self.sfu.codec,
                 "participants": others,
                 "chat": list(room.chat),
+                "captions": self._caption_status(),
             },
             to=sid,
         )
@@ -215,8 +256,22 @@ class SignallingServer:
     async def _on_chat(self, sid: str, data: Any) -> None:
         text = validation.chat(data)
         room, participant = self.registry.get(sid)
-        message = self.registry.add_chat(room, participant, text)
+        translations: dict[str, str] = {}
+        if self.captions is not None:
+            # once per language present in the room, not once per reader
+            langs = {p.lang for p in room.participants.values()} | self.room_languages(room.name)
+            translations = await self.captions.translate_many(text, participant.lang, langs)
+        message = self.registry.add_chat(room, participant, text, translations)
         await self.sio.emit("chat", message, room=_room_key(room.name))
+
+    async def _on_caption_language(self, sid: str, data: Any) -> None:
+        lang = validation.caption_language(data)
+        room, participant = self.registry.get(sid)
+        if lang != participant.caption_lang:
+            await self.sio.leave_room(sid, _captions_key(room.name, participant.caption_lang))
+            participant.caption_lang = lang
+            await self.sio.enter_room(sid, _captions_key(room.name, lang))
+        await self.sio.emit("caption-language", {"lang": lang}, to=sid)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -225,5 +280,7 @@ class SignallingServer:
             with contextlib.suppress(Exception):
                 await self._leave(sid)
         await self.sfu.close()
+        if self.captions is not None:
+            await self.captions.close()
         for task in tuple(self._tasks):
             task.cancel()

@@ -136,3 +136,8 @@ def chat(data: Any) -> str:
     if len(text) > MAX_CHAT:
         raise SignallingError("too-large", f"Chat messages are at most {MAX_CHAT} characters.")
     return text
+
+
+def caption_language(data: Any) -> str:
+    d = _obj(data)
+    return language(d.get("lang"))

@@ -16,6 +16,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from media_server.client import encode_test_video
+from media_server.jitter import AssembledFrame
 from media_server.forwarding import (
     AUDIO_QUEUE_FRAMES,
     VIDEO_QUEUE_FRAMES,
@@ -74,6 +75,13 @@ def test_vp8_keyframes_match_the_encoder(vp8_packets: list[av.Packet]) -> None:
 
 def test_vp8_empty_frame_is_not_a_keyframe() -> None:
     assert is_keyframe("vp8", b"") is False
+
+
+def test_vp8_keyframe_needs_its_start_code(vp8_packets: list[av.Packet]) -> None:
+    keyframe = bytes(vp8_packets[0])
+    assert is_keyframe("vp8", keyframe[:6]) is True  # frame tag + start code
+    assert is_keyframe("vp8", keyframe[:5]) is False  # truncated
+    assert is_keyframe("vp8", keyframe[:3] + b"\x00\x00\x00" + keyframe[6:]) is False
 
 
 SPS = b"\x67\x42\xc0\x1f\xda\x01\x40\x16\xe8"
@@ -291,6 +299,38 @@ async def test_receiver_tap_forwards_every_frame_without_decoding(
     assert {f.codec for f in received} == {"vp8"}
     assert tap.frames == 12
     assert inner.empty()  # video is never decoded
+
+
+async def test_receiver_tap_takes_over_frame_assembly(video_receiver: RTCRtpReceiver) -> None:
+    tap = ReceiverTap(video_receiver, lambda frame: None)
+    assert getattr(video_receiver, "_RTCRtpReceiver__jitter_buffer") is tap.assembler
+
+
+async def test_receiver_tap_forwards_each_frame_one_packet_completed(
+    video_receiver: RTCRtpReceiver, vp8_packets: list[av.Packet]
+) -> None:
+    inner = decoder_queue(video_receiver)
+    received: list[EncodedFrame] = []
+    tap = ReceiverTap(video_receiver, received.append)
+    tap.decode = True
+    # a retransmission completed three frames at once, after frames before them were lost
+    first = AssembledFrame(bytes(vp8_packets[10]), 30000, discontinuity=True)
+    first.more = [
+        AssembledFrame(bytes(vp8_packets[11]), 33000),
+        AssembledFrame(bytes(vp8_packets[12]), 36000),
+    ]
+    tap.put((VP8, first))
+
+    assert [(f.data, f.timestamp, f.keyframe, f.discontinuity) for f in received] == [
+        (bytes(vp8_packets[10]), 30000, True, True),
+        (bytes(vp8_packets[11]), 33000, False, False),
+        (bytes(vp8_packets[12]), 36000, False, False),
+    ]
+    decoded = drain_queue(inner)  # aiortc's decoder takes one frame per item
+    assert [(codec, frame.timestamp) for codec, frame in decoded] == [
+        (VP8, 30000), (VP8, 33000), (VP8, 36000),
+    ]
+    assert tap.frames == 3
 
 
 async def test_receiver_tap_feeds_the_decoder_only_when_asked(

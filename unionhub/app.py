@@ -8,6 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
+from captioning import http as captions_http
+from captioning.service import CaptionConfig, CaptionService
+from captioning.store import CaptionStore
 from signalling import RoomRegistry, SignallingServer
 
 logger = logging.getLogger(__name__)
@@ -48,7 +51,10 @@ async def _vendor(request: web.Request) -> web.StreamResponse:
 
 async def _health(request: web.Request) -> web.Response:
     server = request.app[SIGNALLING_KEY]
-    return web.json_response({"status": "ok", **server.sfu.stats()})
+    body: dict[str, Any] = {"status": "ok", **server.sfu.stats()}
+    if server.captions is not None:
+        body["captions"] = {**server.captions.status(), **server.captions.stats()}
+    return web.json_response(body)
 
 
 @web.middleware
@@ -65,13 +71,33 @@ def create_app(
     sfu_options: dict[str, Any] | None = None,
     max_participants: int = 50,
     max_rooms: int = 200,
+    captions: CaptionConfig | None = None,
 ) -> web.Application:
-    """Build the hub. ``data_dir`` holds SQLite and recordings (created if missing)."""
+    """Build the hub. ``data_dir`` holds SQLite and models (created if missing).
+
+    ``captions`` turns on live captions (models are loaded in the background after start-up).
+    """
     app = web.Application(middlewares=[_security_headers])
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
     server = SignallingServer(RoomRegistry(max_participants, max_rooms), sfu_options=sfu_options)
     server.sio.attach(app)
+    if captions is not None:
+        store = CaptionStore((data_dir or Path("data")) / "unionhub.sqlite3")
+        service = CaptionService(
+            captions, server.emit_caption, server.participant_info, server.room_languages, store
+        )
+        server.attach_captions(service)
+        captions_http.add_routes(app, service)
+
+        async def _start_captions(app: web.Application) -> None:
+            service.start()
+
+        async def _close_store(app: web.Application) -> None:
+            store.close()
+
+        app.on_startup.append(_start_captions)
+        app.on_cleanup.append(_close_store)
     app[SIGNALLING_KEY] = server
     app.router.add_get("/", _index)
     app.router.add_get("/r/{room}", _index)

@@ -35,6 +35,7 @@ const ERROR_MESSAGES = {
   'bad-source': 'Unknown media source.',
   'listener': 'Listeners cannot publish media — rejoin with camera or microphone to share.',
   'unknown-event': 'The server did not understand a request.',
+  'internal': 'The server hit an unexpected problem — try again.',
 };
 
 const state = {
@@ -45,7 +46,6 @@ const state = {
   camera: null,   // MediaStreamTrack|null
   screen: null,   // MediaStreamTrack|null
   mediaReady: false,
-  joinedOnce: false,
   left: false,
   myId: null,
   localId: 'local',   // data-participant of the local tiles (our id once joined)
@@ -221,12 +221,12 @@ function connectSocket() {
   socket.on('joined', onJoined);
   socket.on('participant-joined', (p) => upsertParticipant(p));
   socket.on('participant-updated', (p) => upsertParticipant(p));
-  socket.on('participant-left', ({ id }) => removeParticipant(id));
+  socket.on('participant-left', (msg) => { if (msg) removeParticipant(msg.id); });
   socket.on('sdp', (msg) => {
     if (!msg || msg.type !== 'offer' || !state.call) return;
     state.call.handleOffer(msg);
   });
-  socket.on('active-speaker', ({ id } = {}) => ui.setActiveSpeaker(id || null));
+  socket.on('active-speaker', (msg) => ui.setActiveSpeaker((msg && msg.id) || null));
   socket.on('chat', showChat);
   socket.on('error', onServerError);
 }
@@ -259,6 +259,14 @@ function join() {
   });
 }
 
+/**
+ * Emit an event that needs a joined room. While disconnected it is dropped rather than buffered
+ * (socket.io would flush it before the new `join`); onJoined() re-sends the state that matters.
+ */
+function emitJoined(event, payload) {
+  if (state.socket && state.socket.connected && state.myId) state.socket.emit(event, payload);
+}
+
 function localTrack(source) {
   if (source === 'mic') return state.mic;
   if (source === 'camera') return state.camera;
@@ -275,7 +283,6 @@ function onJoined(msg) {
   const oldLocal = state.localId;
   state.myId = msg.id;
   state.localId = msg.id;
-  state.joinedOnce = true;
   ui.setLocalId(oldLocal, msg.id);
   for (const p of msg.participants || []) upsertParticipant(p, { render: false });
   renderPeople();
@@ -390,8 +397,7 @@ function updateControls() {
 }
 
 function sendMediaState() {
-  if (!state.socket || !state.joinedOnce) return;
-  state.socket.emit('media-state', {
+  emitJoined('media-state', {
     audio: !!(state.mic && state.mic.enabled),
     video: !!(state.camera && state.camera.enabled),
   });
@@ -427,7 +433,7 @@ el.screenShare.addEventListener('click', async () => {
     track.addEventListener('ended', () => { if (state.screen === track) stopScreen(); });
     const tile = ui.ensureTile({ id: state.localId, name: state.name, source: 'screen', local: true });
     ui.setTileVideo(tile, track, { local: true });
-    if (state.socket.connected && state.joinedOnce) state.socket.emit('publish', { source: 'screen' });
+    emitJoined('publish', { source: 'screen' });
   } catch (err) {
     ui.showError(err.message || String(err), 'screen');
   } finally {
@@ -443,16 +449,14 @@ function stopScreen({ notify = true } = {}) {
   track.stop();
   ui.removeTile(state.localId, 'screen');
   if (state.call) state.call.refreshPublish('screen');
-  if (notify && state.socket && state.socket.connected) {
-    state.socket.emit('unpublish', { source: 'screen' });
-  }
+  if (notify) emitJoined('unpublish', { source: 'screen' });
   updateControls();
   renderPeople();
 }
 
 el.raiseHand.addEventListener('click', () => {
   state.hand = !state.hand;
-  if (state.socket && state.socket.connected) state.socket.emit('hand', { raised: state.hand });
+  emitJoined('hand', { raised: state.hand });
   updateControls();
   renderPeople();
 });

@@ -207,14 +207,12 @@ export function setActiveSpeaker(participantId) {
   for (const node of document.querySelectorAll('.speaking')) node.classList.remove('speaking');
   if (!participantId) return;
   const sel = `[data-participant="${CSS.escape(participantId)}"]`;
-  for (const node of document.querySelectorAll(`.tile${sel}, .participant${sel}`)) {
+  for (const node of document.querySelectorAll(`.tile.source-camera${sel}, .participant${sel}`)) {
     node.classList.add('speaking');
   }
 }
 
 // ---- remote audio ----------------------------------------------------------------------------
-
-let audioBlocked = false;
 
 export function addRemoteAudio(key, participantId, track) {
   removeRemoteAudio(key);
@@ -227,7 +225,6 @@ export function addRemoteAudio(key, participantId, track) {
   el.audioSink.append(audio);
   audio.play().catch((err) => {
     if (err && err.name === 'NotAllowedError') {
-      audioBlocked = true;
       el.enableAudio.hidden = false;
     }
   });
@@ -249,13 +246,8 @@ export function clearRemoteAudio() {
 
 /** After a user gesture: retry every blocked <audio>. */
 export function unblockAudio() {
-  audioBlocked = false;
   el.enableAudio.hidden = true;
   for (const audio of el.audioSink.querySelectorAll('audio')) audio.play().catch(() => {});
-}
-
-export function isAudioBlocked() {
-  return audioBlocked;
 }
 
 // ---- participant list ------------------------------------------------------------------------
@@ -284,27 +276,21 @@ export function renderParticipants(people) {
     lang.className = 'p-lang';
     lang.textContent = p.lang || '';
     lang.title = 'Preferred language';
-    const icons = document.createElement('span');
-    icons.className = 'p-icons';
-    icons.append(
-      icon(p.hand ? '✋' : '', 'p-hand', p.hand ? 'Hand raised' : ''),
-      icon(p.screen ? '🖥' : '', 'p-screen', p.screen ? 'Sharing screen' : ''),
-      icon(p.audio ? '🎤' : '🔇', 'p-audio', p.audio ? 'Microphone on' : 'Microphone off'),
-    );
-    li.append(name, lang, icons);
+    const badges = document.createElement('span');
+    badges.className = 'p-badges';
+    if (p.hand) badges.append(badge('Hand raised', 'p-hand'));
+    if (p.screen) badges.append(badge('Sharing', 'p-screen'));
+    badges.append(p.audio ? badge('Mic on', 'p-audio on') : badge('Muted', 'p-audio off'));
+    li.append(name, lang, badges);
     return li;
   });
   el.participants.replaceChildren(...items);
 }
 
-function icon(text, cls, title) {
+function badge(text, cls) {
   const span = document.createElement('span');
-  span.className = cls;
+  span.className = `badge ${cls}`;
   span.textContent = text;
-  if (title) {
-    span.title = title;
-    span.setAttribute('aria-label', title);
-  }
   return span;
 }
 

@@ -166,17 +166,26 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def new_page(browser: object) -> Iterator[Callable[[], object]]:
-    """`new_page()` opens a page in a fresh browser context (a separate participant)."""
+    """`new_page()` opens a page in a fresh browser context (a separate participant).
+
+    At teardown the test fails if any page threw an uncaught exception or violated the
+    Content-Security-Policy the hub sends (no inline scripts or styles).
+    """
     contexts: list[object] = []
+    problems: list[str] = []
+
+    def on_console(message: object) -> None:
+        text = message.text  # type: ignore[attr-defined]
+        if message.type == "error" and "Content Security Policy" in text:  # type: ignore[attr-defined]
+            problems.append(f"CSP violation: {text}")
 
     def factory() -> object:
         context = browser.new_context(viewport={"width": 1000, "height": 700})  # type: ignore[attr-defined]
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
-        page_errors: list[str] = []
-        page.on("pageerror", lambda exc: page_errors.append(f"{exc}"))
-        page.page_errors = page_errors  # type: ignore[attr-defined]
+        page.on("pageerror", lambda exc: problems.append(f"uncaught exception: {exc}"))
+        page.on("console", on_console)
         return page
 
     yield factory
@@ -185,6 +194,8 @@ def new_page(browser: object) -> Iterator[Callable[[], object]]:
             context.close()
         except Exception:  # noqa: BLE001 - browser may already be gone after a failure
             pass
+    if problems:
+        pytest.fail("browser problems:\n" + "\n".join(problems))
 
 
 @pytest.hookimpl(hookwrapper=True)

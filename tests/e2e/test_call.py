@@ -93,6 +93,9 @@ def test_cut_connection_rejoins_and_media_flows_again(hub, new_page):
     wait_remote_videos(ana, 1)
     wait_remote_videos(ben, 1)
     old_id = ana.evaluate("() => window.unionhub.state.myId")
+    ana.get_by_test_id("raise-hand").click()
+    ana.get_by_test_id("mic-toggle").click()
+    expect(participant(ben, "Ana")).to_have_attribute("data-hand", "true")
 
     # Cut Ana off: the network goes away and her signalling connection drops.
     ana.context.set_offline(True)
@@ -119,7 +122,10 @@ def test_cut_connection_rejoins_and_media_flows_again(hub, new_page):
     wait_videos_advance(ben)
     wait_frames_not_black(ben)
     assert [v["participant"] for v in remote_videos(ben)] == [new_id]
+    # She is the same person to the others: still muted, hand still raised.
     expect(participant(ben, "Ana")).to_have_count(1)
+    expect(participant(ben, "Ana")).to_have_attribute("data-hand", "true")
+    expect(participant(ben, "Ana")).to_have_attribute("data-audio", "false")
     expect(ana.get_by_test_id("participant")).to_have_count(2)
 
 

@@ -1,0 +1,1 @@
+"""Live multilingual captions: streaming Whisper transcription and Argos translation."""

@@ -1,0 +1,329 @@
+"""Captions for every speaker of every room: SFU audio taps in, per-language captions out.
+
+One :class:`~captioning.stream.SpeakerStream` per audio publication, fed from the SFU's
+decoded-once audio tap. Each caption is translated once per language requested in the room
+(never per listener), emitted through ``emit`` and, when final, stored for the archive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from media_server import MediaRoom, Publication
+
+from .asr import AsrSpec, default_threads
+from .audio import PcmConverter
+from .models import ModelDirs, ModelError, resolve_asr_model
+from .store import CaptionStore, StoredCaption
+from .stream import AsrScheduler, CaptionEvent, SpeakerStream
+from .vad import StreamingVad
+from .workers import (
+    ModelLoadError,
+    WorkerCrashed,
+    WorkerPool,
+    _asr_info,
+    _transcribe,
+    _translate_many,
+    _translation_info,
+    asr_pool,
+    translation_pool,
+)
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # (room, lang, caption)
+
+INSTALL_HINT = "Install a speech model with `unionhub models install --asr base`, then restart the hub."
+
+
+@dataclass
+class CaptionConfig:
+    models_dir: Path
+    asr_model: str = "auto"
+    asr_backend: str = "faster-whisper"
+    asr_workers: int = 1
+    asr_threads: int = field(default_factory=default_threads)
+    spoken_language: str = "profile"  # "profile": the speaker's language; "detect": per utterance
+    partial_interval: float = 0.8
+
+
+@dataclass
+class _Session:
+    id: str
+    started: float  # wall clock; caption times are seconds since this
+
+
+class CaptionService:
+    """Owns the model workers and one caption stream per speaking participant."""
+
+    def __init__(
+        self,
+        config: CaptionConfig,
+        emit: Emit,
+        participant: Callable[[str], tuple[str, str] | None],
+        room_languages: Callable[[str], set[str]],
+        store: CaptionStore | None = None,
+    ) -> None:
+        self.config = config
+        self._emit = emit
+        self._participant = participant
+        self._room_languages = room_languages
+        self._store = store
+        self._dirs = ModelDirs(config.models_dir)
+        self._asr: WorkerPool | None = None
+        self._translation: WorkerPool | None = None
+        self._scheduler: AsrScheduler | None = None
+        self._vad_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+        self._streams: dict[str, asyncio.Task[None]] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._start_task: asyncio.Task[None] | None = None
+        self.available = False
+        self.translation_available = False
+        self.multilingual = False
+        self.pairs: list[tuple[str, str]] = []
+        self.message = "Captions are starting…"
+        self.emitted = 0
+        self.translations = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load models in the background; calls work meanwhile and captions start when ready."""
+        if self._start_task is None:
+            self._start_task = asyncio.create_task(self._start(), name="captions-start")
+
+    async def ready(self) -> None:
+        if self._start_task is not None:
+            await asyncio.shield(self._start_task)
+
+    async def _start(self) -> None:
+        from .translate import configure
+
+        configure(self._dirs.argos)
+        try:
+            model = await asyncio.to_thread(resolve_asr_model, self.config.asr_model, self._dirs)
+        except ModelError as exc:
+            model = None
+            self.message = f"Captions are unavailable: {exc}"
+        if model is None:
+            if self.config.asr_model == "none":
+                self.message = "Captions are turned off on this server."
+            elif not self.message.startswith("Captions are unavailable"):
+                self.message = f"Captions are unavailable: no speech model is installed. {INSTALL_HINT}"
+            logger.warning(self.message)
+        else:
+            spec = AsrSpec(self.config.asr_backend, str(model), threads=self.config.asr_threads)
+            pool = asr_pool(spec, self.config.asr_workers)
+            try:
+                info = await pool.start(_asr_info)
+            except ModelLoadError as exc:
+                pool.close()
+                self.message = f"Captions are unavailable: the speech model failed to load ({exc})."
+                logger.error(self.message)
+            else:
+                self._asr = pool
+                self.multilingual = bool(info["multilingual"])
+                self._scheduler = AsrScheduler(self._transcribe, slots=pool.size)
+                self._scheduler.start()
+                self.available = True
+                self.message = f"Captions on ({Path(model).name})."
+                logger.info("speech model %s loaded (multilingual=%s)", model, self.multilingual)
+        await self._start_translation()
+
+    async def _start_translation(self) -> None:
+        argos = self._dirs.argos / "packages"
+        if not argos.is_dir() or not any(argos.iterdir()):
+            logger.info("no translation models installed in %s", argos)
+            return
+        pool = translation_pool(self._dirs.argos)
+        try:
+            info = await pool.start(_translation_info)
+        except ModelLoadError as exc:
+            pool.close()
+            logger.error("translation unavailable: %s", exc)
+            return
+        self._translation = pool
+        self.pairs = [tuple(p) for p in info["pairs"]]  # type: ignore[misc]
+        self.translation_available = bool(self.pairs)
+
+    async def close(self) -> None:
+        if self._start_task is not None:
+            self._start_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._start_task
+        for task in list(self._streams.values()):
+            task.cancel()
+        for task in list(self._streams.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._scheduler is not None:
+            await self._scheduler.close()
+        for pool in (self._asr, self._translation):
+            if pool is not None:
+                pool.close()
+        self._vad_executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- what the server can serve -----------------------------------------------------------
+
+    def can_translate(self, source: str, target: str) -> bool:
+        pairs = set(self.pairs)
+        return source == target or (source, target) in pairs or (
+            (source, "en") in pairs and ("en", target) in pairs
+        )
+
+    def languages(self) -> list[str]:
+        """Caption languages a listener can choose: every reachable translation, plus English."""
+        langs = {"en"} if self.available else set()
+        for a, b in self.pairs:
+            langs.update((a, b))
+        return sorted(langs)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "translation": self.translation_available,
+            "languages": self.languages(),
+            "message": self.message,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"speakers": len(self._streams), "emitted": self.emitted,
+                               "translations": self.translations}
+        if self._scheduler is not None:
+            out.update(self._scheduler.stats())
+        if self._asr is not None:
+            out["asr_restarts"] = self._asr.restarts
+        return out
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def _session(self, room: str) -> _Session:
+        session = self._sessions.get(room)
+        if session is None:
+            sid = await self._store.start_session(room) if self._store else f"{room}-{int(time.time())}"
+            session = self._sessions.setdefault(room, _Session(sid, time.time()))
+        return session
+
+    async def end_session(self, room: str) -> None:
+        session = self._sessions.pop(room, None)
+        if session is not None and self._store is not None:
+            await self._store.end_session(session.id)
+
+    def session_id(self, room: str) -> str | None:
+        session = self._sessions.get(room)
+        return session.id if session else None
+
+    # -- speakers ----------------------------------------------------------------------------
+
+    def on_publication(self, room: MediaRoom, publication: Publication) -> None:
+        """SFU hook: start captioning each new audio publication."""
+        if publication.audio is None or not self.available:
+            return
+        key = publication.id
+        self._streams[key] = asyncio.create_task(
+            self._run_speaker(room.name, publication), name=f"captions-{publication.owner}"
+        )
+
+    async def _vad(self, vad: StreamingVad, audio: np.ndarray) -> list[float]:
+        return await asyncio.get_running_loop().run_in_executor(self._vad_executor, vad.process, audio)
+
+    async def _run_speaker(self, room: str, publication: Publication) -> None:
+        assert publication.audio is not None and self._scheduler is not None
+        queue = publication.audio.subscribe()
+        session = await self._session(room)
+        info = self._participant(publication.owner)
+        language = None
+        if info is not None and (self.config.spoken_language == "profile" or not self.multilingual):
+            language = info[1] if self.multilingual else "en"
+        vad = await asyncio.get_running_loop().run_in_executor(self._vad_executor, StreamingVad)
+        converter = PcmConverter()
+
+        async def on_caption(event: CaptionEvent) -> None:
+            await self._publish(room, session, publication.owner, event)
+
+        stream = SpeakerStream(
+            self._scheduler,
+            lambda audio: self._vad(vad, audio),
+            on_caption,
+            language=language,
+            partial_interval=self.config.partial_interval,
+            time_offset=time.time() - session.started,
+        )
+        try:
+            while (frame := await queue.get()) is not None:
+                await stream.feed(converter.convert(frame))
+            await stream.close(flush=True)
+        except asyncio.CancelledError:
+            await stream.close(flush=False)
+            raise
+        finally:
+            publication.audio.unsubscribe(queue)
+            self._streams.pop(publication.id, None)
+
+    async def _transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Any:
+        assert self._asr is not None
+        return await self._asr.call(_transcribe, audio, language, prompt)
+
+    # -- translation and delivery ----------------------------------------------------------------
+
+    async def translate_many(self, text: str, source: str, targets: set[str], wait: bool = True) -> dict[str, str]:
+        """``{lang: text}`` for each reachable target; {} if translation is busy and not ``wait``."""
+        wanted = sorted(t for t in targets if t != source)
+        if not wanted or self._translation is None:
+            return {}
+        if not wait and self._translation.idle == 0:
+            return {}
+        try:
+            result = await self._translation.call(_translate_many, text, source, wanted)
+        except WorkerCrashed:
+            return {}
+        except Exception:
+            logger.exception("translation failed")
+            return {}
+        self.translations += len(result)
+        return result
+
+    async def _publish(self, room: str, session: _Session, speaker: str, event: CaptionEvent) -> None:
+        info = self._participant(speaker)
+        name = info[0] if info else "?"
+        source = event.language
+        targets = {lang for lang in self._room_languages(room) if lang != source}
+        translated = await self.translate_many(event.text, source, targets, wait=event.final)
+        base = {
+            "utterance": event.utterance,
+            "seq": event.seq,
+            "speaker": speaker,
+            "name": name,
+            "source_lang": source,
+            "original": event.text,
+            "final": event.final,
+            "stable": event.stable,
+            "start": event.start,
+            "end": event.end,
+        }
+        deliveries = [(source, {**base, "lang": source, "text": event.text})]
+        for lang in sorted(targets):
+            if lang in translated:
+                text = translated[lang]
+                deliveries.append((lang, {**base, "lang": lang, "text": text, "stable": len(text) if event.final else 0}))
+            else:  # no model for this pair (or busy on a partial): show the original
+                deliveries.append((lang, {**base, "lang": source, "text": event.text}))
+        for lang, caption in deliveries:
+            await self._emit(room, lang, caption)
+        self.emitted += 1
+        if event.final and self._store is not None:
+            rows = [StoredCaption(session.id, event.utterance, speaker, name, source, source, event.text,
+                                  event.start, event.end)]
+            rows += [StoredCaption(session.id, event.utterance, speaker, name, source, lang, text,
+                                   event.start, event.end) for lang, text in translated.items()]
+            await self._store.add(rows)

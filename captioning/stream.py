@@ -1,0 +1,356 @@
+"""Streaming captions for one speaker: VAD-cut utterances, partials that settle into finals.
+
+Audio is cut into utterances by the streaming VAD. While an utterance grows, it is
+re-transcribed every ``partial_interval`` seconds and the LocalAgreement-2 policy turns the
+hypotheses into a stable prefix plus a tentative tail (the partial caption). At a pause (or
+``max_utterance``) the whole utterance is transcribed once more and becomes the final caption.
+
+Transcription goes through :class:`AsrScheduler`, shared by all speakers: finals before
+partials, stale partials skipped, pending audio bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .asr import Transcript
+from .audio import SAMPLE_RATE
+from .policy import LocalAgreement
+from .vad import WINDOW
+from .workers import WorkerCrashed
+
+logger = logging.getLogger(__name__)
+
+TranscribeFn = Callable[[np.ndarray, str | None, str | None], Awaitable[Transcript]]
+VadFn = Callable[[np.ndarray], Awaitable[list[float]]]
+
+SPEECH_ON = 0.5
+SPEECH_OFF = 0.35
+
+
+@dataclass(frozen=True)
+class CaptionEvent:
+    utterance: str
+    seq: int  # increases with every update of the utterance
+    text: str
+    stable: int  # number of leading characters that will not change any more
+    final: bool
+    start: float  # media seconds
+    end: float
+    language: str
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    order: int
+    created: float = field(compare=False)
+    audio: np.ndarray = field(compare=False, repr=False)
+    language: str | None = field(compare=False)
+    prompt: str | None = field(compare=False)
+    future: asyncio.Future[Transcript | None] = field(compare=False, repr=False)
+
+
+class AsrScheduler:
+    """Runs transcription jobs on ``slots`` workers: finals first, stale partials dropped.
+
+    Pending final audio is capped at ``max_pending_seconds``; past it the oldest final is
+    dropped (and counted) rather than letting memory and lag grow without bound.
+    """
+
+    def __init__(
+        self,
+        transcribe: TranscribeFn,
+        slots: int = 1,
+        max_partial_age: float = 1.5,
+        max_pending_seconds: float = 90.0,
+    ) -> None:
+        self._transcribe = transcribe
+        self._slots = slots
+        self._max_partial_age = max_partial_age
+        self._max_pending = int(max_pending_seconds * SAMPLE_RATE)
+        self._heap: list[_Job] = []
+        self._order = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._runners: list[asyncio.Task[None]] = []
+        self.partials_skipped = 0
+        self.finals_dropped = 0
+        self.crashes = 0
+        self.final_lag: deque[float] = deque(maxlen=100)
+        self.busy = 0
+
+    def start(self) -> None:
+        if not self._runners:
+            self._runners = [asyncio.create_task(self._run(), name=f"asr-runner-{i}") for i in range(self._slots)]
+
+    async def close(self) -> None:
+        for task in self._runners:
+            task.cancel()
+        for task in self._runners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._runners = []
+        for job in self._heap:
+            if not job.future.done():
+                job.future.set_result(None)
+        self._heap.clear()
+
+    @property
+    def pending(self) -> int:
+        return len(self._heap)
+
+    def stats(self) -> dict[str, float | int]:
+        lag = sorted(self.final_lag)
+        return {
+            "pending": len(self._heap),
+            "busy": self.busy,
+            "partials_skipped": self.partials_skipped,
+            "finals_dropped": self.finals_dropped,
+            "crashes": self.crashes,
+            "final_lag_p50": round(lag[len(lag) // 2], 3) if lag else 0.0,
+        }
+
+    def _submit(self, priority: int, audio: np.ndarray, language: str | None, prompt: str | None) -> asyncio.Future[Transcript | None]:
+        self.start()
+        future: asyncio.Future[Transcript | None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, _Job(priority, next(self._order), time.monotonic(), audio, language, prompt, future))
+        self._enforce_cap()
+        self._wakeup.set()
+        return future
+
+    def _enforce_cap(self) -> None:
+        finals = sorted((j for j in self._heap if j.priority == 0), key=lambda j: j.order)
+        pending = sum(len(j.audio) for j in finals)
+        while finals and pending > self._max_pending:
+            job = finals.pop(0)
+            pending -= len(job.audio)
+            self._heap.remove(job)
+            job.future.set_result(None)
+            self.finals_dropped += 1
+            logger.warning("captions are lagging: dropped a %.1f s utterance", len(job.audio) / SAMPLE_RATE)
+        heapq.heapify(self._heap)
+
+    async def final(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript | None:
+        return await self._submit(0, audio, language, prompt)
+
+    async def partial(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript | None:
+        return await self._submit(1, audio, language, prompt)
+
+    async def _run(self) -> None:
+        while True:
+            while not self._heap:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            job = heapq.heappop(self._heap)
+            if job.future.done():
+                continue
+            age = time.monotonic() - job.created
+            if job.priority == 1 and age > self._max_partial_age:
+                self.partials_skipped += 1
+                job.future.set_result(None)
+                continue
+            self.busy += 1
+            try:
+                result = await self._call(job)
+            finally:
+                self.busy -= 1
+            if job.priority == 0:
+                self.final_lag.append(time.monotonic() - job.created)
+            if not job.future.done():
+                job.future.set_result(result)
+
+    async def _call(self, job: _Job) -> Transcript | None:
+        attempts = 2 if job.priority == 0 else 1  # a final is retried once after a crash
+        for _ in range(attempts):
+            try:
+                return await self._transcribe(job.audio, job.language, job.prompt)
+            except WorkerCrashed:
+                self.crashes += 1
+            except Exception:
+                logger.exception("transcription failed")
+                return None
+        return None
+
+
+class _Utterance:
+    def __init__(self, start_sample: int, audio: list[np.ndarray]) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.start_sample = start_sample
+        self.chunks = audio
+        self.samples = sum(len(a) for a in audio)
+        self.speech_windows = 0
+        self.partial_at = 0
+        self.seq = 0
+        self.language: str | None = None
+        self.agreement = LocalAgreement()
+        self.closed = False
+
+    def append(self, window: np.ndarray) -> None:
+        self.chunks.append(window)
+        self.samples += len(window)
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+
+
+class SpeakerStream:
+    """Turns one speaker's 16 kHz audio into partial and final :class:`CaptionEvent`s."""
+
+    def __init__(
+        self,
+        scheduler: AsrScheduler,
+        vad: VadFn,
+        on_caption: Callable[[CaptionEvent], Awaitable[None]],
+        language: str | None = None,
+        partial_interval: float = 0.8,
+        min_silence: float = 0.5,
+        max_utterance: float = 15.0,
+        min_speech: float = 0.25,
+        pre_roll: float = 0.3,
+        time_offset: float = 0.0,
+    ) -> None:
+        self._scheduler = scheduler
+        self._vad = vad
+        self._on_caption = on_caption
+        self.language = language
+        self._partial_samples = int(partial_interval * SAMPLE_RATE)
+        self._silence_limit = int(min_silence * SAMPLE_RATE)
+        self._max_samples = int(max_utterance * SAMPLE_RATE)
+        self._min_speech_windows = max(1, int(min_speech * SAMPLE_RATE / WINDOW))
+        self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(pre_roll * SAMPLE_RATE / WINDOW)))
+        self._time_offset = time_offset
+        self._pending = np.zeros(0, np.float32)
+        self._position = 0  # samples classified so far
+        self._utterance: _Utterance | None = None
+        self._silence = 0
+        self._partial_task: asyncio.Task[None] | None = None
+        self._finals: asyncio.Queue[_Utterance | None] = asyncio.Queue()
+        self._final_task: asyncio.Task[None] | None = None
+        self._context = ""  # last final text: the prompt for the next utterance
+
+    def _seconds(self, sample: int) -> float:
+        return round(self._time_offset + sample / SAMPLE_RATE, 3)
+
+    async def feed(self, pcm: np.ndarray) -> None:
+        """Add audio; runs VAD (in an executor) and schedules transcriptions."""
+        if self._final_task is None:
+            self._final_task = asyncio.create_task(self._final_loop(), name="captions-finals")
+        self._pending = np.concatenate([self._pending, pcm.astype(np.float32, copy=False)])
+        n = len(self._pending) // WINDOW
+        if n == 0:
+            return
+        block = self._pending[: n * WINDOW]
+        self._pending = self._pending[n * WINDOW :]
+        probs = await self._vad(block)
+        for i, prob in enumerate(probs):
+            self._window(block[i * WINDOW : (i + 1) * WINDOW], prob)
+
+    def _window(self, window: np.ndarray, prob: float) -> None:
+        start = self._position
+        self._position += len(window)
+        utt = self._utterance
+        if utt is None:
+            if prob >= SPEECH_ON:
+                pre = list(self._pre_roll)
+                self._pre_roll.clear()
+                utt = _Utterance(start - sum(len(p) for p in pre), [*pre, window])
+                utt.speech_windows = 1
+                self._utterance = utt
+                self._silence = 0
+            else:
+                self._pre_roll.append(window)
+            return
+        utt.append(window)
+        if prob < SPEECH_OFF:
+            self._silence += len(window)
+        else:
+            self._silence = 0
+            utt.speech_windows += 1
+        if self._silence >= self._silence_limit:
+            self._end_utterance(trim=self._silence - int(0.2 * SAMPLE_RATE))
+        elif utt.samples >= self._max_samples:
+            self._end_utterance(trim=0)
+        elif utt.samples - utt.partial_at >= self._partial_samples and self._partial_task is None:
+            utt.partial_at = utt.samples
+            self._partial_task = asyncio.create_task(self._partial(utt), name="captions-partial")
+
+    def _end_utterance(self, trim: int) -> None:
+        utt = self._utterance
+        assert utt is not None
+        self._utterance = None
+        self._silence = 0
+        utt.closed = True
+        if trim > 0:
+            audio = utt.audio()[: max(0, utt.samples - trim)]
+            utt.chunks, utt.samples = [audio], len(audio)
+        if utt.speech_windows >= self._min_speech_windows:
+            self._finals.put_nowait(utt)
+
+    async def _partial(self, utt: _Utterance) -> None:
+        try:
+            result = await self._scheduler.partial(utt.audio(), utt.language or self.language, self._context)
+            if result is None or utt.closed or not result.text:
+                return
+            utt.language = utt.language or result.language
+            committed, tentative = utt.agreement.update(result.text.split())
+            stable_text = " ".join(committed)
+            text = " ".join(committed + tentative)
+            utt.seq += 1
+            await self._on_caption(
+                CaptionEvent(utt.id, utt.seq, text, len(stable_text), False,
+                             self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
+                             utt.language or "und")
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("partial caption failed")
+        finally:
+            self._partial_task = None
+
+    async def _final_loop(self) -> None:
+        while (utt := await self._finals.get()) is not None:
+            try:
+                result = await self._scheduler.final(utt.audio(), utt.language or self.language, self._context)
+                if result is None or not result.text.strip():
+                    continue
+                text = result.text.strip()
+                self._context = text[-200:]
+                utt.seq += 1
+                await self._on_caption(
+                    CaptionEvent(utt.id, utt.seq, text, len(text), True,
+                                 self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
+                                 utt.language or result.language or self.language or "und")
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("final caption failed")
+
+    async def close(self, flush: bool = True) -> None:
+        """End of the stream: the utterance in progress becomes final (if ``flush``)."""
+        if flush and self._utterance is not None:
+            self._end_utterance(trim=0)
+        if self._partial_task is not None:
+            self._partial_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._partial_task
+        if self._final_task is not None:
+            self._finals.put_nowait(None)
+            if flush:
+                await self._final_task
+            else:
+                self._final_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._final_task

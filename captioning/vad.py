@@ -1,0 +1,56 @@
+"""Streaming voice activity detection with the Silero model shipped inside faster-whisper.
+
+faster-whisper's ``SileroVADModel`` resets the model's recurrent state on every call, which is
+right for whole files; a live stream keeps the state (and the 64-sample context) across windows.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+WINDOW = 512  # samples at 16 kHz = 32 ms, the model's native step
+CONTEXT = 64
+
+
+def silero_model_path() -> str:
+    from faster_whisper.utils import get_assets_path
+
+    return os.path.join(get_assets_path(), "silero_vad_v6.onnx")
+
+
+class StreamingVad:
+    """Speech probability per 32 ms window of a continuous 16 kHz stream."""
+
+    def __init__(self, path: str | None = None) -> None:
+        import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 4
+        self._session = onnxruntime.InferenceSession(
+            path or silero_model_path(), providers=["CPUExecutionProvider"], sess_options=opts
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def process(self, audio: np.ndarray) -> list[float]:
+        """Feed samples; returns one probability per completed 512-sample window."""
+        buf = np.concatenate([self._pending, audio.astype(np.float32, copy=False)])
+        n = len(buf) // WINDOW
+        probs: list[float] = []
+        for i in range(n):
+            window = buf[i * WINDOW : (i + 1) * WINDOW]
+            x = np.concatenate([self._context, window])[None, :]
+            out, self._h, self._c = self._session.run(None, {"input": x, "h": self._h, "c": self._c})
+            self._context = window[-CONTEXT:]
+            probs.append(float(np.asarray(out).reshape(-1)[0]))
+        self._pending = buf[n * WINDOW :]
+        return probs
