@@ -257,3 +257,66 @@ def _set_weights(spec: TransformerSpec, pieces: list[str], mapping: dict[str, st
         projection[target_id, source_id] = LOGIT_SCALE
     decoder.projection.weight = projection
     decoder.projection.bias = zeros(vocab)
+
+
+# -- installing built packages ------------------------------------------------------------
+
+# Runs in a fresh interpreter (argostranslate reads ARGOS_PACKAGES_DIR and creates its XDG
+# dirs at import time); the network is blocked, since installing a local file needs none.
+_INSTALL_CHILD = """
+import socket, sys
+from pathlib import Path
+
+def _no_network(*args, **kwargs):
+    raise OSError("network access is disabled while installing test models")
+
+socket.socket.connect = _no_network
+socket.socket.connect_ex = _no_network
+
+import argostranslate.package
+
+for archive in sys.argv[1:]:
+    argostranslate.package.install_from_path(Path(archive))
+"""
+
+
+def argos_env(packages_dir: Path, home: Path) -> dict[str, str]:
+    """Environment overrides that point argostranslate at ``packages_dir`` and keep it out of ~.
+
+    ``home`` stands in for HOME and the XDG data/config/cache dirs (argostranslate creates
+    directories there when imported).
+    """
+    return {
+        "ARGOS_PACKAGES_DIR": str(packages_dir),
+        "ARGOS_DEVICE_TYPE": "cpu",
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+    }
+
+
+def install_argos_models(packages_dir: Path, models: list[Path]) -> None:
+    """Install ``.argosmodel`` files into ``packages_dir`` the way Argos does.
+
+    Uses ``argostranslate.package.install_from_path`` in a subprocess with
+    ``ARGOS_PACKAGES_DIR=packages_dir``, so each package ends up in
+    ``packages_dir/<package name>/`` (e.g. ``translate-en_es/``), exactly where
+    ``unionhub models install`` puts them for ``ARGOS_PACKAGES_DIR=<models>/argos``.
+    """
+    import os
+    import subprocess
+    import sys
+
+    packages_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="argos-home-") as home:
+        env = {**os.environ, **argos_env(packages_dir, Path(home))}
+        proc = subprocess.run(
+            [sys.executable, "-c", _INSTALL_CHILD, *(str(m) for m in models)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"installing {[m.name for m in models]} failed:\n{proc.stderr}")
