@@ -37,6 +37,9 @@ class AudioTap:
         """A queue receiving every decoded frame from now on; ``None`` marks the end."""
         q: asyncio.Queue[AudioFrame | None] = asyncio.Queue(maxsize)
         self._queues.add(q)
+        if self._task is not None and self._task.done():
+            q.put_nowait(None)
+            return q
         if self._task is None:
             if self._receiver_tap is not None:
                 self._receiver_tap.decode = True
@@ -67,6 +70,7 @@ class AudioTap:
                 if q.full():
                     with contextlib.suppress(asyncio.QueueEmpty):
                         q.get_nowait()
+                    self.dropped += 1
                 q.put_nowait(None)
 
     async def close(self) -> None:

@@ -78,6 +78,36 @@ def encode_test_audio(seconds: float = 4.0, hz: float = 440.0) -> list[av.Packet
     return packets
 
 
+def encode_wav_audio(path: str, silence_after: float = 1.0) -> list[av.Packet]:
+    """Encode a WAV file (any rate) to Opus packets once, with trailing silence; pts in 1/48000."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = 48000
+    codec.layout = "stereo"
+    codec.format = "s16"
+    codec.bit_rate = 48000
+    resampler = av.AudioResampler(format="s16", layout="stereo", rate=48000, frame_size=960)
+    frames: list[av.AudioFrame] = []
+    with av.open(path) as container:
+        for frame in container.decode(audio=0):
+            frame.pts = None
+            frames.extend(resampler.resample(frame))
+    frames.extend(resampler.resample(None))
+    silence = np.zeros((1, 960 * 2), np.int16)
+    for _ in range(int(silence_after * 50)):
+        f = av.AudioFrame.from_ndarray(silence, format="s16", layout="stereo")
+        f.sample_rate = 48000
+        frames.append(f)
+    packets: list[av.Packet] = []
+    for i, frame in enumerate(frames):
+        frame.pts = i * 960
+        packets.extend(codec.encode(frame))
+    packets.extend(codec.encode(None))
+    for i, p in enumerate(packets):
+        p.pts = i * 960
+        p.time_base = fractions.Fraction(1, 48000)
+    return packets
+
+
 class PreEncodedTrack(MediaStreamTrack):
     """Plays a list of encoded packets in real time, looping, without encoding anything."""
 

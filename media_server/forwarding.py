@@ -166,7 +166,7 @@ class ForwardedTrack(MediaStreamTrack):
             self._waiting_keyframe = False
         if len(self._frames) >= self._maxlen:
             if self.kind == "video":
-                self.dropped += len(self._frames) + 1
+                self.dropped += len(self._frames) + (0 if frame.keyframe else 1)
                 self._frames.clear()
                 if not frame.keyframe:
                     self._waiting_keyframe = True

@@ -118,6 +118,9 @@ class Peer:
         self._slots[transceiver] = Slot("publish", source, kind)
         self.renegotiate()
 
+    def has_publish_slot(self, source: str) -> bool:
+        return any(s.role == "publish" and s.source == source for s in self._slots.values())
+
     def close_publish_slot(self, source: str) -> bool:
         for transceiver, slot in self._slots.items():
             if slot.role == "publish" and slot.source == source:

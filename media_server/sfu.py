@@ -132,6 +132,8 @@ class SFU:
         room = self.rooms[self._room_of[participant]]
         if any(p.source == source for p in room.publications_of(participant)):
             return False
+        if peer.has_publish_slot(source):
+            return False
         peer.add_publish_slot(source, SOURCES_KIND[source])
         return True
 

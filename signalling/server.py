@@ -82,8 +82,10 @@ class SignallingServer:
 
     def _guard(self, event: str, handler: Handler) -> Callable[[str, Any], Awaitable[None]]:
         @functools.wraps(handler)
-        async def wrapped(sid: str, data: Any = None) -> None:
+        async def wrapped(sid: str, data: Any = None, *extra: Any) -> None:
             try:
+                if extra:
+                    raise SignallingError("bad-request", "Send one payload object.")
                 await handler(sid, data)
             except SignallingError as exc:
                 await self._error(sid, exc.code, exc.message, event)
@@ -98,7 +100,7 @@ class SignallingServer:
     async def _error(self, sid: str, code: str, message: str, event: str | None) -> None:
         await self.sio.emit("error", {"code": code, "message": message, "event": event}, to=sid)
 
-    async def _unknown(self, event: str, sid: str, data: Any = None) -> None:
+    async def _unknown(self, event: str, sid: str, *args: Any) -> None:
         await self._error(sid, "unknown-event", f"Unknown event '{event[:64]}'.", None)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -164,6 +166,9 @@ class SignallingServer:
         logger.debug("socket %s connected", sid)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        if self.sio.manager.is_connected(sid, "/"):  # an event named "disconnect", not a disconnect
+            await self._error(sid, "unknown-event", "Unknown event 'disconnect'.", None)
+            return
         await self._leave(sid)
 
     async def _leave(self, sid: str) -> None:
@@ -184,8 +189,16 @@ class SignallingServer:
 
     async def _on_join(self, sid: str, data: Any) -> None:
         req = validation.join(data)
+        if not self.sio.manager.is_connected(sid, "/"):
+            return
         room, participant = self.registry.join(sid, req)
         self._sid_of[participant.id] = sid
+        sources: list[Any] = []
+        if req.audio:
+            sources.append("mic")
+        if req.video:
+            sources.append("camera")
+        self.sfu.join(room.name, participant.id, sources)
         await self.sio.enter_room(sid, _room_key(room.name))
         await self.sio.enter_room(sid, _captions_key(room.name, participant.caption_lang))
         others = [p.public() for p in room.participants.values() if p.id != participant.id]
@@ -201,15 +214,11 @@ class SignallingServer:
             },
             to=sid,
         )
+        if self.registry.by_sid.get(sid) is not participant:
+            return  # gone while we were sending
         await self.sio.emit(
             "participant-joined", participant.public(), room=_room_key(room.name), skip_sid=sid
         )
-        sources: list[Any] = []
-        if req.audio:
-            sources.append("mic")
-        if req.video:
-            sources.append("camera")
-        self.sfu.join(room.name, participant.id, sources)
         logger.info("room %s: %s joined (%s)", room.name, participant.id, ",".join(sources) or "listener")
 
     async def _on_leave(self, sid: str, data: Any) -> None:

@@ -56,7 +56,7 @@ def _str(data: dict[str, Any], key: str, code: str, limit: int) -> str:
 
 
 def room_name(value: Any) -> str:
-    if not isinstance(value, str) or not ROOM_RE.match(value):
+    if not isinstance(value, str) or not ROOM_RE.fullmatch(value):
         raise SignallingError(
             "bad-room",
             "Room names are 1–64 letters, digits, '-' or '_' (no spaces).",
@@ -78,7 +78,7 @@ def display_name(value: Any) -> str:
 
 
 def language(value: Any) -> str:
-    if not isinstance(value, str) or not LANG_RE.match(value):
+    if not isinstance(value, str) or not LANG_RE.fullmatch(value):
         raise SignallingError("bad-lang", "Language must be a code like 'en', 'pt' or 'pt-BR'.")
     return value
 
@@ -129,7 +129,7 @@ def hand(data: Any) -> bool:
 
 def chat(data: Any) -> str:
     d = _obj(data)
-    text = _str(d, "text", "bad-request", MAX_CHAT * 2)
+    text = _str(d, "text", "bad-request", MAX_CHAT * 8)  # leading/trailing blanks are trimmed
     text = text.strip()
     if not text:
         raise SignallingError("bad-request", "Chat messages cannot be empty.")

@@ -320,3 +320,10 @@ def install_argos_models(packages_dir: Path, models: list[Path]) -> None:
         )
     if proc.returncode != 0:
         raise RuntimeError(f"installing {[m.name for m in models]} failed:\n{proc.stderr}")
+
+
+def crash_worker(*args: object) -> None:
+    """Stand-in for a worker function that kills its worker process (any arguments)."""
+    import os
+
+    os._exit(3)

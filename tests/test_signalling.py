@@ -475,6 +475,15 @@ async def test_extra_arguments_are_rejected(hub: RunningHub, connect: Connect) -
     assert ana.received("chat") == []
 
 
+async def test_event_named_disconnect_is_not_a_disconnect(hub: RunningHub, connect: Connect) -> None:
+    ana = await connect(hub.url)
+    ana_id = (await ana.join("dockers", "Ana"))["id"]
+    errors = await ana.send("disconnect", "bye")  # an event packet, not a Socket.IO disconnect
+    assert [e["code"] for e in errors] == ["unknown-event"]
+    assert ana.sio.connected
+    assert [p.id for p in hub.server.registry.rooms["dockers"].participants.values()] == [ana_id]
+
+
 @pytest.mark.parametrize(
     ("event", "payload"),
     [

@@ -1,0 +1,728 @@
+"""Live captions: latency, accuracy, compute cost and how many speakers one machine keeps up with.
+
+Per speech model (faster-whisper, int8 on CPU, in the hub's own worker processes):
+
+1. caption latency: each clip is streamed in real time (20 ms chunks on a monotonic schedule,
+   then 1.5 s of silence) through :class:`~captioning.stream.SpeakerStream`. A word's latency is
+   the wall time at which the captions first show it (previous finals + current caption, aligned
+   to the reference transcript) minus the wall time at which the word ended in the audio. Word
+   end times come from an offline faster-whisper ``word_timestamps=True`` pass over each clip,
+   aligned to the reference transcripts in the speech directory's README.md.
+2. WER of the streamed captions (concatenated finals) vs the whole clip transcribed offline with
+   the same model and decoding options (the hub's backend: greedy, without timestamps).
+3. real-time factor: worker transcription seconds / audio seconds, and calls for partials vs
+   finals.
+4. simultaneous speakers: K real-time streams (~``--seconds`` of looped clips each, starts
+   staggered by 0.37 s) share one AsrScheduler over ``--asr-workers`` workers. K keeps up when the
+   final-caption p95 latency is under 3 s and no final was dropped.
+5. faster-whisper vs openai-whisper, when openai-whisper and a ``.pt`` checkpoint exist offline.
+
+    .venv/bin/python bench/captions.py --models tiny.en,base --seconds 30 --speakers 1,2,3,4,6
+    .venv/bin/python bench/captions.py --quick --out /tmp/bench   # tiny.en, one clip, K=1
+
+Writes <out>/captions.json and <out>/captions.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from captioning.asr import AsrSpec  # noqa: E402
+from captioning.audio import SAMPLE_RATE, read_wav  # noqa: E402
+from captioning.metrics import wer, words  # noqa: E402
+from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
+from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream  # noqa: E402
+from captioning.vad import StreamingVad  # noqa: E402
+from captioning.workers import WorkerPool, _asr_info, _transcribe, asr_pool  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NO_OPENAI = "not measured: no openai-whisper weights offline"
+CLIP_GAP = 0.3  # seconds of silence between clips when looping them into a longer track
+
+
+# -- small pure helpers ------------------------------------------------------------------------
+
+
+def read_references(readme: Path) -> dict[str, str]:
+    """``{file: transcript}`` from the table in the speech directory's README.md."""
+    refs: dict[str, str] = {}
+    for line in readme.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0].endswith(".wav"):
+            refs[cells[0]] = cells[-1]
+    return refs
+
+
+def _distance_table(ref: list[str], hyp: list[str]) -> list[list[int]]:
+    """Levenshtein table: ``d[i][j]`` = edit distance between ``ref[:i]`` and ``hyp[:j]``."""
+    d = [list(range(len(hyp) + 1))]
+    for i, r in enumerate(ref, 1):
+        prev, row = d[-1], [i]
+        for j, h in enumerate(hyp, 1):
+            row.append(min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (r != h)))
+        d.append(row)
+    return d
+
+
+def _backtrack(ref: list[str], hyp: list[str], d: list[list[int]], i: int, j: int) -> list[tuple[int | None, int | None]]:
+    """Alignment pairs (ref index, hyp index) ending at ``(i, j)``, in order; matches preferred."""
+    pairs: list[tuple[int | None, int | None]] = []
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif i > 0 and d[i][j] == d[i - 1][j] + 1:
+            pairs.append((i - 1, None))
+            i -= 1
+        else:
+            pairs.append((None, j - 1))
+            j -= 1
+    return pairs[::-1]
+
+
+def reference_end_times(ref: list[str], timed: list[tuple[str, float]], duration: float) -> list[float]:
+    """End time of each reference word, from timed (recognised) words aligned to the reference.
+
+    Substituted words take their counterpart's time; reference words the recogniser missed are
+    placed between their neighbours.
+    """
+    hyp = [w for w, _ in timed]
+    ends: list[float | None] = [None] * len(ref)
+    for ri, hi in _backtrack(ref, hyp, _distance_table(ref, hyp), len(ref), len(hyp)):
+        if ri is not None and hi is not None:
+            ends[ri] = timed[hi][1]
+    known = [i for i, e in enumerate(ends) if e is not None]
+    if not known:
+        return [duration * (i + 1) / max(1, len(ref)) for i in range(len(ref))]
+    out: list[float] = []
+    for i, e in enumerate(ends):
+        if e is None:
+            before = [ends[k] for k in known if k < i]
+            after = [ends[k] for k in known if k > i]
+            lo = before[-1] if before else 0.0
+            hi_ = after[0] if after else duration
+            e = (lo + hi_) / 2  # type: ignore[operator]
+        out.append(round(max(out[-1] if out else 0.0, float(e)), 3))  # type: ignore[arg-type]
+    return out
+
+
+def covered_words(ref: list[str], hyp: list[str]) -> int:
+    """How many leading reference words a caption hypothesis shows.
+
+    The hypothesis is aligned to the reference prefix it matches best (the longest on ties);
+    the count runs up to the last reference word it reproduces exactly, so a wrong word in the
+    middle does not hide the words after it and a wrong word at the end does not count.
+    """
+    if not hyp or not ref:
+        return 0
+    d = _distance_table(ref, hyp)
+    m = len(hyp)
+    best = min(row[m] for row in d)
+    k = max(i for i, row in enumerate(d) if row[m] == best)
+    for ri, hi in reversed(_backtrack(ref, hyp, d, k, m)):
+        if ri is not None and hi is not None and ref[ri] == hyp[hi]:
+            return ri + 1
+    return 0
+
+
+def first_cover_times(ref: list[str], timeline: list[tuple[float, list[str]]]) -> list[float | None]:
+    """For each reference word, the first time at which the captions showed it (or None)."""
+    times: list[float | None] = [None] * len(ref)
+    done = 0
+    for t, hyp in timeline:
+        covered = covered_words(ref, hyp)
+        while done < covered:
+            times[done] = t
+            done += 1
+    return times
+
+
+def caption_timeline(events: list[tuple[float, CaptionEvent]], finals_only: bool) -> list[tuple[float, list[str]]]:
+    """What the captions show after each event: every utterance's latest text, in media order."""
+    latest: dict[str, CaptionEvent] = {}
+    timeline: list[tuple[float, list[str]]] = []
+    for t, ev in events:
+        if finals_only and not ev.final:
+            continue
+        shown = latest.get(ev.utterance)
+        if shown is not None and shown.final and not ev.final:
+            continue
+        latest[ev.utterance] = ev
+        text = " ".join(e.text for e in sorted(latest.values(), key=lambda e: (e.start, e.end)))
+        timeline.append((t, words(text)))
+    return timeline
+
+
+def finals_text(events: list[tuple[float, CaptionEvent]]) -> str:
+    finals = sorted((ev for _, ev in events if ev.final), key=lambda e: (e.start, e.end))
+    return " ".join(e.text for e in finals)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def summary(values: list[float], total: int) -> dict[str, Any]:
+    return {"p50": pct(values, 50), "p95": pct(values, 95), "mean": round(float(np.mean(values)), 3) if values else None,
+            "words": len(values), "words_total": total}
+
+
+def weighted_wer(rows: list[tuple[int, float]]) -> float | None:
+    """Overall WER from per-clip (reference words, WER): total errors over total words."""
+    total = sum(n for n, _ in rows)
+    return round(sum(n * w for n, w in rows) / total, 4) if total else None
+
+
+def keeps_up(final_p95: float | None, finals_dropped: int, limit: float) -> bool:
+    return final_p95 is not None and final_p95 < limit and finals_dropped == 0
+
+
+def max_realtime_speakers(results: list[tuple[int, bool]]) -> int:
+    """The largest K such that it and every smaller K tried kept up (0 if K=1 did not)."""
+    best = 0
+    for k, ok in sorted(results):
+        if not ok:
+            break
+        best = k
+    return best
+
+
+# -- measurement -------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    name: str
+    audio: np.ndarray
+    reference: str
+    words: list[str]
+    ends: list[float]  # end of each reference word, seconds into the clip
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass
+class Track:
+    """What one speaker says: clips back to back, with the reference words and their end times."""
+
+    name: str
+    audio: np.ndarray
+    reference: str
+    words: list[str]
+    ends: list[float]
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+def make_track(clips: list[Clip], seconds: float, rotate: int = 0) -> Track:
+    """The clips (starting at ``rotate``) looped until at least ``seconds`` long (at least one clip)."""
+    order = clips[rotate % len(clips):] + clips[: rotate % len(clips)]
+    parts: list[np.ndarray] = []
+    names: list[str] = []
+    refs: list[str] = []
+    ws: list[str] = []
+    ends: list[float] = []
+    offset = 0.0
+    i = 0
+    while not parts or offset < seconds:
+        clip = order[i % len(order)]
+        if parts:
+            parts.append(np.zeros(int(CLIP_GAP * SAMPLE_RATE), np.float32))
+            offset += CLIP_GAP
+        parts.append(clip.audio)
+        names.append(clip.name)
+        refs.append(clip.reference)
+        ws += clip.words
+        ends += [offset + e for e in clip.ends]
+        offset += clip.seconds
+        i += 1
+    return Track("+".join(names), np.concatenate(parts), " ".join(refs), ws, ends)
+
+
+class CountingScheduler(AsrScheduler):
+    """The hub's scheduler, timing every worker call (wall seconds) by kind: partial or final."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = {"partial": 0, "final": 0}
+        self.compute = {"partial": 0.0, "final": 0.0}
+
+    async def _call(self, job: Any) -> Any:
+        kind = "final" if job.priority == 0 else "partial"
+        t = time.perf_counter()
+        try:
+            return await super()._call(job)
+        finally:
+            self.calls[kind] += 1
+            self.compute[kind] += time.perf_counter() - t
+
+
+@dataclass
+class StreamRun:
+    track: Track
+    started: float  # monotonic time of audio sample 0
+    events: list[tuple[float, CaptionEvent]] = field(default_factory=list)
+    feed_lag_max: float = 0.0  # how far the feeder fell behind its real-time schedule
+
+    def latencies(self, finals_only: bool) -> list[float | None]:
+        firsts = first_cover_times(self.track.words, caption_timeline(self.events, finals_only))
+        return [None if t is None else round(t - (self.started + end), 3) for t, end in zip(firsts, self.track.ends)]
+
+    def text(self) -> str:
+        return finals_text(self.events)
+
+
+async def stream_track(
+    scheduler: AsrScheduler, vad_executor: ThreadPoolExecutor, track: Track, start_at: float,
+    chunk: float, tail: float,
+) -> StreamRun:
+    """Plays ``track`` into a SpeakerStream in real time from ``start_at`` (monotonic)."""
+    loop = asyncio.get_running_loop()
+    vad = await loop.run_in_executor(vad_executor, StreamingVad)
+    run = StreamRun(track, start_at)
+
+    async def on_caption(event: CaptionEvent) -> None:
+        run.events.append((time.monotonic(), event))
+
+    async def run_vad(x: np.ndarray) -> list[float]:
+        return await loop.run_in_executor(vad_executor, vad.process, x)
+
+    stream = SpeakerStream(scheduler, run_vad, on_caption, language="en")
+    step = int(round(chunk * SAMPLE_RATE))
+    audio = np.concatenate([track.audio, np.zeros(int(tail * SAMPLE_RATE), np.float32)])
+    for k, i in enumerate(range(0, len(audio), step)):
+        due = start_at + (i + step) / SAMPLE_RATE  # the chunk is complete, as from a microphone
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            run.feed_lag_max = max(run.feed_lag_max, -delay)
+        await stream.feed(audio[i : i + step])
+    await stream.close(flush=True)
+    return run
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all threads (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def hardware() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "machine": platform.machine()}
+
+
+def load_clips(speech_dir: Path, names: list[str] | None) -> list[Clip]:
+    refs = read_references(speech_dir / "README.md")
+    chosen = names or list(refs)
+    missing = [n for n in chosen if n not in refs or not (speech_dir / n).is_file()]
+    if missing:
+        raise SystemExit(f"no clip or reference transcript for {', '.join(missing)} in {speech_dir}")
+    return [Clip(n, read_wav(str(speech_dir / n)), refs[n], words(refs[n]), []) for n in chosen]
+
+
+def time_reference_words(clips: list[Clip], model_dir: Path, threads: int) -> None:
+    """Fills each clip's word end times from an offline word-timestamped transcription."""
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
+    for clip in clips:
+        segments, _ = model.transcribe(
+            clip.audio, language="en" if model.model.is_multilingual else None, word_timestamps=True,
+            condition_on_previous_text=False, vad_filter=False,
+        )
+        timed = [(w, float(word.end)) for s in segments for word in (s.words or []) for w in words(word.word)]
+        clip.ends = reference_end_times(clip.words, timed, clip.seconds)
+
+
+class Model:
+    """One speech model's worker pool plus the worker PIDs (to read their CPU time)."""
+
+    def __init__(self, name: str, path: Path, workers: int, threads: int, executor: ThreadPoolExecutor) -> None:
+        self.name = name
+        self.path = path
+        self.executor = executor  # runs the VAD of every stream, as the service's one VAD thread
+        self.pool: WorkerPool = asr_pool(AsrSpec("faster-whisper", str(path), device="cpu",
+                                                 compute_type="int8", threads=threads), workers)
+        self.pids: list[int] = []
+
+    async def start(self) -> None:
+        await self.pool.start(_asr_info)
+        self.pids = [int((await w.call(_asr_info))["pid"]) for w in self.pool.workers]
+
+    def cpu(self) -> float:
+        return sum(proc_cpu_seconds(p) for p in self.pids)
+
+    def scheduler(self) -> CountingScheduler:
+        pool = self.pool
+        return CountingScheduler(lambda a, lang, p: pool.call(_transcribe, a, lang, p), slots=pool.size)
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+async def measure_model(model: Model, clips: list[Clip], args: argparse.Namespace) -> dict[str, Any]:
+    await model.start()
+    out: dict[str, Any] = {"path": str(model.path)}
+
+    # offline transcription of each whole clip (also warms the workers up)
+    offline: dict[str, tuple[str, float]] = {}
+    for clip in clips:
+        t = time.perf_counter()
+        result = await model.pool.call(_transcribe, clip.audio, "en", None)
+        offline[clip.name] = (result.text, time.perf_counter() - t)
+    progress(f"[{model.name}] offline transcription done")
+
+    # 1-3: each clip streamed in real time, one after the other
+    scheduler = model.scheduler()
+    cpu0 = model.cpu()
+    runs: list[StreamRun] = []
+    for clip in clips:
+        track = Track(clip.name, clip.audio, clip.reference, clip.words, clip.ends)
+        start = time.monotonic() + 0.2
+        runs.append(await stream_track(scheduler, model.executor, track, start, args.chunk, args.tail))
+        progress(f"[{model.name}] streamed {clip.name}")
+    worker_cpu = model.cpu() - cpu0
+    stats = scheduler.stats()
+    await scheduler.close()
+
+    partial_all: list[float] = []
+    final_all: list[float] = []
+    per_clip_latency = {}
+    wer_rows = []
+    total_words = sum(len(c.words) for c in clips)
+    for run, clip in zip(runs, clips):
+        partial = [x for x in run.latencies(finals_only=False) if x is not None]
+        final = [x for x in run.latencies(finals_only=True) if x is not None]
+        partial_all += partial
+        final_all += final
+        per_clip_latency[clip.name] = {"partial": summary(partial, len(clip.words)),
+                                       "final": summary(final, len(clip.words)),
+                                       "feed_lag_max_s": round(run.feed_lag_max, 3)}
+        text, _ = offline[clip.name]
+        wer_rows.append({"clip": clip.name, "words": len(clip.words),
+                         "streaming": round(wer(clip.reference, run.text()), 4),
+                         "offline": round(wer(clip.reference, text), 4),
+                         "streaming_text": run.text(), "offline_text": text})
+    audio_s = sum(c.seconds for c in clips)
+    compute_s = sum(scheduler.compute.values())
+    out["latency"] = {
+        "partial": summary(partial_all, total_words),
+        "final": summary(final_all, total_words),
+        "per_clip": per_clip_latency,
+        "samples": {"partial": sorted(partial_all), "final": sorted(final_all)},
+    }
+    out["wer"] = {
+        "per_clip": wer_rows,
+        "overall": {
+            "streaming": weighted_wer([(r["words"], r["streaming"]) for r in wer_rows]),
+            "offline": weighted_wer([(r["words"], r["offline"]) for r in wer_rows]),
+        },
+    }
+    out["rtf"] = {
+        "audio_s": round(audio_s, 2),
+        "compute_s": round(compute_s, 3),
+        "rtf": round(compute_s / audio_s, 4),
+        "worker_cpu_s": round(worker_cpu, 2),
+        "worker_cpu_per_audio_s": round(worker_cpu / audio_s, 4),
+        "calls": dict(scheduler.calls),
+        "compute_by_kind_s": {k: round(v, 3) for k, v in scheduler.compute.items()},
+        "partials_skipped": stats["partials_skipped"],
+        "finals_dropped": stats["finals_dropped"],
+        "crashes": stats["crashes"],
+        "offline_compute_s": round(sum(s for _, s in offline.values()), 3),
+        "offline_rtf": round(sum(s for _, s in offline.values()) / audio_s, 4),
+    }
+
+    # 4: K simultaneous speakers sharing one scheduler
+    speakers = []
+    for k in args.speakers:
+        tracks = [make_track(clips, args.seconds, rotate=j) for j in range(k)]
+        scheduler = model.scheduler()
+        cpu0 = model.cpu()
+        t0 = time.monotonic() + 0.5
+        runs = await asyncio.gather(*(
+            stream_track(scheduler, model.executor, tr, t0 + j * args.stagger, args.chunk, args.tail)
+            for j, tr in enumerate(tracks)
+        ))
+        worker_cpu = model.cpu() - cpu0
+        stats = scheduler.stats()
+        await scheduler.close()
+        final = [x for r in runs for x in r.latencies(finals_only=True) if x is not None]
+        partial = [x for r in runs for x in r.latencies(finals_only=False) if x is not None]
+        n_words = sum(len(t.words) for t in tracks)
+        audio_s = sum(t.seconds for t in tracks)
+        fin = summary(final, n_words)
+        row = {
+            "k": k,
+            "seconds_per_speaker": round(float(np.mean([t.seconds for t in tracks])), 2),
+            "final": fin,
+            "partial": summary(partial, n_words),
+            "partials_skipped": stats["partials_skipped"],
+            "finals_dropped": stats["finals_dropped"],
+            "calls": dict(scheduler.calls),
+            "rtf": round(sum(scheduler.compute.values()) / audio_s, 4),
+            "worker_cpu_per_audio_s": round(worker_cpu / audio_s, 4),
+            "wer": weighted_wer([(len(t.words), wer(t.reference, r.text())) for t, r in zip(tracks, runs)]),
+            "feed_lag_max_s": round(max(r.feed_lag_max for r in runs), 3),
+            "keeps_up": keeps_up(fin["p95"], int(stats["finals_dropped"]), args.keep_up_p95),
+        }
+        speakers.append(row)
+        progress(f"[{model.name}] K={k}: final p95 {fin['p95']} s, dropped {row['finals_dropped']}, "
+                 f"keeps up: {row['keeps_up']}")
+    out["speakers"] = speakers
+    out["max_speakers_realtime"] = max_realtime_speakers([(r["k"], r["keeps_up"]) for r in speakers])
+    return out
+
+
+def openai_whisper_checkpoints(models_dir: Path) -> tuple[str | None, dict[str, Path]]:
+    """(why not, {model name: checkpoint}) for openai-whisper on this machine, offline."""
+    try:
+        import whisper  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return "openai-whisper is not installed", {}
+    places = [models_dir / "whisper", Path.home() / ".cache" / "whisper"]
+    found = {p.stem: p for d in places if d.is_dir() for p in sorted(d.glob("*.pt"))}
+    if not found:
+        return f"no .pt checkpoints in {', '.join(str(p) for p in places)}", {}
+    return None, found
+
+
+async def compare_openai_whisper(
+    models: dict[str, dict[str, Any]], clip: Clip, models_dir: Path, threads: int
+) -> dict[str, Any]:
+    why, checkpoints = openai_whisper_checkpoints(models_dir)
+    wanted = {name: p for name, p in checkpoints.items() if name in models}
+    if why is not None or not wanted:
+        detail = why or f"no checkpoint for {', '.join(models)} (found: {', '.join(checkpoints)})"
+        return {"measured": False, "status": NO_OPENAI, "detail": detail}
+    rows = []
+    for name, ckpt in wanted.items():
+        pool = asr_pool(AsrSpec("openai-whisper", str(ckpt), device="cpu", threads=threads))
+        try:
+            await pool.start(_asr_info)
+            await pool.call(_transcribe, clip.audio[: SAMPLE_RATE], "en", None)  # warm-up
+            t = time.perf_counter()
+            result = await pool.call(_transcribe, clip.audio, "en", None)
+            seconds = time.perf_counter() - t
+        finally:
+            pool.close()
+        fw = next(r for r in models[name]["wer"]["per_clip"] if r["clip"] == clip.name)
+        rows.append({"model": name, "clip": clip.name, "checkpoint": str(ckpt),
+                     "openai_whisper": {"rtf": round(seconds / clip.seconds, 4),
+                                        "wer": round(wer(clip.reference, result.text), 4), "text": result.text},
+                     "faster_whisper": {"wer": fw["offline"]}})
+    return {"measured": True, "rows": rows}
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    models = result["models"]
+    print("\n1. caption latency, seconds from the end of a word in the audio to its first display")
+    print(f"{'model':10} {'partial p50':>11} {'p95':>6} {'final p50':>9} {'p95':>6} {'words shown partial/final':>26}")
+    for name, m in models.items():
+        p, f = m["latency"]["partial"], m["latency"]["final"]
+        shown = f"{p['words']}/{p['words_total']} {f['words']}/{f['words_total']}"
+        print(f"{name:10} {p['p50']!s:>11} {p['p95']!s:>6} {f['p50']!s:>9} {f['p95']!s:>6} {shown:>26}")
+
+    print("\n2. WER: streamed captions (finals) vs offline whole clip, same model and decoding")
+    print(f"{'model':10} {'clip':24} {'words':>5} {'streaming':>9} {'offline':>7}")
+    for name, m in models.items():
+        for r in m["wer"]["per_clip"]:
+            print(f"{name:10} {r['clip']:24} {r['words']:>5} {r['streaming']:>9.3f} {r['offline']:>7.3f}")
+        o = m["wer"]["overall"]
+        print(f"{name:10} {'overall (words-weighted)':24} {'':>5} {o['streaming']:>9.3f} {o['offline']:>7.3f}")
+
+    print("\n3. real-time factor (worker transcription seconds / audio seconds)")
+    print(f"{'model':10} {'audio s':>7} {'compute s':>9} {'RTF':>6} {'cpu/audio':>9} {'partials':>8} {'finals':>6} "
+          f"{'skipped':>7} {'dropped':>7} {'offline RTF':>11}")
+    for name, m in models.items():
+        r = m["rtf"]
+        print(f"{name:10} {r['audio_s']:>7} {r['compute_s']:>9} {r['rtf']:>6.3f} {r['worker_cpu_per_audio_s']:>9.3f} "
+              f"{r['calls']['partial']:>8} {r['calls']['final']:>6} {r['partials_skipped']:>7} "
+              f"{r['finals_dropped']:>7} {r['offline_rtf']:>11.3f}")
+
+    cfg = result["config"]
+    print(f"\n4. simultaneous speakers ({cfg['asr_workers']} worker(s) x {cfg['asr_threads']} threads; "
+          f"keeps up = final p95 < {cfg['keep_up_p95_s']} s and no final dropped)")
+    print(f"{'model':10} {'K':>2} {'final p50':>9} {'p95':>6} {'skipped':>7} {'dropped':>7} {'RTF':>6} {'WER':>6} "
+          f"{'lag s':>5} {'keeps up':>8}")
+    for name, m in models.items():
+        for r in m["speakers"]:
+            print(f"{name:10} {r['k']:>2} {r['final']['p50']!s:>9} {r['final']['p95']!s:>6} {r['partials_skipped']:>7} "
+                  f"{r['finals_dropped']:>7} {r['rtf']:>6.3f} {r['wer']!s:>6} {r['feed_lag_max_s']:>5} "
+                  f"{'yes' if r['keeps_up'] else 'no':>8}")
+        print(f"{name:10} speakers captioned in real time on this machine: {m['max_speakers_realtime']}")
+
+    ow = result["openai_whisper"]
+    print("\n5. faster-whisper vs openai-whisper")
+    if not ow["measured"]:
+        print(f"{ow['status']} ({ow['detail']})")
+    else:
+        for r in ow["rows"]:
+            print(f"{r['model']:10} {r['clip']}: openai-whisper RTF {r['openai_whisper']['rtf']} "
+                  f"WER {r['openai_whisper']['wer']}; faster-whisper WER {r['faster_whisper']['wer']}")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, m) in enumerate(result["models"].items()):
+        color = f"C{i}"
+        for kind, style in (("partial", "--"), ("final", "-")):
+            xs = m["latency"]["samples"][kind]
+            if xs:
+                ax1.plot(xs, np.arange(1, len(xs) + 1) / len(xs), style, color=color, label=f"{name} {kind}")
+        ks = [r["k"] for r in m["speakers"] if r["final"]["p95"] is not None]
+        p95 = [r["final"]["p95"] for r in m["speakers"] if r["final"]["p95"] is not None]
+        ax2.plot(ks, p95, "o-", color=color, label=name)
+    ax1.set_xlabel("caption latency after the word ends (s)")
+    ax1.set_ylabel("fraction of words")
+    ax1.set_title("single speaker, real time")
+    limit = result["config"]["keep_up_p95_s"]
+    ax2.axhline(limit, color="grey", linestyle=":", label=f"{limit} s")
+    ax2.set_xlabel("simultaneous speakers K")
+    ax2.set_ylabel("final caption latency p95 (s)")
+    ax2.set_title(f"{result['config']['asr_workers']} worker(s) x {result['config']['asr_threads']} threads")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("unionhub live captions (faster-whisper int8, CPU)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="tiny.en,base", help="speech model names or directories")
+    parser.add_argument("--clips", default="", help="clip files (default: every clip in the README)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="audio per speaker in the simultaneous-speakers test (default 30; --quick: one clip)")
+    parser.add_argument("--speakers", default="1,2,3,4,6", help="numbers of simultaneous speakers K")
+    parser.add_argument("--stagger", type=float, default=0.37, help="seconds between speakers' starts")
+    parser.add_argument("--asr-workers", type=int, default=1)
+    parser.add_argument("--asr-threads", type=int, default=2)
+    parser.add_argument("--chunk", type=float, default=0.02, help="seconds of audio per feed")
+    parser.add_argument("--tail", type=float, default=1.5, help="seconds of silence after each track")
+    parser.add_argument("--keep-up-p95", type=float, default=3.0, help="final p95 latency limit (s)")
+    parser.add_argument("--timing-model", default="auto",
+                        help="model for reference word times (default: base if measured, else the first model)")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "data" / "models")
+    parser.add_argument("--speech-dir", type=Path, default=ROOT.parent / "shared" / "data" / "speech")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
+    parser.add_argument("--name", default="captions")
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny.en, one clip, K=1")
+    args = parser.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
+    args.clips = [c for c in args.clips.split(",") if c]
+    args.speakers = sorted({int(k) for k in args.speakers.split(",") if k})
+    if args.quick:
+        args.models = ["tiny.en"]
+        args.clips = args.clips[:1] or ["jfk.wav"]
+        args.speakers = [1]
+        if args.seconds is None:
+            args.seconds = 0.0
+    if args.seconds is None:
+        args.seconds = 30.0
+    if args.timing_model == "auto":
+        args.timing_model = "base" if "base" in args.models else args.models[0]
+    return args
+
+
+async def main() -> None:
+    args = parse_args()
+    began = time.monotonic()
+    load_start = os.getloadavg()
+    dirs = ModelDirs(args.models_dir)
+    paths: dict[str, Path] = {}
+    for name in args.models:
+        path = resolve_asr_model(name, dirs)
+        if path is None:
+            raise SystemExit(f"speech model {name!r} is not installed (see `unionhub models install --asr {name}`)")
+        paths[name] = path
+    timing_path = paths.get(args.timing_model) or resolve_asr_model(args.timing_model, dirs)
+    if timing_path is None:
+        raise SystemExit(f"timing model {args.timing_model!r} is not installed")
+
+    clips = load_clips(args.speech_dir, args.clips)
+    await asyncio.to_thread(time_reference_words, clips, timing_path, args.asr_threads)
+    progress(f"reference word times from {args.timing_model} ({time.monotonic() - began:.1f} s)")
+
+    vad_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+    results: dict[str, dict[str, Any]] = {}
+    for name, path in paths.items():
+        model = Model(name, path, args.asr_workers, args.asr_threads, vad_executor)
+        try:
+            results[name] = await measure_model(model, clips, args)
+        finally:
+            model.pool.close()
+    vad_executor.shutdown(wait=False)
+    openai = await compare_openai_whisper(results, clips[0], args.models_dir, args.asr_threads)
+
+    result = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "hardware": hardware(),
+        "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
+        "config": {
+            "backend": "faster-whisper", "device": "cpu", "compute_type": "int8",
+            "asr_workers": args.asr_workers, "asr_threads": args.asr_threads, "chunk_s": args.chunk,
+            "tail_silence_s": args.tail, "seconds_per_speaker": args.seconds, "speakers": args.speakers,
+            "stagger_s": args.stagger, "keep_up_p95_s": args.keep_up_p95, "quick": args.quick,
+            "timing_model": args.timing_model,
+            "reference_times": "word end times from an offline faster-whisper word_timestamps pass, "
+                               "aligned to the README transcripts",
+        },
+        "clips": [{"name": c.name, "seconds": round(c.seconds, 2), "reference": c.reference,
+                   "word_ends": c.ends} for c in clips],
+        "models": results,
+        "openai_whisper": openai,
+        "elapsed_s": round(time.monotonic() - began, 1),
+    }
+    print_tables(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2))
+    plot(result, args.out / f"{args.name}.png")
+    print(f"\nwrote {args.out / (args.name + '.json')} and .png ({result['elapsed_s']} s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,283 @@
+"""The LibreTranslate-compatible HTTP API (POST /translate, GET /languages) on the real hub.
+
+The hub runs with captions configured but no speech model (``asr_model="none"``): ASR is
+skipped, translation still starts in its worker process, using a tiny real en→es Argos package
+built by tests/argos_model.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+import captioning.service
+from argos_model import argos_env, build_argosmodel, crash_worker, install_argos_models
+from captioning import workers
+from captioning.http import CAPTIONS_KEY, MAX_TEXT
+from captioning.service import CaptionConfig, CaptionService
+from unionhub.app import create_app
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+EN_ES = {
+    "hello": "hola",
+    "world": "mundo",
+    "good": "buenos",
+    "morning": "días",
+    "friends": "amigos",
+    "union": "sindicato",
+    "workers": "trabajadores",
+}
+READY_TIMEOUT = 60.0
+
+
+@dataclass
+class TranslatingHub:
+    url: str
+    service: CaptionService
+
+
+def _captions(models_dir: Path) -> CaptionConfig:
+    return CaptionConfig(models_dir=models_dir, asr_model="none")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def translating_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TranslatingHub]:
+    root = tmp_path_factory.mktemp("captions-http")
+    models = root / "models"
+    archive = build_argosmodel(root / "build", "en", "es", EN_ES)
+    # WORKAROUND for a path bug in CaptionService._start_translation (see
+    # test_service_finds_translation_models_where_argos_installs_them): the service only starts
+    # translation when <models>/argos/packages/ is non-empty, but argostranslate (with
+    # ARGOS_PACKAGES_DIR=<models>/argos, as set by configure()) installs into <models>/argos/.
+    # So install into <models>/argos/packages/ and point the worker there.
+    install_argos_models(models / "argos" / "packages", [archive])
+    with pytest.MonkeyPatch.context() as mp:
+        # Spawned workers keep argostranslate out of ~; configure()'s env changes are undone.
+        for key, value in argos_env(models / "argos", root / "home").items():
+            mp.setenv(key, value)
+        mp.setattr(
+            captioning.service,
+            "translation_pool",
+            lambda argos, threads=1: workers.translation_pool(argos / "packages", threads),
+        )
+        app = create_app(root / "data", captions=_captions(models))
+        runner = web.AppRunner(app, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            service = app[CAPTIONS_KEY]
+            await asyncio.wait_for(service.ready(), READY_TIMEOUT)
+            assert service.translation_available, "translation did not start"
+            yield TranslatingHub(f"http://127.0.0.1:{port}", service)
+        finally:
+            await runner.cleanup()
+
+
+async def _post(hub: TranslatingHub, **kwargs: Any) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{hub.url}/translate", **kwargs) as response:
+            return response.status, await response.json()
+
+
+async def _get(hub: TranslatingHub, path: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{hub.url}{path}") as response:
+            return response.status, await response.json()
+
+
+# -- translating ----------------------------------------------------------------------------
+
+
+async def test_translate_json(translating_hub: TranslatingHub) -> None:
+    status, body = await _post(
+        translating_hub, json={"q": "hello world", "source": "en", "target": "es"}
+    )
+    assert (status, body) == (200, {"translatedText": "hola mundo"})
+
+
+async def test_translate_ignores_libretranslate_extras(translating_hub: TranslatingHub) -> None:
+    request = {"q": "good morning friends", "source": "en", "target": "es", "format": "text", "api_key": ""}
+    status, body = await _post(translating_hub, json=request)
+    assert (status, body) == (200, {"translatedText": "buenos días amigos"})
+
+
+async def test_translate_list(translating_hub: TranslatingHub) -> None:
+    status, body = await _post(
+        translating_hub,
+        json={"q": ["hello world", "union workers", "hello comrades"], "source": "en", "target": "es"},
+    )
+    assert status == 200
+    assert body == {"translatedText": ["hola mundo", "sindicato trabajadores", "hola comrades"]}
+
+
+async def test_translate_form_encoded(translating_hub: TranslatingHub) -> None:
+    status, body = await _post(
+        translating_hub, data={"q": "hello friends", "source": "en", "target": "es"}
+    )
+    assert (status, body) == (200, {"translatedText": "hola amigos"})
+
+
+async def test_translate_to_the_same_language(translating_hub: TranslatingHub) -> None:
+    status, body = await _post(translating_hub, json={"q": "hello", "source": "en", "target": "en"})
+    assert (status, body) == (200, {"translatedText": "hello"})
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("en", "fr"), ("es", "en"), ("xx", "es")],
+    ids=["no-model", "reverse-pair", "unknown-source"],
+)
+async def test_unavailable_pair_is_400(translating_hub: TranslatingHub, source: str, target: str) -> None:
+    status, body = await _post(translating_hub, json={"q": "hello", "source": source, "target": target})
+    assert status == 400
+    assert set(body) == {"error"}
+    assert source in body["error"] and target in body["error"]
+
+
+async def test_auto_detection_is_400(translating_hub: TranslatingHub) -> None:
+    status, body = await _post(translating_hub, json={"q": "hello", "source": "auto", "target": "es"})
+    assert status == 400
+    assert "detection" in body["error"]
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"q": "hello", "target": "es"},
+        {"q": "hello", "source": "en"},
+        {"source": "en", "target": "es"},
+        {"q": None, "source": "en", "target": "es"},
+        {"q": 42, "source": "en", "target": "es"},
+        {"q": [], "source": "en", "target": "es"},
+        {"q": ["hello", 1], "source": "en", "target": "es"},
+        {"q": "hello", "source": ["en"], "target": "es"},
+        {},
+        ["hello", "en", "es"],
+        "hello",
+    ],
+    ids=[
+        "no-source", "no-target", "no-q", "null-q", "number-q", "empty-list", "mixed-list",
+        "list-source", "empty-object", "array-body", "string-body",
+    ],
+)
+async def test_invalid_request_is_400(translating_hub: TranslatingHub, request_body: Any) -> None:
+    status, body = await _post(translating_hub, json=request_body)
+    assert status == 400
+    assert isinstance(body.get("error"), str) and body["error"]
+
+
+async def test_missing_form_fields_is_400(translating_hub: TranslatingHub) -> None:
+    status, body = await _post(translating_hub, data={"q": "hello", "source": "en"})
+    assert status == 400
+    assert "error" in body
+
+
+@pytest.mark.parametrize("payload", ["{not json", '{"q": "hello", "source": "en",', ""])
+async def test_invalid_json_is_400(translating_hub: TranslatingHub, payload: str) -> None:
+    status, body = await _post(
+        translating_hub, data=payload, headers={"Content-Type": "application/json"}
+    )
+    assert status == 400
+    assert "JSON" in body["error"]
+
+
+async def test_too_long_text_is_413(translating_hub: TranslatingHub) -> None:
+    status, body = await _post(
+        translating_hub, json={"q": "a" * (MAX_TEXT + 1), "source": "en", "target": "es"}
+    )
+    assert status == 413
+    assert "error" in body
+    # The limit is on the whole request, not on each text of a list.
+    half = "a" * (MAX_TEXT // 2 + 1)
+    status, body = await _post(
+        translating_hub, json={"q": [half, half], "source": "en", "target": "es"}
+    )
+    assert status == 413
+    # Exactly at the limit is fine.
+    status, body = await _post(
+        translating_hub, json={"q": "a" * MAX_TEXT, "source": "en", "target": "es"}
+    )
+    assert status == 200
+
+
+async def test_worker_crash_is_503_then_recovers(
+    translating_hub: TranslatingHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = translating_hub.service._translation
+    assert pool is not None
+    restarts = pool.restarts
+    request = {"q": "hello world", "source": "en", "target": "es"}
+    with monkeypatch.context() as mp:
+        mp.setattr(captioning.service, "_translate_many", crash_worker)  # dies mid-call
+        status, body = await _post(translating_hub, json=request)
+    assert status == 503
+    assert "error" in body
+    assert pool.restarts == restarts + 1
+    status, body = await _post(translating_hub, json=request)  # the worker was restarted
+    assert (status, body) == (200, {"translatedText": "hola mundo"})
+
+
+# -- discovery --------------------------------------------------------------------------------
+
+
+async def test_languages(translating_hub: TranslatingHub) -> None:
+    status, body = await _get(translating_hub, "/languages")
+    assert status == 200
+    assert body == [
+        {"code": "en", "name": "English", "targets": ["es"]},
+        {"code": "es", "name": "Spanish", "targets": []},
+    ]
+
+
+async def test_healthz_reports_translation(translating_hub: TranslatingHub) -> None:
+    await _post(translating_hub, json={"q": "hello", "source": "en", "target": "es"})
+    status, body = await _get(translating_hub, "/healthz")
+    assert status == 200
+    captions = body["captions"]
+    assert captions["translation"] is True
+    assert captions["available"] is False  # asr_model="none": no speech captions
+    assert captions["languages"] == ["en", "es"]
+    assert captions["translations"] >= 1
+
+
+# -- the model location (bug) ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="CaptionService._start_translation looks for packages in <models>/argos/packages, but "
+    "configure(<models>/argos) makes argostranslate install them in <models>/argos/<package>/",
+)
+async def test_service_finds_translation_models_where_argos_installs_them(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    archive = build_argosmodel(tmp_path / "build", "en", "es", EN_ES)
+    # What `unionhub models install --translate en:es` does: ARGOS_PACKAGES_DIR=<models>/argos.
+    install_argos_models(models / "argos", [archive])
+    assert (models / "argos" / "translate-en_es" / "metadata.json").is_file()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in argos_env(models / "argos", tmp_path / "home").items():
+            mp.setenv(key, value)
+        app = create_app(tmp_path / "data", captions=_captions(models))
+        runner = web.AppRunner(app, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            service = app[CAPTIONS_KEY]
+            await asyncio.wait_for(service.ready(), READY_TIMEOUT)
+            assert service.translation_available
+            assert service.pairs == [("en", "es")]
+        finally:
+            await runner.cleanup()
