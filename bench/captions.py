@@ -656,7 +656,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.speakers = sorted({int(k) for k in args.speakers.split(",") if k})
     if args.quick:
         args.models = ["tiny.en"]
-        args.clips = args.clips[:1] or ["jfk.wav"]
+        args.clips = args.clips[:1] or ["two_speakers_left.wav"]
         args.speakers = [1]
         if args.seconds is None:
             args.seconds = 0.0
