@@ -142,7 +142,7 @@ class CaptionService:
 
     async def _start_translation(self) -> None:
         argos = self._dirs.argos  # ARGOS_PACKAGES_DIR: one folder per installed package
-        if not argos.is_dir() or not any(p.is_dir() for p in argos.iterdir()):
+        if not argos.is_dir() or not any((p / "metadata.json").is_file() for p in argos.iterdir()):
             logger.info("no translation models installed in %s", argos)
             return
         pool = translation_pool(self._dirs.argos)

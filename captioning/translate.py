@@ -103,9 +103,12 @@ class Translator:
                     pivot_text = self._hop(text, route[0])
                 out[target] = self._hop(pivot_text, route[1])
             elif route:
-                out[target] = self._hop(text, route[0])
-                if target == PIVOT:
-                    pivot_text = out[target]
+                if target == PIVOT and pivot_text is not None:
+                    out[target] = pivot_text
+                else:
+                    out[target] = self._hop(text, route[0])
+                    if target == PIVOT:
+                        pivot_text = out[target]
             else:
                 out[target] = text
         return out

@@ -20,8 +20,8 @@ from aiohttp import web
 
 import captioning.service
 from argos_model import argos_env, build_argosmodel, crash_worker, install_argos_models
-from captioning import workers
 from captioning.http import CAPTIONS_KEY, MAX_TEXT
+from captioning.models import ModelDirs
 from captioning.service import CaptionConfig, CaptionService
 from unionhub.app import create_app
 
@@ -54,21 +54,12 @@ async def translating_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     root = tmp_path_factory.mktemp("captions-http")
     models = root / "models"
     archive = build_argosmodel(root / "build", "en", "es", EN_ES)
-    # WORKAROUND for a path bug in CaptionService._start_translation (see
-    # test_service_finds_translation_models_where_argos_installs_them): the service only starts
-    # translation when <models>/argos/packages/ is non-empty, but argostranslate (with
-    # ARGOS_PACKAGES_DIR=<models>/argos, as set by configure()) installs into <models>/argos/.
-    # So install into <models>/argos/packages/ and point the worker there.
-    install_argos_models(models / "argos" / "packages", [archive])
+    # Where `unionhub models install --translate en:es` puts it (ARGOS_PACKAGES_DIR=<models>/argos).
+    install_argos_models(ModelDirs(models).argos, [archive])
     with pytest.MonkeyPatch.context() as mp:
         # Spawned workers keep argostranslate out of ~; configure()'s env changes are undone.
-        for key, value in argos_env(models / "argos", root / "home").items():
+        for key, value in argos_env(ModelDirs(models).argos, root / "home").items():
             mp.setenv(key, value)
-        mp.setattr(
-            captioning.service,
-            "translation_pool",
-            lambda argos, threads=1: workers.translation_pool(argos / "packages", threads),
-        )
         app = create_app(root / "data", captions=_captions(models))
         runner = web.AppRunner(app, shutdown_timeout=5.0)
         await runner.setup()
@@ -254,20 +245,16 @@ async def test_healthz_reports_translation(translating_hub: TranslatingHub) -> N
     assert captions["translations"] >= 1
 
 
-# -- the model location (bug) ------------------------------------------------------------------
+# -- the model location ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CaptionService._start_translation looks for packages in <models>/argos/packages, but "
-    "configure(<models>/argos) makes argostranslate install them in <models>/argos/<package>/",
-)
 async def test_service_finds_translation_models_where_argos_installs_them(tmp_path: Path) -> None:
+    """Regression: the service once looked in <models>/argos/packages/, which Argos never uses."""
     models = tmp_path / "models"
     archive = build_argosmodel(tmp_path / "build", "en", "es", EN_ES)
-    # What `unionhub models install --translate en:es` does: ARGOS_PACKAGES_DIR=<models>/argos.
-    install_argos_models(models / "argos", [archive])
+    install_argos_models(ModelDirs(models).argos, [archive])
     assert (models / "argos" / "translate-en_es" / "metadata.json").is_file()
+    assert not (models / "argos" / "packages").exists()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in argos_env(models / "argos", tmp_path / "home").items():
             mp.setenv(key, value)
@@ -279,5 +266,28 @@ async def test_service_finds_translation_models_where_argos_installs_them(tmp_pa
             await asyncio.wait_for(service.ready(), READY_TIMEOUT)
             assert service.translation_available
             assert service.pairs == [("en", "es")]
+        finally:
+            await runner.cleanup()
+
+
+async def test_no_translation_without_packages(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in argos_env(tmp_path / "models" / "argos", tmp_path / "home").items():
+            mp.setenv(key, value)
+        app = create_app(tmp_path / "data", captions=_captions(tmp_path / "models"))
+        runner = web.AppRunner(app, shutdown_timeout=5.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            service = app[CAPTIONS_KEY]
+            await asyncio.wait_for(service.ready(), READY_TIMEOUT)
+            assert not service.translation_available
+            hub = TranslatingHub(f"http://127.0.0.1:{port}", service)
+            assert await _get(hub, "/languages") == (200, [])
+            status, body = await _post(hub, json={"q": "hello", "source": "en", "target": "es"})
+            assert status == 400
+            assert "error" in body
         finally:
             await runner.cleanup()

@@ -19,7 +19,7 @@ from captioning.models import ModelDirs, resolve_asr_model
 from captioning.service import CaptionConfig
 from media_server.client import HubClient, encode_wav_audio
 from signalling import SignallingServer
-from argos_model import build_argosmodel, install_argos_models
+from argos_model import argos_env, build_argosmodel, install_argos_models
 from unionhub.app import SIGNALLING_KEY, create_app
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
@@ -51,6 +51,13 @@ async def start_hub(tmp_path: Path, config: CaptionConfig) -> tuple[web.AppRunne
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, Hub(f"http://127.0.0.1:{port}", app[SIGNALLING_KEY])
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker processes import argostranslate, which writes under HOME: keep that in tmp."""
+    for key, value in argos_env(ModelDirs(models_dir).argos, tmp_path / "home").items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture

@@ -98,16 +98,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import create_app
 
-    captions = None
-    if args.asr_model != "none":
-        captions = CaptionConfig(
-            models_dir=args.data_dir / "models",
-            asr_model=args.asr_model,
-            asr_backend=args.asr_backend,
-            asr_workers=args.asr_workers,
-            asr_threads=args.asr_threads,
-            spoken_language=args.spoken_language,
-        )
+    captions = CaptionConfig(
+        models_dir=args.data_dir / "models",
+        asr_model=args.asr_model,
+        asr_backend=args.asr_backend,
+        asr_workers=args.asr_workers,
+        asr_threads=args.asr_threads,
+        spoken_language=args.spoken_language,
+    )
     app = create_app(
         args.data_dir,
         sfu_options={"codec": args.codec, "mode": args.media_mode},

@@ -3,6 +3,7 @@
 
 import { io } from '/vendor/socket.io.esm.min.js';
 import { Call } from './call.js';
+import * as captions from './captions.js';
 import { acquireScreen, acquireUserMedia, canShareScreen } from './media.js';
 import * as ui from './ui.js';
 
@@ -42,6 +43,8 @@ const state = {
   room: null,
   name: null,
   lang: null,
+  captionLang: null, // language captions (and chat translations) are read in
+  captionStatus: null, // CaptionStatus of the last `joined`
   mic: null,      // MediaStreamTrack|null
   camera: null,   // MediaStreamTrack|null
   screen: null,   // MediaStreamTrack|null
@@ -168,7 +171,11 @@ el.joinForm.addEventListener('submit', (event) => {
 // ---- the call -----------------------------------------------------------------------------------
 
 async function startCall({ room, name, lang, audio, video }) {
-  Object.assign(state, { room, name, lang });
+  Object.assign(state, { room, name, lang, captionLang: lang });
+  captions.initCaptions({
+    languageNames: new Map(LANGUAGES),
+    onLanguage: (code) => emitJoined('caption-language', { lang: code }),
+  });
   ui.showView('call');
   el.roomName.textContent = room;
   document.title = `${room} — unionhub`;
@@ -228,6 +235,12 @@ function connectSocket() {
   });
   socket.on('active-speaker', (msg) => ui.setActiveSpeaker((msg && msg.id) || null));
   socket.on('chat', showChat);
+  socket.on('caption', captions.showCaption);
+  socket.on('caption-language', (msg) => {
+    if (!msg || typeof msg.lang !== 'string') return;
+    state.captionLang = msg.lang;
+    captions.setLanguage(msg.lang);
+  });
   socket.on('error', onServerError);
 }
 
@@ -237,6 +250,7 @@ function join() {
   ui.clearTiles({ keepLocal: true });
   ui.clearRemoteAudio();
   ui.setActiveSpeaker(null);
+  captions.clearCaptions();
   state.participants.clear();
   state.myId = null;
   state.call = new Call({
@@ -286,7 +300,10 @@ function onJoined(msg) {
   ui.setLocalId(oldLocal, msg.id);
   for (const p of msg.participants || []) upsertParticipant(p, { render: false });
   renderPeople();
-  for (const m of msg.chat || []) showChat(m); // recent history (not in PROTOCOL.md)
+  state.captionStatus = msg.captions || null;
+  captions.setStatus(state.captionStatus, state.captionLang);
+  if (state.captionLang !== state.lang) emitJoined('caption-language', { lang: state.captionLang });
+  for (const m of msg.chat || []) showChat(m); // recent history
   // Carry our state over a reconnect: muted tracks, a running screen share, a raised hand.
   if ((state.mic && !state.mic.enabled) || (state.camera && !state.camera.enabled)) {
     sendMediaState();
@@ -352,7 +369,19 @@ function showChat(msg) {
     if (state.chatSeen.has(msg.id)) return; // history is re-sent after a reconnect
     state.chatSeen.add(msg.id);
   }
-  ui.appendChat({ name: msg.name, text: msg.text, ts: msg.ts, self: msg.from === state.myId });
+  // Read it in our language when the server translated it (PROTOCOL.md: Chat.translations).
+  const want = state.captionLang || state.lang;
+  const translated = msg.translations && typeof msg.translations[want] === 'string'
+    ? msg.translations[want] : null;
+  const isTranslation = translated !== null && translated !== msg.text;
+  ui.appendChat({
+    name: msg.name,
+    text: isTranslation ? translated : msg.text,
+    lang: isTranslation ? want : msg.lang,
+    original: isTranslation ? { text: msg.text, lang: msg.lang } : null,
+    ts: msg.ts,
+    self: msg.from === state.myId,
+  });
 }
 
 function onServerError(err) {

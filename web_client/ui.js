@@ -296,7 +296,7 @@ function badge(text, cls) {
 
 // ---- chat --------------------------------------------------------------------------------------
 
-export function appendChat({ name, text, ts, self }) {
+export function appendChat({ name, text, lang, original, ts, self }) {
   const li = document.createElement('li');
   li.className = self ? 'chat-message self' : 'chat-message';
   li.setAttribute('data-testid', 'chat-message');
@@ -310,8 +310,19 @@ export function appendChat({ name, text, ts, self }) {
   time.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   const body = document.createElement('span');
   body.className = 'chat-text';
+  body.dir = 'auto';
+  if (lang) body.lang = lang;
   body.textContent = text;
   li.append(who, time, body);
+  if (original) {
+    const orig = document.createElement('span');
+    orig.className = 'chat-original';
+    orig.dir = 'auto';
+    if (original.lang) orig.lang = original.lang;
+    orig.textContent = `${original.lang ? `(${original.lang}) ` : ''}${original.text}`;
+    orig.title = 'Original message';
+    li.append(orig);
+  }
   const atBottom = el.chatLog.scrollTop + el.chatLog.clientHeight >= el.chatLog.scrollHeight - 8;
   el.chatLog.append(li);
   if (atBottom) el.chatLog.scrollTop = el.chatLog.scrollHeight;

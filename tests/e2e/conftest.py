@@ -152,16 +152,33 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubServer]]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def launch_browser() -> Iterator[Callable[..., object]]:
+    """`launch_browser(*extra_args)`: a headless Debian Chromium with fake media devices.
+
+    Browsers launched here are closed at the end of the test module.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is not installed (make test-deps)")
     sync_api = pytest.importorskip("playwright.sync_api")
+    launched: list[object] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+
+        def launch(*extra_args: str) -> object:
+            instance = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=True
+            )
+            launched.append(instance)
+            return instance
+
+        yield launch
+        for instance in launched:
+            instance.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser: Callable[..., object]) -> object:
+    """One Chromium per test module; each participant gets its own context in it."""
+    return launch_browser()
 
 
 @pytest.fixture
@@ -179,8 +196,9 @@ def new_page(browser: object) -> Iterator[Callable[[], object]]:
         if message.type == "error" and "Content Security Policy" in text:  # type: ignore[attr-defined]
             problems.append(f"CSP violation: {text}")
 
-    def factory() -> object:
-        context = browser.new_context(viewport={"width": 1000, "height": 700})  # type: ignore[attr-defined]
+    def factory(on: object | None = None) -> object:
+        """A page in a new context of `on` (default: the module's browser)."""
+        context = (on or browser).new_context(viewport={"width": 1000, "height": 700})  # type: ignore[attr-defined]
         context.set_default_timeout(20_000)
         contexts.append(context)
         page = context.new_page()
