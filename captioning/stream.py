@@ -89,6 +89,8 @@ class AsrScheduler:
         self.crashes = 0
         self.final_lag: deque[float] = deque(maxlen=100)
         self.busy = 0
+        self.calls = {"partial": 0, "final": 0}
+        self.compute_seconds = 0.0
 
     def start(self) -> None:
         if not self._runners:
@@ -119,6 +121,9 @@ class AsrScheduler:
             "finals_dropped": self.finals_dropped,
             "crashes": self.crashes,
             "final_lag_p50": round(lag[len(lag) // 2], 3) if lag else 0.0,
+            "partial_calls": self.calls["partial"],
+            "final_calls": self.calls["final"],
+            "compute_seconds": round(self.compute_seconds, 3),
         }
 
     def _submit(self, priority: int, audio: np.ndarray, language: str | None, prompt: str | None) -> asyncio.Future[Transcript | None]:
@@ -161,10 +166,13 @@ class AsrScheduler:
                 job.future.set_result(None)
                 continue
             self.busy += 1
+            started = time.monotonic()
             try:
                 result = await self._call(job)
             finally:
                 self.busy -= 1
+                self.calls["final" if job.priority == 0 else "partial"] += 1
+                self.compute_seconds += time.monotonic() - started
             if job.priority == 0:
                 self.final_lag.append(time.monotonic() - job.created)
             if not job.future.done():
@@ -195,6 +203,7 @@ class _Utterance:
         self.language: str | None = None
         self.agreement = LocalAgreement()
         self.closed = False
+        self.shown = ""  # the last partial text listeners saw
 
     def append(self, window: np.ndarray) -> None:
         self.chunks.append(window)
@@ -291,6 +300,10 @@ class SpeakerStream:
         self._utterance = None
         self._silence = 0
         utt.closed = True
+        if self._partial_task is not None:
+            # its result would be thrown away: free the worker for the final instead
+            self._partial_task.cancel()
+            self._partial_task = None
         if trim > 0:
             audio = utt.audio()[: max(0, utt.samples - trim)]
             utt.chunks, utt.samples = [audio], len(audio)
@@ -307,6 +320,7 @@ class SpeakerStream:
             stable_text = " ".join(committed)
             text = " ".join(committed + tentative)
             utt.seq += 1
+            utt.shown = text
             await self._on_caption(
                 CaptionEvent(utt.id, utt.seq, text, len(stable_text), False,
                              self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
@@ -317,21 +331,26 @@ class SpeakerStream:
         except Exception:
             logger.exception("partial caption failed")
         finally:
-            self._partial_task = None
+            if self._partial_task is asyncio.current_task():
+                self._partial_task = None
 
     async def _final_loop(self) -> None:
         while (utt := await self._finals.get()) is not None:
             try:
                 result = await self._scheduler.final(utt.audio(), utt.language or self.language, self._context)
-                if result is None or not result.text.strip():
+                text = result.text.strip() if result is not None else ""
+                if not text:
+                    # transcription failed, was dropped or heard nothing: settle what listeners
+                    # already see rather than leaving a partial on screen forever
+                    text = utt.shown
+                if not text:
                     continue
-                text = result.text.strip()
                 self._context = text[-200:]
                 utt.seq += 1
                 await self._on_caption(
                     CaptionEvent(utt.id, utt.seq, text, len(text), True,
                                  self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
-                                 utt.language or result.language or self.language or "und")
+                                 utt.language or (result.language if result else None) or self.language or "und")
                 )
             except asyncio.CancelledError:
                 raise
