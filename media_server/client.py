@@ -28,17 +28,28 @@ logger = logging.getLogger(__name__)
 
 
 def encode_test_video(
-    seconds: float = 4.0, fps: int = 30, width: int = 320, height: int = 240, gop: int = 30
+    seconds: float = 4.0,
+    fps: int = 30,
+    width: int = 320,
+    height: int = 240,
+    gop: int = 30,
+    codec_name: str = "vp8",
+    bit_rate: int = 300_000,
 ) -> list[av.Packet]:
-    """Encode a moving test pattern to VP8 once; pts in 1/90000."""
-    codec = av.CodecContext.create("libvpx", "w")
+    """Encode a moving test pattern once (VP8, or H.264 Annex B); pts in 1/90000."""
+    if codec_name == "h264":
+        codec = av.CodecContext.create("libx264", "w")
+        codec.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
+                         "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1"}
+    else:
+        codec = av.CodecContext.create("libvpx", "w")
+        codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
     codec.time_base = fractions.Fraction(1, fps)
     codec.framerate = fractions.Fraction(fps, 1)
     codec.gop_size = gop
-    codec.bit_rate = 300_000
-    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    codec.bit_rate = bit_rate
     packets: list[av.Packet] = []
     yy, xx = np.mgrid[0:height, 0:width]
     for i in range(int(seconds * fps)):

@@ -10,6 +10,8 @@ import av
 import pytest
 from aiohttp import web
 
+from aiortc.codecs.h264 import H264Encoder
+
 from media_server import MediaRoom, Publication
 from media_server.client import HubClient, encode_test_audio, encode_test_video
 from signalling import SignallingServer
@@ -22,15 +24,20 @@ class Hub:
         self.server = server
 
 
-@pytest.fixture
-async def hub(tmp_path) -> AsyncIterator[Hub]:
-    app = create_app(tmp_path)
+async def start_hub(tmp_path, **sfu_options: object) -> tuple[web.AppRunner, Hub]:
+    app = create_app(tmp_path, sfu_options=sfu_options or None)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield Hub(f"http://127.0.0.1:{port}", app[SIGNALLING_KEY])
+    return runner, Hub(f"http://127.0.0.1:{port}", app[SIGNALLING_KEY])
+
+
+@pytest.fixture
+async def hub(tmp_path) -> AsyncIterator[Hub]:
+    runner, hub = await start_hub(tmp_path)
+    yield hub
     await runner.cleanup()
 
 
@@ -207,3 +214,29 @@ async def test_screen_share_is_a_second_video_publication(
     finally:
         await pub.close()
         await sub.close()
+
+
+async def test_h264_room_forwards_the_publishers_access_units_unchanged(tmp_path) -> None:
+    runner, hub = await start_hub(tmp_path, codec="h264")
+    h264 = encode_test_video(seconds=2, gop=15, codec_name="h264")
+    pub = HubClient(hub.url, "h264", "Ana", video=h264)
+    sub = HubClient(hub.url, "h264", "Bo")
+    try:
+        await pub.join()
+        await sub.join()
+        joined = next(d for e, d in sub.events if e == "joined")
+        assert joined["codec"] == "h264"
+        await until(lambda: len(frames(sub, pub, "video")) >= 40)
+        got = frames(sub, pub, "video")
+        sent = pub.tracks["camera"].sent_payloads  # type: ignore[attr-defined]
+        # start codes may be rewritten in RTP packing; the NAL units themselves are untouched
+        def nals(data: bytes) -> list[bytes]:
+            return list(H264Encoder._split_bitstream(data))
+
+        sent_nals = {tuple(nals(p)) for p in sent}
+        assert all(tuple(nals(g)) in sent_nals for g in got)
+        assert sub.received_from(pub.id, "video")[0].frames[0].keyframe  # type: ignore[arg-type]
+    finally:
+        await pub.close()
+        await sub.close()
+        await runner.cleanup()
