@@ -14,6 +14,8 @@ setup: $(BIN)/unionhub web_client/node_modules/.installed
 $(BIN)/unionhub: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	# argostranslate pulls stanza -> torch: take the CPU build first, not a multi-GB CUDA one
+	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

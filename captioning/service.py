@@ -94,6 +94,7 @@ class CaptionService:
         self.message = "Captions are starting…"
         self.emitted = 0
         self.translations = 0
+        self.on_status: Callable[[], None] | None = None  # called when start-up has finished
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -139,6 +140,8 @@ class CaptionService:
                 self.message = f"Captions on ({Path(model).name})."
                 logger.info("speech model %s loaded (multilingual=%s)", model, self.multilingual)
         await self._start_translation()
+        if self.on_status is not None:
+            self.on_status()
 
     async def _start_translation(self) -> None:
         argos = self._dirs.argos  # ARGOS_PACKAGES_DIR: one folder per installed package

@@ -139,6 +139,11 @@ class SignallingServer:
     def attach_captions(self, captions: CaptionService) -> None:
         self.captions = captions
         self.sfu.publication_hooks.append(captions.on_publication)
+        captions.on_status = self._caption_status_changed
+
+    def _caption_status_changed(self) -> None:
+        """Models finished loading (or failed): tell everyone already in a call."""
+        self._spawn(self.sio.emit("captions-status", self._caption_status()))
 
     def participant_info(self, participant_id: str) -> tuple[str, str] | None:
         """(display name, profile language) of a participant, for captions."""
@@ -216,6 +221,9 @@ class SignallingServer:
         )
         if self.registry.by_sid.get(sid) is not participant:
             return  # gone while we were sending
+        media_room = self.sfu.rooms.get(room.name)
+        if media_room is not None and media_room.speaker is not None and media_room.speaker.current:
+            await self.sio.emit("active-speaker", {"id": media_room.speaker.current}, to=sid)
         await self.sio.emit(
             "participant-joined", participant.public(), room=_room_key(room.name), skip_sid=sid
         )

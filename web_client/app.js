@@ -236,6 +236,10 @@ function connectSocket() {
   socket.on('active-speaker', (msg) => ui.setActiveSpeaker((msg && msg.id) || null));
   socket.on('chat', showChat);
   socket.on('caption', captions.showCaption);
+  socket.on('captions-status', (msg) => {
+    state.captionStatus = msg || null;
+    captions.setStatus(state.captionStatus, state.captionLang);
+  });
   socket.on('caption-language', (msg) => {
     if (!msg || typeof msg.lang !== 'string') return;
     state.captionLang = msg.lang;
