@@ -44,7 +44,7 @@ const state = {
   name: null,
   lang: null,
   captionLang: null, // language captions (and chat translations) are read in
-  captionStatus: null, // CaptionStatus of the last `joined`
+  captionStatus: null, // CaptionStatus of the last `joined` or `captions-status`
   mic: null,      // MediaStreamTrack|null
   camera: null,   // MediaStreamTrack|null
   screen: null,   // MediaStreamTrack|null
@@ -175,6 +175,7 @@ async function startCall({ room, name, lang, audio, video }) {
   captions.initCaptions({
     languageNames: new Map(LANGUAGES),
     onLanguage: (code) => emitJoined('caption-language', { lang: code }),
+    onShowOriginal: (on) => ui.setChatOriginalsShown(on),
   });
   ui.showView('call');
   el.roomName.textContent = room;
@@ -236,8 +237,9 @@ function connectSocket() {
   socket.on('active-speaker', (msg) => ui.setActiveSpeaker((msg && msg.id) || null));
   socket.on('chat', showChat);
   socket.on('caption', captions.showCaption);
-  socket.on('captions-status', (msg) => {
-    state.captionStatus = msg || null;
+  socket.on('captions-status', (msg) => { // the models finished loading (or failed to)
+    if (!msg || typeof msg !== 'object') return;
+    state.captionStatus = msg;
     captions.setStatus(state.captionStatus, state.captionLang);
   });
   socket.on('caption-language', (msg) => {

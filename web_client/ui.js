@@ -203,6 +203,43 @@ export function setLocalId(oldId, newId) {
   }
 }
 
+/**
+ * The latest caption of a participant, inside their camera tile (null clears it).
+ * @param {string} participantId
+ * @param {{text: string, lang: string, final: boolean}|null} caption
+ */
+export function setTileCaption(participantId, caption) {
+  const tile = findTile(participantId, 'camera');
+  if (!tile) return;
+  let box = tile.querySelector('.tile-caption');
+  if (!caption || !caption.text) {
+    if (box) {
+      box.hidden = true;
+      box.firstChild.textContent = '';
+      delete box.dataset.final;
+    }
+    return;
+  }
+  if (!box) {
+    box = document.createElement('div');
+    box.className = 'tile-caption';
+    box.setAttribute('data-testid', 'tile-caption');
+    box.dir = 'auto';
+    box.append(document.createElement('span'));
+    tile.insertBefore(box, tile.querySelector('.label'));
+  }
+  box.hidden = false;
+  box.lang = caption.lang || '';
+  box.dataset.lang = caption.lang || '';
+  box.dataset.final = String(!!caption.final);
+  box.firstChild.textContent = caption.text;
+}
+
+/** Captions turned off (or unavailable): no captions under the tiles either. */
+export function setTileCaptionsShown(on) {
+  el.tiles.classList.toggle('captions-off', !on);
+}
+
 export function setActiveSpeaker(participantId) {
   for (const node of document.querySelectorAll('.speaking')) node.classList.remove('speaking');
   if (!participantId) return;
@@ -296,6 +333,14 @@ function badge(text, cls) {
 
 // ---- chat --------------------------------------------------------------------------------------
 
+let chatOriginals = false;
+
+/** Show (or hide) the original text under translated chat messages. */
+export function setChatOriginalsShown(on) {
+  chatOriginals = !!on;
+  for (const node of el.chatLog.querySelectorAll('.chat-original')) node.hidden = !chatOriginals;
+}
+
 export function appendChat({ name, text, lang, original, ts, self }) {
   const li = document.createElement('li');
   li.className = self ? 'chat-message self' : 'chat-message';
@@ -315,12 +360,19 @@ export function appendChat({ name, text, lang, original, ts, self }) {
   body.textContent = text;
   li.append(who, time, body);
   if (original) {
+    // The original is always a hover away; "Show original" shows it under the translation.
+    body.title = `Original${original.lang ? ` (${original.lang})` : ''}: ${original.text}`;
     const orig = document.createElement('span');
     orig.className = 'chat-original';
+    orig.setAttribute('data-testid', 'chat-original');
     orig.dir = 'auto';
-    if (original.lang) orig.lang = original.lang;
+    if (original.lang) {
+      orig.lang = original.lang;
+      orig.dataset.lang = original.lang;
+    }
     orig.textContent = `${original.lang ? `(${original.lang}) ` : ''}${original.text}`;
     orig.title = 'Original message';
+    orig.hidden = !chatOriginals;
     li.append(orig);
   }
   const atBottom = el.chatLog.scrollTop + el.chatLog.clientHeight >= el.chatLog.scrollHeight - 8;
