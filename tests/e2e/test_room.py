@@ -17,8 +17,10 @@ from e2e_helpers import (
     wait_videos_advance,
 )
 
-pytest.importorskip("playwright")
-from playwright.sync_api import expect  # noqa: E402
+try:
+    from playwright.sync_api import expect
+except ImportError:
+    pytest.fail("playwright is not installed: run `make setup`", pytrace=False)
 
 pytestmark = pytest.mark.browser
 
