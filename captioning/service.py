@@ -210,7 +210,8 @@ class CaptionService:
 
     # -- sessions --------------------------------------------------------------------------
 
-    async def _session(self, room: str) -> _Session:
+    async def session(self, room: str) -> _Session:
+        """The room's caption session (created on first use); caption times count from its start."""
         session = self._sessions.get(room)
         if session is None:
             sid = await self._store.start_session(room) if self._store else f"{room}-{int(time.time())}"
@@ -243,7 +244,7 @@ class CaptionService:
     async def _run_speaker(self, room: str, publication: Publication) -> None:
         assert publication.audio is not None and self._scheduler is not None
         queue = publication.audio.subscribe()
-        session = await self._session(room)
+        session = await self.session(room)
         info = self._participant(publication.owner)
         language = None
         if info is not None and (self.config.spoken_language == "profile" or not self.multilingual):

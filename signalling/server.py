@@ -24,6 +24,7 @@ from .validation import SignallingError
 
 if TYPE_CHECKING:
     from captioning.service import CaptionService
+    from recordings.manager import RecordingManager
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class SignallingServer:
     """Binds a python-socketio ``AsyncServer`` to a :class:`RoomRegistry` and an :class:`SFU`."""
 
     EVENTS = (
-        "join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "caption-language", "leave",
+        "join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "caption-language", "record",
+        "leave",
     )
 
     def __init__(
@@ -71,6 +73,7 @@ class SignallingServer:
         self._sid_of: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.captions: CaptionService | None = None
+        self.recordings: RecordingManager | None = None
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         for event in self.EVENTS:
@@ -165,6 +168,33 @@ class SignallingServer:
                     "message": "Captions are turned off on this server."}
         return self.captions.status()
 
+    # -- recordings --------------------------------------------------------------------------------
+
+    def attach_recordings(self, recordings: RecordingManager) -> None:
+        self.recordings = recordings
+
+    def participant_name(self, participant_id: str) -> str | None:
+        info = self.participant_info(participant_id)
+        return info[0] if info else None
+
+    def recording_changed(self, room: str, state: dict[str, Any]) -> None:
+        self._spawn(self.sio.emit("recording", state, room=_room_key(room)))
+
+    def _recording_state(self, room: str) -> dict[str, Any]:
+        if self.recordings is None:
+            return {"on": False, "id": None, "available": False}
+        return {**self.recordings.state(room), "available": True}
+
+    async def _on_record(self, sid: str, data: Any) -> None:
+        on = validation.record(data)
+        room, _ = self.registry.get(sid)
+        if self.recordings is None:
+            raise SignallingError("not-available", "Recording is turned off on this server.")
+        if on:
+            await self.recordings.start(room.name)
+        else:
+            await self.recordings.stop(room.name)
+
     # -- connection ---------------------------------------------------------------------------
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -186,8 +216,11 @@ class SignallingServer:
         await self.sio.leave_room(sid, _captions_key(room.name, participant.caption_lang))
         await self.sio.emit("participant-left", {"id": participant.id}, room=_room_key(room.name))
         await self.sfu.leave(participant.id)
-        if self.captions is not None and room.name not in self.registry.rooms:
-            await self.captions.end_session(room.name)
+        if room.name not in self.registry.rooms:
+            if self.recordings is not None:
+                await self.recordings.stop(room.name)
+            if self.captions is not None:
+                await self.captions.end_session(room.name)
         logger.info("room %s: %s left", room.name, participant.id)
 
     # -- events ---------------------------------------------------------------------------------
@@ -216,11 +249,14 @@ class SignallingServer:
                 "participants": others,
                 "chat": list(room.chat),
                 "captions": self._caption_status(),
+                "recording": self._recording_state(room.name),
             },
             to=sid,
         )
         if self.registry.by_sid.get(sid) is not participant:
             return  # gone while we were sending
+        if self.recordings is not None and self.recordings.auto_record and len(room.participants) == 1:
+            await self.recordings.start(room.name)
         media_room = self.sfu.rooms.get(room.name)
         if media_room is not None and media_room.speaker is not None and media_room.speaker.current:
             await self.sio.emit("active-speaker", {"id": media_room.speaker.current}, to=sid)
@@ -297,6 +333,8 @@ class SignallingServer:
             with contextlib.suppress(Exception):
                 await self._leave(sid)
         await self.sfu.close()
+        if self.recordings is not None:
+            await self.recordings.close()
         if self.captions is not None:
             await self.captions.close()
         for task in tuple(self._tasks):

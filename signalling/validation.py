@@ -141,3 +141,10 @@ def chat(data: Any) -> str:
 def caption_language(data: Any) -> str:
     d = _obj(data)
     return language(d.get("lang"))
+
+
+def record(data: Any) -> bool:
+    d = _obj(data)
+    if "on" not in d:
+        raise SignallingError("bad-request", "'on' must be true or false.")
+    return _bool(d, "on", False)
