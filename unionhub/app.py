@@ -11,6 +11,9 @@ from aiohttp import web
 from captioning import http as captions_http
 from captioning.service import CaptionConfig, CaptionService
 from captioning.store import CaptionStore
+from recordings import http as recordings_http
+from recordings.archive import Archive
+from recordings.manager import RecordingManager
 from signalling import RoomRegistry, SignallingServer
 
 logger = logging.getLogger(__name__)
@@ -66,24 +69,46 @@ async def _security_headers(request: web.Request, handler: Any) -> web.StreamRes
     return response
 
 
+def _add_recordings(app: web.Application, server: SignallingServer, data_dir: Path, auto_record: bool) -> None:
+    archive = Archive(data_dir / "unionhub.sqlite3", data_dir / "recordings")
+    manager = RecordingManager(
+        data_dir / "recordings", server.sfu, archive, server.participant_name,
+        server.recording_changed, server.captions, auto_record,
+    )
+    server.attach_recordings(manager)
+    recordings_http.add_routes(app, archive)
+
+    async def _recover(app: web.Application) -> None:
+        await manager.recover()
+
+    async def _close_archive(app: web.Application) -> None:
+        archive.close()
+
+    app.on_startup.append(_recover)
+    app.on_cleanup.append(_close_archive)
+
+
 def create_app(
     data_dir: Path | None = None,
     sfu_options: dict[str, Any] | None = None,
     max_participants: int = 50,
     max_rooms: int = 200,
     captions: CaptionConfig | None = None,
+    recordings: bool = True,
+    auto_record: bool = False,
 ) -> web.Application:
-    """Build the hub. ``data_dir`` holds SQLite and models (created if missing).
+    """Build the hub. ``data_dir`` holds SQLite, recordings and models (created if missing).
 
-    ``captions`` turns on live captions (models are loaded in the background after start-up).
+    ``captions`` turns on live captions (models are loaded in the background after start-up);
+    ``recordings`` the archive (unfinished recordings from a crash are recovered at start-up).
     """
     app = web.Application(middlewares=[_security_headers])
-    if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = data_dir or Path("data")
+    data_dir.mkdir(parents=True, exist_ok=True)
     server = SignallingServer(RoomRegistry(max_participants, max_rooms), sfu_options=sfu_options)
     server.sio.attach(app)
     if captions is not None:
-        store = CaptionStore((data_dir or Path("data")) / "unionhub.sqlite3")
+        store = CaptionStore(data_dir / "unionhub.sqlite3")
         service = CaptionService(
             captions, server.emit_caption, server.participant_info, server.room_languages, store
         )
@@ -98,6 +123,8 @@ def create_app(
 
         app.on_startup.append(_start_captions)
         app.on_cleanup.append(_close_store)
+    if recordings:
+        _add_recordings(app, server, data_dir, auto_record)
     app[SIGNALLING_KEY] = server
     app.router.add_get("/", _index)
     app.router.add_get("/r/{room}", _index)

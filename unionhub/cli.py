@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--asr-threads", type=int, default=default_threads(), help="threads per speech worker")
     cap.add_argument("--spoken-language", choices=["profile", "detect"], default="profile",
                      help="transcribe in each speaker's chosen language, or detect it per utterance")
+    serve.add_argument("--auto-record", action="store_true", help="record every room from its first join")
     serve.add_argument("--log-level", default="info")
 
     models = sub.add_parser("models", help="install or list speech and translation models")
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         max_participants=args.max_participants,
         max_rooms=args.max_rooms,
         captions=captions,
+        auto_record=args.auto_record,
     )
     print(f"unionhub serving on http://{args.host}:{args.port}/", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None)

@@ -1,0 +1,1 @@
+"""Recording, archive and playback of calls, with captions per language."""

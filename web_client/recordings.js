@@ -1,0 +1,435 @@
+// The recordings library (/recordings): every recording, newest first, searchable as you type
+// (titles, names and what was said, in any caption language), with rename / publish / delete for
+// those allowed to manage the archive. API: recordings/http.py.
+
+const SEARCH_DEBOUNCE_MS = 250;
+const POLL_MS = 3000; // refresh while a recording is being made or processed
+
+const $ = (sel) => document.querySelector(sel);
+const list = $('#recording-list');
+const search = $('[data-testid="recording-search"]');
+const form = $('#search-form');
+const summary = $('[data-testid="recording-count"]');
+const empty = $('[data-testid="recording-empty"]');
+const errorBox = $('[data-testid="error"]');
+
+/** id -> {li, rec, refs, editing, confirming, busy} */
+const items = new Map();
+let canManage = false;
+let query = '';
+let inflight = null; // AbortController of the list request in flight
+let debounceTimer = 0;
+let pollTimer = 0;
+
+const languageNames = (() => {
+  try {
+    return new Intl.DisplayNames(navigator.languages, { type: 'language' });
+  } catch {
+    return null;
+  }
+})();
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+function make(tag, { cls, testid, text, attrs } = {}) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (testid) node.setAttribute('data-testid', testid);
+  if (text !== undefined) node.textContent = text;
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  return node;
+}
+
+export function formatDuration(seconds) {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return '';
+  const total = Math.round(seconds);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+function languageName(code) {
+  try {
+    return (languageNames && languageNames.of(code)) || code;
+  } catch {
+    return code;
+  }
+}
+
+function showError(text) {
+  errorBox.textContent = text;
+  errorBox.hidden = false;
+}
+
+function clearError() {
+  errorBox.textContent = '';
+  errorBox.hidden = true;
+}
+
+/** fetch + JSON, throwing an Error with the server's message on failure. */
+async function api(url, options = {}) {
+  const response = await fetch(url, { headers: { Accept: 'application/json' }, ...options });
+  if (response.status === 204) return null;
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const message = body && body.error && body.error.message;
+    throw new Error(message || `The server answered ${response.status}.`);
+  }
+  return body;
+}
+
+// ---- loading ------------------------------------------------------------------------------------
+
+async function load() {
+  clearTimeout(pollTimer);
+  if (inflight) inflight.abort();
+  const controller = new AbortController();
+  inflight = controller;
+  const q = query.trim();
+  const url = q ? `/api/recordings?q=${encodeURIComponent(q)}` : '/api/recordings';
+  list.setAttribute('aria-busy', 'true');
+  try {
+    const data = await api(url, { signal: controller.signal });
+    canManage = data.can_manage !== false;
+    render(Array.isArray(data.recordings) ? data.recordings : [], q);
+    clearError();
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    showError(`Could not load the recordings: ${err.message}`);
+  } finally {
+    if (inflight === controller) {
+      inflight = null;
+      list.removeAttribute('aria-busy');
+    }
+  }
+  schedulePoll();
+}
+
+function schedulePoll() {
+  clearTimeout(pollTimer);
+  const active = [...items.values()].some(({ rec }) => rec.status === 'recording' || rec.status === 'processing');
+  if (active) pollTimer = setTimeout(load, POLL_MS);
+}
+
+function render(recordings, q) {
+  const seen = new Set();
+  const nodes = recordings.map((rec) => {
+    seen.add(rec.id);
+    let entry = items.get(rec.id);
+    if (!entry) {
+      entry = createItem(rec);
+      items.set(rec.id, entry);
+    }
+    updateItem(entry, rec);
+    return entry.li;
+  });
+  for (const id of [...items.keys()]) if (!seen.has(id)) items.delete(id);
+  // Only touch the DOM order when it changed, so focus (e.g. a rename in progress) survives polls.
+  const current = [...list.children];
+  if (current.length !== nodes.length || current.some((node, i) => node !== nodes[i])) {
+    list.replaceChildren(...nodes);
+  }
+  renderSummary(q);
+}
+
+function renderSummary(q = query.trim()) {
+  const n = items.size;
+  const noun = n === 1 ? 'recording' : 'recordings';
+  summary.textContent = q ? `${n} ${noun} match “${q}”` : `${n} ${noun}`;
+  empty.hidden = n > 0;
+  empty.textContent = q
+    ? `Nothing matches “${q}”.`
+    : 'No recordings yet. Recorded calls appear here once they end.';
+}
+
+// ---- one recording ------------------------------------------------------------------------------
+
+function createItem(rec) {
+  const li = make('li', { cls: 'recording-item', testid: 'recording-item' });
+  li.dataset.id = rec.id;
+
+  const main = make('div', { cls: 'rec-main' });
+  const heading = make('h2', { cls: 'rec-heading' });
+  const title = make('a', { cls: 'rec-title', testid: 'recording-title' });
+  heading.append(title);
+
+  const renameForm = make('form', { cls: 'rec-rename' });
+  renameForm.hidden = true;
+  const renameInput = make('input', {
+    testid: 'recording-title-input',
+    attrs: { maxlength: '200', 'aria-label': 'New title', required: '' },
+  });
+  const renameSave = make('button', { testid: 'recording-rename-save', text: 'Save', attrs: { type: 'submit' } });
+  const renameCancel = make('button', { testid: 'recording-rename-cancel', text: 'Cancel', attrs: { type: 'button' } });
+  renameForm.append(renameInput, renameSave, renameCancel);
+
+  const meta = make('p', { cls: 'rec-meta' });
+  const date = make('time', { cls: 'rec-date', testid: 'recording-date' });
+  const duration = make('span', { cls: 'rec-duration', testid: 'recording-duration' });
+  const participants = make('span', { cls: 'rec-participants', testid: 'recording-participants' });
+  meta.append(date, duration, participants);
+
+  const langs = make('p', { cls: 'rec-langs', testid: 'recording-languages' });
+  const state = make('p', { cls: 'rec-state' });
+  const status = make('span', { cls: 'rec-status', testid: 'recording-status' });
+  const progress = make('progress', { cls: 'rec-progress', testid: 'recording-progress', attrs: { max: '1' } });
+  const published = make('span', { cls: 'badge rec-published', testid: 'recording-published' });
+  state.append(status, progress, published);
+  const match = make('p', { cls: 'rec-match', testid: 'recording-match' });
+  main.append(heading, renameForm, meta, langs, state, match);
+
+  const actions = make('div', { cls: 'rec-actions' });
+  const rename = make('button', { testid: 'recording-rename', text: 'Rename', attrs: { type: 'button' } });
+  const publish = make('button', { testid: 'recording-publish', attrs: { type: 'button' } });
+  const del = make('button', { cls: 'danger', testid: 'recording-delete', text: 'Delete', attrs: { type: 'button' } });
+  const confirm = make('span', { cls: 'rec-confirm', attrs: { role: 'group', 'aria-label': 'Confirm deletion' } });
+  confirm.hidden = true;
+  const confirmYes = make('button', {
+    cls: 'danger', testid: 'recording-delete-confirm', text: 'Delete for good', attrs: { type: 'button' },
+  });
+  const confirmNo = make('button', { testid: 'recording-delete-cancel', text: 'Keep', attrs: { type: 'button' } });
+  confirm.append(confirmYes, confirmNo);
+  actions.append(rename, publish, del, confirm);
+  li.append(main, actions);
+
+  const entry = {
+    li, rec, editing: false, confirming: false, busy: false,
+    refs: {
+      title, renameForm, renameInput, date, duration, participants, langs, status, progress,
+      published, match, actions, rename, publish, del, confirm, confirmYes,
+    },
+  };
+
+  rename.addEventListener('click', () => startRename(entry));
+  renameCancel.addEventListener('click', () => stopRename(entry));
+  renameInput.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') stopRename(entry);
+  });
+  renameForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    saveTitle(entry);
+  });
+  publish.addEventListener('click', () => togglePublished(entry));
+  del.addEventListener('click', () => setConfirming(entry, true));
+  confirmNo.addEventListener('click', () => setConfirming(entry, false));
+  confirmYes.addEventListener('click', () => remove(entry));
+  return entry;
+}
+
+function statusText(rec) {
+  switch (rec.status) {
+    case 'recording': return 'Recording…';
+    case 'processing':
+      return typeof rec.progress === 'number' ? `Processing ${Math.round(rec.progress * 100)}%` : 'Processing…';
+    case 'ready': return 'Ready';
+    case 'failed': return rec.error ? `Failed: ${rec.error}` : 'Failed';
+    default: return rec.status;
+  }
+}
+
+function updateItem(entry, rec) {
+  entry.rec = rec;
+  const r = entry.refs;
+  entry.li.dataset.status = rec.status;
+  entry.li.dataset.published = String(!!rec.published);
+
+  r.title.textContent = rec.title;
+  r.title.href = rec.url || `/recordings/${encodeURIComponent(rec.id)}`;
+  r.title.hidden = entry.editing;
+
+  const started = new Date(rec.started_at * 1000);
+  r.date.dateTime = started.toISOString();
+  r.date.textContent = started.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  r.duration.textContent = formatDuration(rec.duration);
+  r.duration.hidden = !r.duration.textContent;
+  const people = Array.isArray(rec.participants) ? rec.participants : [];
+  r.participants.textContent = people.join(', ');
+  r.participants.hidden = people.length === 0;
+
+  const languages = Array.isArray(rec.languages) ? rec.languages : [];
+  r.langs.replaceChildren(...languages.map((code) => {
+    const badge = make('span', { cls: 'badge rec-lang', text: code.toUpperCase(), attrs: { title: languageName(code) } });
+    badge.dataset.lang = code;
+    return badge;
+  }));
+  r.langs.hidden = languages.length === 0;
+  r.langs.setAttribute('aria-label', `Captions in ${languages.map(languageName).join(', ')}`);
+
+  r.status.textContent = statusText(rec);
+  r.status.dataset.status = rec.status;
+  r.progress.hidden = rec.status !== 'processing';
+  if (typeof rec.progress === 'number') r.progress.value = rec.progress;
+  else r.progress.removeAttribute('value'); // indeterminate
+  r.published.textContent = rec.published ? 'Published' : 'Private';
+  r.published.classList.toggle('on', !!rec.published);
+
+  renderMatch(r.match, rec);
+
+  r.actions.hidden = !canManage;
+  r.publish.textContent = rec.published ? 'Unpublish' : 'Publish';
+  r.publish.setAttribute('aria-pressed', String(!!rec.published));
+  r.publish.title = rec.published
+    ? 'Hide it from visitors and the podcast feed'
+    : 'Show it to visitors and in the podcast feed';
+  const recording = rec.status === 'recording';
+  r.del.title = recording ? 'Stop the recording before deleting it' : 'Delete the recording and its captions';
+  for (const button of [r.rename, r.publish, r.del, r.confirmYes]) button.disabled = entry.busy;
+  r.del.disabled = entry.busy || recording;
+  r.del.hidden = entry.confirming;
+  r.confirm.hidden = !entry.confirming;
+}
+
+/** The search hit: time (a link to that moment), speaker and the snippet with its matches marked. */
+function renderMatch(node, rec) {
+  const match = rec.match;
+  if (!match || typeof match.time !== 'number' || !match.snippet) {
+    node.hidden = true;
+    node.replaceChildren();
+    return;
+  }
+  const params = new URLSearchParams({ t: String(Math.floor(match.time)) });
+  if (match.lang) params.set('lang', match.lang);
+  const at = make('a', { cls: 'rec-match-time', text: formatDuration(match.time) });
+  at.href = `${rec.url || `/recordings/${encodeURIComponent(rec.id)}`}?${params}`;
+  at.title = 'Play from here';
+  const parts = [at];
+  if (match.speaker) parts.push(make('span', { cls: 'rec-match-speaker', text: `${match.speaker}:` }));
+  const text = make('span', { cls: 'rec-match-text' });
+  text.dir = 'auto';
+  if (match.lang) text.lang = match.lang;
+  const snippet = String(match.snippet);
+  let pos = 0;
+  for (const [start, end] of Array.isArray(match.highlights) ? match.highlights : []) {
+    if (!(start >= pos && end > start && end <= snippet.length)) continue;
+    text.append(snippet.slice(pos, start), make('mark', { text: snippet.slice(start, end) }));
+    pos = end;
+  }
+  text.append(snippet.slice(pos));
+  parts.push(text);
+  if (match.hits > 1) parts.push(make('span', { cls: 'rec-match-more', text: `(${match.hits} matches)` }));
+  node.replaceChildren(...parts);
+  node.hidden = false;
+}
+
+// ---- actions ------------------------------------------------------------------------------------
+
+async function patch(entry, body) {
+  entry.busy = true;
+  updateItem(entry, entry.rec);
+  try {
+    const rec = await api(`/api/recordings/${encodeURIComponent(entry.rec.id)}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+    clearError();
+    return { ...rec, match: entry.rec.match };
+  } catch (err) {
+    showError(`Could not update “${entry.rec.title}”: ${err.message}`);
+    return null;
+  } finally {
+    entry.busy = false;
+  }
+}
+
+function startRename(entry) {
+  setConfirming(entry, false);
+  entry.editing = true;
+  const r = entry.refs;
+  r.renameInput.value = entry.rec.title;
+  r.renameForm.hidden = false;
+  r.title.hidden = true;
+  r.renameInput.focus();
+  r.renameInput.select();
+}
+
+function stopRename(entry) {
+  entry.editing = false;
+  entry.refs.renameForm.hidden = true;
+  entry.refs.title.hidden = false;
+  entry.refs.rename.focus();
+}
+
+async function saveTitle(entry) {
+  const title = entry.refs.renameInput.value.trim();
+  if (!title) {
+    entry.refs.renameInput.focus();
+    return;
+  }
+  if (title === entry.rec.title) {
+    stopRename(entry);
+    return;
+  }
+  const rec = await patch(entry, { title });
+  if (rec) {
+    entry.editing = false;
+    entry.refs.renameForm.hidden = true;
+    updateItem(entry, rec);
+    entry.refs.rename.focus();
+  } else {
+    updateItem(entry, entry.rec);
+  }
+}
+
+async function togglePublished(entry) {
+  const rec = await patch(entry, { published: !entry.rec.published });
+  updateItem(entry, rec || entry.rec);
+}
+
+function setConfirming(entry, on) {
+  entry.confirming = on;
+  updateItem(entry, entry.rec);
+  (on ? entry.refs.confirmYes : entry.refs.del).focus();
+}
+
+async function remove(entry) {
+  entry.busy = true;
+  updateItem(entry, entry.rec);
+  try {
+    await api(`/api/recordings/${encodeURIComponent(entry.rec.id)}`, { method: 'DELETE' });
+    items.delete(entry.rec.id);
+    entry.li.remove();
+    renderSummary();
+    clearError();
+    search.focus();
+  } catch (err) {
+    entry.busy = false;
+    entry.confirming = false;
+    updateItem(entry, entry.rec);
+    showError(`Could not delete “${entry.rec.title}”: ${err.message}`);
+  }
+}
+
+// ---- search -------------------------------------------------------------------------------------
+
+function setQuery(value) {
+  query = value;
+  const url = new URL(location.href);
+  if (value.trim()) url.searchParams.set('q', value.trim());
+  else url.searchParams.delete('q');
+  history.replaceState(null, '', url);
+  load();
+}
+
+function main() {
+  query = new URLSearchParams(location.search).get('q') || '';
+  search.value = query;
+  search.addEventListener('input', () => {
+    clearTimeout(debounceTimer);
+    debounceTimer = setTimeout(() => setQuery(search.value), SEARCH_DEBOUNCE_MS);
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    clearTimeout(debounceTimer);
+    setQuery(search.value);
+  });
+  load();
+}
+
+main();
