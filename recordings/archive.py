@@ -338,7 +338,8 @@ class Archive:
 
     def _languages(self, rec_ids: builtins.list[str] | None = None) -> dict[str, builtins.list[str]]:
         """Languages with captions inside each recording, the most captioned first."""
-        sql = f"SELECT r.id, c.lang, COUNT(*) AS n FROM recordings r JOIN captions c ON c.session_id = r.session_id AND {_WINDOW}"
+        sql = ("SELECT r.id, c.lang, COUNT(*) AS n FROM recordings r "
+               f"JOIN captions c ON c.session_id = r.session_id AND {_WINDOW}")
         args: tuple[Any, ...] = ()
         if rec_ids is not None:
             sql += f" WHERE r.id IN ({','.join('?' * len(rec_ids))})"

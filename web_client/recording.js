@@ -35,14 +35,6 @@ const state = {
 
 window.unionhubRecording = { state, video };
 
-const languageNames = (() => {
-  try {
-    return new Intl.DisplayNames(navigator.languages, { type: 'language' });
-  } catch {
-    return null;
-  }
-})();
-
 // ---- helpers ------------------------------------------------------------------------------------
 
 function make(tag, { cls, testid, text, attrs } = {}) {
@@ -77,9 +69,11 @@ export function parseTime(value) {
   return null;
 }
 
+/** A language's own name for itself ("Español", "English"), as in the join form. */
 function languageName(code) {
   try {
-    return (languageNames && languageNames.of(code)) || code;
+    const name = new Intl.DisplayNames([code], { type: 'language' }).of(code) || code;
+    return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
   } catch {
     return code;
   }
@@ -177,7 +171,7 @@ function renderDownloads(rec) {
     const urls = (rec.captions || {})[lang];
     if (!urls) continue;
     const li = make('li', { cls: 'download-captions' });
-    li.append(`${languageName(lang)} captions: `);
+    li.append(`Captions, ${languageName(lang)}: `);
     const vtt = make('a', { text: 'WebVTT', testid: 'download-vtt', attrs: { href: urls.vtt, download: fileName(`${rec.title} ${lang}`, 'vtt') } });
     const srt = make('a', { text: 'SRT', testid: 'download-srt', attrs: { href: urls.srt, download: fileName(`${rec.title} ${lang}`, 'srt') } });
     vtt.dataset.lang = lang;

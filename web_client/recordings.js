@@ -21,14 +21,6 @@ let inflight = null; // AbortController of the list request in flight
 let debounceTimer = 0;
 let pollTimer = 0;
 
-const languageNames = (() => {
-  try {
-    return new Intl.DisplayNames(navigator.languages, { type: 'language' });
-  } catch {
-    return null;
-  }
-})();
-
 // ---- helpers ------------------------------------------------------------------------------------
 
 function make(tag, { cls, testid, text, attrs } = {}) {
@@ -49,9 +41,11 @@ export function formatDuration(seconds) {
   return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
 
+/** A language's own name for itself ("Español", "English"), as in the join form. */
 function languageName(code) {
   try {
-    return (languageNames && languageNames.of(code)) || code;
+    const name = new Intl.DisplayNames([code], { type: 'language' }).of(code) || code;
+    return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
   } catch {
     return code;
   }

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from argos_model import argos_env, build_argosmodel, install_argos_models
+from e2e_helpers import EN_ES
 
 CHROMIUM = os.environ.get("UNIONHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,13 +48,6 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_START_TIMEOUT = 30.0
 ASR_MODEL = "tiny.en"  # fastest speech model; `--asr-model` in a hub's extra arguments wins
-
-#: The English → Spanish words the shared hub's Argos model knows (others pass through as is).
-EN_ES = {
-    "and": "y", "And": "Y", "so": "así", "my": "mis", "fellow": "compañeros",
-    "ask": "pregunta", "Ask": "Pregunta", "not": "no", "what": "qué", "What": "Qué",
-    "your": "tu", "country": "país", "can": "puede", "do": "hacer", "for": "por", "you": "ti",
-}
 
 
 def _free_port() -> int:

@@ -9,6 +9,14 @@ from urllib.parse import quote, urlencode
 
 WAIT_MS = 20_000  # generous: 2 cores run the browsers, the encoders and the SFU
 
+#: The English → Spanish words the shared hub's tiny Argos model knows (conftest.py installs it);
+#: other words pass through untranslated.
+EN_ES = {
+    "and": "y", "And": "Y", "so": "así", "my": "mis", "fellow": "compañeros",
+    "ask": "pregunta", "Ask": "Pregunta", "not": "no", "what": "qué", "What": "Qué",
+    "your": "tu", "country": "país", "can": "puede", "do": "hacer", "for": "por", "you": "ti",
+}
+
 _room_counter = itertools.count()
 
 

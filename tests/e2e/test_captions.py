@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-from e2e_helpers import WAIT_MS, join, unique_room, wait_joined
+from e2e_helpers import EN_ES, WAIT_MS, join, unique_room, wait_joined
 
 try:
     from playwright.sync_api import expect
@@ -25,8 +25,9 @@ pytestmark = pytest.mark.browser
 SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
 CLIP = SPEECH / "jfk.wav"  # "… ask not what your country can do for you, ask what you can do for your country."
 PHRASE = "ask not what your country can do for you"
-CAPTION_WAIT_MS = 120_000  # speech recognition shares 2 cores with the browsers
-TILE_CAPTION_CLEAR_MS = 6_000  # the client clears a tile caption this long after the final
+# Speech recognition shares 2 cores with the browsers, and tiny.en sometimes mishears the short
+# "Ask not!" utterance ("Yes, not!", "Ask, Doc!"): the clip loops, so wait for a good round.
+CAPTION_WAIT_MS = 180_000
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,7 @@ _COLLECT_FINALS_JS = """
             utterance: c.dataset.utterance, lang: c.dataset.lang, speaker: c.dataset.speaker,
             name: c.dataset.speakerName, final: c.dataset.final,
             text: c.querySelector('[data-testid="caption-text"]').textContent,
+            original: (c.querySelector('[data-testid="caption-original"]') || {}).textContent || null,
         });
     }
     return [...seen.values()];
@@ -123,7 +125,6 @@ def test_speech_is_captioned_for_the_others(hub, new_page, speaking_browser):
     expect(listener.get_by_test_id("captions-status")).to_be_hidden()
     expect(listener.get_by_test_id("captions-toggle")).to_have_attribute("aria-pressed", "true")
 
-    open("/tmp/timing.log","a").write(f"{time.monotonic():.1f} mark0\n")
     speaker = join(new_page(on=speaking_browser), hub.url, room, "Ana", video=False)
     ana = wait_joined(speaker)
 
@@ -135,14 +136,12 @@ def test_speech_is_captioned_for_the_others(hub, new_page, speaking_browser):
     expect(caption).to_have_attribute("data-speaker-name", "Ana")
     expect(caption).to_contain_text("Ana")
 
-    open("/tmp/timing.log","a").write(f"{time.monotonic():.1f} mark1\n")
     # ... also under Ana's tile, and not under anyone else's.
     under_tile = tile_caption(listener, ana)
     expect(under_tile).to_be_visible(timeout=CAPTION_WAIT_MS)
     expect(under_tile).to_have_text(re.compile(r"\w"))
     expect(listener.locator('.tile.local [data-testid="tile-caption"]')).to_have_count(0)
 
-    open("/tmp/timing.log","a").write(f"{time.monotonic():.1f} mark2\n")
     # Untranslated captions have no separate original, even with "show original" on.
     show_original = listener.get_by_test_id("show-original")
     expect(show_original).to_have_attribute("aria-pressed", "false")
@@ -152,7 +151,6 @@ def test_speech_is_captioned_for_the_others(hub, new_page, speaking_browser):
     show_original.click()
     expect(show_original).to_have_attribute("aria-pressed", "false")
 
-    open("/tmp/timing.log","a").write(f"{time.monotonic():.1f} mark3\n")
     # Hiding captions hides them (under the tiles too); showing brings them back.
     listener.get_by_test_id("captions-toggle").click()
     expect(listener.get_by_test_id("captions-toggle")).to_have_attribute("aria-pressed", "false")
@@ -161,11 +159,9 @@ def test_speech_is_captioned_for_the_others(hub, new_page, speaking_browser):
     listener.get_by_test_id("captions-toggle").click()
     expect(listener.get_by_test_id("caption").first).to_be_visible()
 
-    open("/tmp/timing.log","a").write(f"{time.monotonic():.1f} mark4\n")
     # When Ana stops talking, her last caption leaves her tile a few seconds after its final.
     speaker.get_by_test_id("mic-toggle").click()
     expect(under_tile).to_be_hidden(timeout=CAPTION_WAIT_MS)
-    open("/tmp/timing.log","a").write(f"{time.monotonic():.1f} end\n")
 
 
 def test_spanish_listener_reads_translated_captions_and_can_switch(hub, new_page, speaking_browser):
@@ -195,16 +191,19 @@ def test_spanish_listener_reads_translated_captions_and_can_switch(hub, new_page
     finals = wait_finals(carla, lambda f: "país" in transcript(f, "es"))
     spanish = [f for f in finals if f["lang"] == "es"]
     assert all(f["name"] == "Ana" and f["speaker"] == ana for f in spanish), finals
-    assert "tu país puede hacer por" in transcript(finals, "es"), finals
+    assert "tu país" in transcript(finals, "es"), finals
+    assert any(f["original"] and "your country" in normalise(f["original"]) for f in spanish), finals
     expect(tile_caption(carla, ana)).to_be_visible(timeout=CAPTION_WAIT_MS)
     originals = carla.locator('[data-testid="caption"][data-lang="es"] [data-testid="caption-original"]')
-    expect(originals.first).to_be_hidden()
+    expect(originals).not_to_have_count(0)
+    assert not any(o.is_visible() for o in originals.all())
 
     # "Show original": the English words beside the Spanish captions, and under the chat message.
     show_original.click()
     expect(show_original).to_have_attribute("aria-pressed", "true")
     expect(message.get_by_test_id("chat-original")).to_be_visible()
-    expect(message.get_by_test_id("chat-original")).to_contain_text("Ask not what your country can do for you")
+    expect(message.get_by_test_id("chat-original")).to_contain_text(
+        "Ask not what your country can do for you")
     shown_original = carla.locator(
         '[data-testid="caption"][data-lang="es"][data-final="true"]',
         has=carla.locator('[data-testid="caption-text"]', has_text="país"),
@@ -214,7 +213,7 @@ def test_spanish_listener_reads_translated_captions_and_can_switch(hub, new_page
     expect(shown_original.first).to_contain_text("country")
     show_original.click()
     expect(show_original).to_have_attribute("aria-pressed", "false")
-    expect(originals.first).to_be_hidden()
+    expect(shown_original.first).to_be_hidden()
     expect(message.get_by_test_id("chat-original")).to_be_hidden()
 
     # Switching the caption language to English: the next utterances arrive in English.
@@ -226,10 +225,10 @@ def test_spanish_listener_reads_translated_captions_and_can_switch(hub, new_page
     )
     new = [f for f in english if f["utterance"] not in before]
     assert new and all(f["lang"] == "en" for f in new), new
-    assert not any("país" in normalise(f["text"]) for f in new), new
-    assert re.search(r"\b(ask|country|you|fellow|americans)\b", transcript(new)), new
-    latest = carla.locator(f'[data-testid="caption"][data-utterance="{new[0]["utterance"]}"]')
-    expect(latest.get_by_test_id("caption-original")).to_have_count(0)
+    assert not any(f["original"] for f in new), new  # English captions of English speech
+    spanish_words = set(EN_ES.values()) - set(EN_ES)
+    assert not spanish_words & set(transcript(new).split()), new
+    assert re.search(r"\b(and|so|my|fellow|ask|not|what|your|country|can|do|you)\b", transcript(new)), new
 
 
 def test_status_line_goes_when_the_models_finish_loading(hub, new_page):
