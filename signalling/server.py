@@ -141,7 +141,7 @@ class SignallingServer:
 
     def attach_captions(self, captions: CaptionService) -> None:
         self.captions = captions
-        self.sfu.publication_hooks.append(captions.on_publication)
+        captions.attach(self.sfu)
         captions.on_status = self._caption_status_changed
 
     def _caption_status_changed(self) -> None:
