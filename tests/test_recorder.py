@@ -5,33 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from aiohttp import web
 
 from media_server.client import HubClient, encode_test_video, encode_wav_audio
 from recordings.composer import compose, track_end
 from recordings.recorder import RoomRecorder, vp8_size
 from signalling import SignallingServer
-from unionhub.app import SIGNALLING_KEY, create_app
+from conftest import RunningHub
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[tuple[str, SignallingServer]]:
-    app = create_app(tmp_path / "data")
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", app[SIGNALLING_KEY]
-    await runner.cleanup()
+async def server(hub: RunningHub) -> tuple[str, SignallingServer]:
+    return hub.url, hub.server
 
 
 async def record_call(url: str, server: SignallingServer, folder: Path, seconds: float) -> tuple[float, list[bytes]]:

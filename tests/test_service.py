@@ -13,24 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from captioning.models import ModelDirs, resolve_asr_model
 from captioning.service import CaptionConfig, CaptionService
 from media_server.client import HubClient, encode_wav_audio
-from signalling import SignallingServer
 from argos_model import argos_env, build_argosmodel, install_argos_models
-from unionhub.app import SIGNALLING_KEY, create_app
+from conftest import RunningHub as Hub
+from conftest import running_hub
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 EN_ES = {"ask": "pregunta", "Ask": "Pregunta", "not": "no", "what": "qué", "What": "Qué",
          "your": "tu", "country": "país", "can": "puede", "do": "hacer", "for": "por"}
-
-
-class Hub:
-    def __init__(self, url: str, server: SignallingServer) -> None:
-        self.url = url
-        self.server = server
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +36,6 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-async def start_hub(tmp_path: Path, config: CaptionConfig) -> tuple[web.AppRunner, Hub]:
-    app = create_app(tmp_path / "data", captions=config)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, Hub(f"http://127.0.0.1:{port}", app[SIGNALLING_KEY])
-
-
 @pytest.fixture(autouse=True)
 def private_home(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Worker processes import argostranslate, which writes under HOME: keep that in tmp."""
@@ -63,11 +46,10 @@ def private_home(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 async def hub(tmp_path: Path, models_dir: Path) -> AsyncIterator[Hub]:
     config = CaptionConfig(models_dir=models_dir, asr_model="tiny.en", asr_threads=2)
-    runner, hub = await start_hub(tmp_path, config)
-    assert hub.server.captions is not None
-    await hub.server.captions.ready()
-    yield hub
-    await runner.cleanup()
+    async with running_hub(tmp_path / "data", captions=config) as hub:
+        assert hub.server.captions is not None
+        await hub.server.captions.ready()
+        yield hub
 
 
 def captions(client: HubClient) -> list[dict[str, Any]]:
@@ -139,8 +121,7 @@ async def test_listeners_read_the_speaker_live_in_their_own_language(hub: Hub) -
 
 async def test_without_a_speech_model_calls_work_and_say_how_to_get_captions(tmp_path: Path) -> None:
     config = CaptionConfig(models_dir=tmp_path / "empty", asr_model="small.en")
-    runner, hub = await start_hub(tmp_path, config)
-    try:
+    async with running_hub(tmp_path / "data", captions=config) as hub:
         assert hub.server.captions is not None
         await hub.server.captions.ready()
         client = HubClient(hub.url, "nocap", "Ana")
@@ -149,8 +130,6 @@ async def test_without_a_speech_model_calls_work_and_say_how_to_get_captions(tmp
         assert joined["captions"]["available"] is False
         assert "unionhub models install" in joined["captions"]["message"]
         await client.close()
-    finally:
-        await runner.cleanup()
 
 
 async def test_participants_in_the_call_hear_when_the_models_have_loaded(
@@ -166,7 +145,11 @@ async def test_participants_in_the_call_hear_when_the_models_have_loaded(
 
     monkeypatch.setattr(CaptionService, "_start_translation", slow_start_translation)
     config = CaptionConfig(models_dir=models_dir, asr_model="tiny.en", asr_threads=1)
-    runner, hub = await start_hub(tmp_path, config)
+    async with running_hub(tmp_path / "data", captions=config) as hub:
+        await _status_arrives(hub, loaded)
+
+
+async def _status_arrives(hub: Hub, loaded: asyncio.Event) -> None:
     client = HubClient(hub.url, "status", "Ana", lang="es")
     try:
         await client.join()
@@ -180,4 +163,31 @@ async def test_participants_in_the_call_hear_when_the_models_have_loaded(
         assert {"en", "es"} <= set(status["languages"])
     finally:
         await client.close()
-        await runner.cleanup()
+
+
+async def test_a_speaker_who_started_before_the_model_loaded_is_captioned(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = asyncio.Event()
+    start = CaptionService._start
+
+    async def held_start(self: CaptionService) -> None:
+        await release.wait()
+        await start(self)
+
+    monkeypatch.setattr(CaptionService, "_start", held_start)
+    config = CaptionConfig(models_dir=models_dir, asr_model="tiny.en", asr_threads=2)
+    async with running_hub(tmp_path / "data", captions=config) as hub:
+        speaker = HubClient(hub.url, "early", "Ana", audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
+        listener = HubClient(hub.url, "early", "Bo")
+        try:
+            await listener.join()
+            await speaker.join()
+            await until(lambda: bool(hub.server.sfu.rooms.get("early")
+                                     and hub.server.sfu.rooms["early"].publications))
+            assert not hub.server.captions.available  # type: ignore[union-attr]
+            release.set()
+            await until(lambda: any(c["final"] for c in captions(listener)), timeout=90)
+        finally:
+            await speaker.close()
+            await listener.close()

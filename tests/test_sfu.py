@@ -8,37 +8,12 @@ from collections.abc import AsyncIterator, Callable
 
 import av
 import pytest
-from aiohttp import web
 
 from aiortc.codecs.h264 import H264Encoder
 
 from media_server import MediaRoom, Publication
 from media_server.client import HubClient, encode_test_audio, encode_test_video
-from signalling import SignallingServer
-from unionhub.app import SIGNALLING_KEY, create_app
-
-
-class Hub:
-    def __init__(self, url: str, server: SignallingServer) -> None:
-        self.url = url
-        self.server = server
-
-
-async def start_hub(tmp_path, **sfu_options: object) -> tuple[web.AppRunner, Hub]:
-    app = create_app(tmp_path, sfu_options=sfu_options or None)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, Hub(f"http://127.0.0.1:{port}", app[SIGNALLING_KEY])
-
-
-@pytest.fixture
-async def hub(tmp_path) -> AsyncIterator[Hub]:
-    runner, hub = await start_hub(tmp_path)
-    yield hub
-    await runner.cleanup()
+from conftest import RunningHub as Hub
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +191,8 @@ async def test_screen_share_is_a_second_video_publication(
         await sub.close()
 
 
-async def test_h264_room_forwards_the_publishers_access_units_unchanged(tmp_path) -> None:
-    runner, hub = await start_hub(tmp_path, codec="h264")
+async def test_h264_room_forwards_the_publishers_access_units_unchanged(make_hub) -> None:
+    hub = await make_hub(sfu_options={"codec": "h264"})
     h264 = encode_test_video(seconds=2, gop=15, codec_name="h264")
     pub = HubClient(hub.url, "h264", "Ana", video=h264)
     sub = HubClient(hub.url, "h264", "Bo")
@@ -239,4 +214,3 @@ async def test_h264_room_forwards_the_publishers_access_units_unchanged(tmp_path
     finally:
         await pub.close()
         await sub.close()
-        await runner.cleanup()

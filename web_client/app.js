@@ -36,6 +36,7 @@ const ERROR_MESSAGES = {
   'bad-source': 'Unknown media source.',
   'listener': 'Listeners cannot publish media — rejoin with camera or microphone to share.',
   'unknown-event': 'The server did not understand a request.',
+  'not-available': 'Recording is turned off on this server.',
   'internal': 'The server hit an unexpected problem — try again.',
 };
 
@@ -53,6 +54,8 @@ const state = {
   myId: null,
   localId: 'local',   // data-participant of the local tiles (our id once joined)
   hand: false,
+  recording: { on: false, id: null, available: false }, // the room's recording (PROTOCOL.md)
+  recordPending: false, // a `record` request is on its way; the button waits for the answer
   participants: new Map(), // id -> Participant (others only)
   chatSeen: new Set(),      // ids of chat messages shown
   socket: null,
@@ -247,6 +250,7 @@ function connectSocket() {
     state.captionLang = msg.lang;
     captions.setLanguage(msg.lang);
   });
+  socket.on('recording', (msg) => setRecording(msg));
   socket.on('error', onServerError);
 }
 
@@ -259,6 +263,8 @@ function join() {
   captions.clearCaptions();
   state.participants.clear();
   state.myId = null;
+  state.recordPending = false;
+  updateControls();
   state.call = new Call({
     sendAnswer: (answer) => state.socket.emit('sdp', answer),
     localTrack: (source) => localTrack(source),
@@ -308,6 +314,7 @@ function onJoined(msg) {
   renderPeople();
   state.captionStatus = msg.captions || null;
   captions.setStatus(state.captionStatus, state.captionLang);
+  setRecording(msg.recording, { available: !!(msg.recording && msg.recording.available) });
   if (state.captionLang !== state.lang) emitJoined('caption-language', { lang: state.captionLang });
   for (const m of msg.chat || []) showChat(m); // recent history
   // Carry our state over a reconnect: muted tracks, a running screen share, a raised hand.
@@ -395,6 +402,40 @@ function onServerError(err) {
   const text = ERROR_MESSAGES[code] || (err && err.message) || 'Something went wrong.';
   ui.showError(text, `server:${code}`);
   if (err && err.event === 'publish' && state.screen) stopScreen({ notify: false });
+  if (err && err.event === 'record') {
+    setRecordPending(false);
+    if (code === 'not-available') state.recording.available = false;
+    updateControls();
+  }
+}
+
+// ---- recording ----------------------------------------------------------------------------------
+
+let recordPendingTimer = 0;
+const RECORD_ANSWER_MS = 15000; // give up waiting for the server's answer to `record`
+
+function setRecordPending(on) {
+  clearTimeout(recordPendingTimer);
+  state.recordPending = on;
+  if (on) {
+    recordPendingTimer = setTimeout(() => {
+      state.recordPending = false;
+      updateControls();
+    }, RECORD_ANSWER_MS);
+  }
+}
+
+/**
+ * The room's recording state, from `joined.recording` or a `recording` event ({on, id}); the
+ * `available` flag only comes with `joined` (a `recording` event keeps the known one).
+ */
+function setRecording(msg, { available = state.recording.available } = {}) {
+  const on = !!(msg && typeof msg === 'object' && msg.on);
+  const id = msg && typeof msg.id === 'string' ? msg.id : null;
+  state.recording = { on, id: on ? id : null, available };
+  setRecordPending(false);
+  ui.setRecordingIndicator(on);
+  updateControls();
 }
 
 function renderPeople() {
@@ -429,6 +470,16 @@ function updateControls() {
   });
   el.screenShare.title = isListener() && state.mediaReady ? 'Listeners cannot share their screen' : '';
   ui.setToggle(el.raiseHand, { pressed: state.hand, label: state.hand ? 'Lower hand' : 'Raise hand' });
+  const rec = state.recording;
+  el.recordToggle.hidden = !rec.available;
+  ui.setToggle(el.recordToggle, {
+    pressed: rec.on,
+    label: rec.on ? 'Stop recording' : 'Record',
+    disabled: state.recordPending || !state.myId,
+  });
+  el.recordToggle.title = rec.on
+    ? 'Stop recording this call (for everyone in it)'
+    : 'Record this call for everyone in it — they see that it is being recorded';
 }
 
 function sendMediaState() {
@@ -496,6 +547,18 @@ el.raiseHand.addEventListener('click', () => {
   renderPeople();
 });
 
+el.recordToggle.addEventListener('click', () => {
+  if (!state.recording.available || state.recordPending) return;
+  if (!state.socket || !state.socket.connected || !state.myId) {
+    ui.showError('Not connected — try again in a moment.', 'record');
+    return;
+  }
+  ui.clearError('record');
+  setRecordPending(true);
+  updateControls();
+  state.socket.emit('record', { on: !state.recording.on });
+});
+
 el.chatForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = el.chatInput.value.trim();
@@ -525,6 +588,7 @@ el.leave.addEventListener('click', () => {
   state.screen = null;
   ui.clearTiles({ keepLocal: false });
   ui.clearRemoteAudio();
+  ui.setRecordingIndicator(false);
   ui.setStatus(null);
   ui.clearError();
   ui.showView('left');

@@ -28,6 +28,8 @@ export const el = {
   cameraToggle: $('[data-testid="camera-toggle"]'),
   screenShare: $('[data-testid="screen-share"]'),
   raiseHand: $('[data-testid="raise-hand"]'),
+  recordToggle: $('[data-testid="record-toggle"]'),
+  recordingIndicator: $('[data-testid="recording-indicator"]'),
   leave: $('[data-testid="leave"]'),
 };
 
@@ -58,6 +60,12 @@ export function clearError(kind) {
 export function setStatus(text) {
   el.status.textContent = text || '';
   el.status.hidden = !text;
+}
+
+/** The red "Recording" badge everyone in the room sees while the call is recorded. */
+export function setRecordingIndicator(on) {
+  el.recordingIndicator.hidden = !on;
+  el.recordingIndicator.title = on ? 'This call is being recorded' : '';
 }
 
 // ---- video tiles ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from argos_model import argos_env, build_argosmodel, install_argos_models
-from e2e_helpers import EN_ES
+from e2e_helpers import CLIP, EN_ES
 
 CHROMIUM = os.environ.get("UNIONHUB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -211,6 +211,14 @@ def launch_browser() -> Iterator[Callable[..., object]]:
 def browser(launch_browser: Callable[..., object]) -> object:
     """One Chromium per test module; each participant gets its own context in it."""
     return launch_browser()
+
+
+@pytest.fixture(scope="module")
+def speaking_browser(launch_browser: Callable[..., object]) -> object:
+    """A Chromium whose fake microphone plays the speech clip (in a loop)."""
+    if not CLIP.exists():
+        pytest.fail(f"the speech clip {CLIP} is missing (the caption tests speak it)", pytrace=False)
+    return launch_browser(f"--use-file-for-fake-audio-capture={CLIP}")
 
 
 @pytest.fixture

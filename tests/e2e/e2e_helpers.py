@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
+
+import pytest
 
 WAIT_MS = 20_000  # generous: 2 cores run the browsers, the encoders and the SFU
 
@@ -152,3 +160,86 @@ def wait_frames_not_black(page: Any, timeout: int = WAIT_MS) -> None:
         arg=[MIN_MEAN, MIN_STD],
         timeout=timeout,
     )
+
+
+# ---- live captions (a browser whose microphone plays CLIP) ---------------------------------------
+
+SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"  # /work/shared/…
+CLIP = SPEECH / "jfk.wav"  # "… ask not what your country can do for you, ask what you can do for your country."
+PHRASE = "ask not what your country can do for you"
+# Speech recognition shares 2 cores with the browsers, and tiny.en sometimes mishears the short
+# "Ask not!" utterance ("Yes, not!", "Ask, Doc!"): the clip loops, so wait for a good round.
+CAPTION_WAIT_MS = 180_000
+
+
+def hub_status(hub) -> dict[str, Any]:
+    with urllib.request.urlopen(hub.url + "/healthz", timeout=5) as response:
+        return json.load(response).get("captions") or {}
+
+
+def wait_captions_ready(hub, translation: bool = False, timeout: float = 90.0) -> dict[str, Any]:
+    """The hub loads its models in the background; wait for them (via /healthz).
+
+    Fails the test if speech recognition (and, if asked, translation) does not come up.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        status = hub_status(hub)
+        if status.get("available") and (status.get("translation") or not translation):
+            return status
+        if time.monotonic() > deadline:
+            pytest.fail(f"captions did not become available on the hub: {status}", pytrace=False)
+        time.sleep(0.5)
+
+
+def normalise(text: str) -> str:
+    """Lowercase, punctuation removed, whitespace collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
+
+
+# Every final caption the page has shown so far, in order of appearance. The panel keeps only
+# the last few utterances, so the page remembers them (polled more often than captions arrive).
+COLLECT_FINALS_JS = """
+() => {
+    const seen = window.__testFinals || (window.__testFinals = new Map());
+    for (const c of document.querySelectorAll('[data-testid="caption"][data-final="true"]')) {
+        if (seen.has(c.dataset.utterance)) continue;
+        seen.set(c.dataset.utterance, {
+            utterance: c.dataset.utterance, lang: c.dataset.lang, speaker: c.dataset.speaker,
+            name: c.dataset.speakerName, final: c.dataset.final,
+            text: c.querySelector('[data-testid="caption-text"]').textContent,
+            original: (c.querySelector('[data-testid="caption-original"]') || {}).textContent || null,
+        });
+    }
+    return [...seen.values()];
+}
+"""
+
+UTTERANCES_JS = """
+() => [...document.querySelectorAll('[data-testid="caption"]')].map((c) => c.dataset.utterance)
+"""
+
+
+def transcript(finals: list[dict[str, Any]], lang: str | None = None) -> str:
+    """The final captions (of one language), concatenated in order and normalised."""
+    return normalise(" ".join(f["text"] for f in finals if lang is None or f["lang"] == lang))
+
+
+def wait_finals(page, done: Callable[[list[dict[str, Any]]], bool],
+                timeout_ms: int = CAPTION_WAIT_MS) -> list[dict[str, Any]]:
+    """Poll the final captions shown in `page` until `done(finals)`; returns them."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    seen: list[str] = []
+    while True:
+        finals = page.evaluate(COLLECT_FINALS_JS)
+        if done(finals):
+            return finals
+        seen.extend(page.evaluate(UTTERANCES_JS))
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"final captions did not arrive in {timeout_ms / 1000:.0f}s; finals shown: "
+                f"{json.dumps(finals, ensure_ascii=False, indent=1)}; "
+                f"utterances shown (any state): {len(set(seen))}",
+                pytrace=False,
+            )
+        page.wait_for_timeout(250)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
-import urllib.request
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from e2e_helpers import EN_ES, WAIT_MS, join, unique_room, wait_joined
+from e2e_helpers import (
+    CAPTION_WAIT_MS, EN_ES, PHRASE, UTTERANCES_JS, WAIT_MS, join, normalise, transcript, unique_room,
+    wait_captions_ready, wait_finals, wait_joined,
+)
 
 try:
     from playwright.sync_api import expect
@@ -21,95 +21,6 @@ except ImportError:
     pytest.fail("playwright is not installed: run `make setup`", pytrace=False)
 
 pytestmark = pytest.mark.browser
-
-SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
-CLIP = SPEECH / "jfk.wav"  # "… ask not what your country can do for you, ask what you can do for your country."
-PHRASE = "ask not what your country can do for you"
-# Speech recognition shares 2 cores with the browsers, and tiny.en sometimes mishears the short
-# "Ask not!" utterance ("Yes, not!", "Ask, Doc!"): the clip loops, so wait for a good round.
-CAPTION_WAIT_MS = 180_000
-
-
-@pytest.fixture(scope="module")
-def speaking_browser(launch_browser):
-    """A Chromium whose fake microphone plays the speech clip (in a loop)."""
-    if not CLIP.exists():
-        pytest.fail(f"the speech clip {CLIP} is missing (the caption tests speak it)", pytrace=False)
-    return launch_browser(f"--use-file-for-fake-audio-capture={CLIP}")
-
-
-def hub_status(hub) -> dict[str, Any]:
-    with urllib.request.urlopen(hub.url + "/healthz", timeout=5) as response:
-        return json.load(response).get("captions") or {}
-
-
-def wait_captions_ready(hub, translation: bool = False, timeout: float = 90.0) -> dict[str, Any]:
-    """The hub loads its models in the background; wait for them (via /healthz).
-
-    Fails the test if speech recognition (and, if asked, translation) does not come up.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        status = hub_status(hub)
-        if status.get("available") and (status.get("translation") or not translation):
-            return status
-        if time.monotonic() > deadline:
-            pytest.fail(f"captions did not become available on the hub: {status}", pytrace=False)
-        time.sleep(0.5)
-
-
-def normalise(text: str) -> str:
-    """Lowercase, punctuation removed, whitespace collapsed."""
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
-
-
-# Every final caption the page has shown so far, in order of appearance. The panel keeps only
-# the last few utterances, so the page remembers them (polled more often than captions arrive).
-_COLLECT_FINALS_JS = """
-() => {
-    const seen = window.__testFinals || (window.__testFinals = new Map());
-    for (const c of document.querySelectorAll('[data-testid="caption"][data-final="true"]')) {
-        if (seen.has(c.dataset.utterance)) continue;
-        seen.set(c.dataset.utterance, {
-            utterance: c.dataset.utterance, lang: c.dataset.lang, speaker: c.dataset.speaker,
-            name: c.dataset.speakerName, final: c.dataset.final,
-            text: c.querySelector('[data-testid="caption-text"]').textContent,
-            original: (c.querySelector('[data-testid="caption-original"]') || {}).textContent || null,
-        });
-    }
-    return [...seen.values()];
-}
-"""
-
-_UTTERANCES_JS = """
-() => [...document.querySelectorAll('[data-testid="caption"]')].map((c) => c.dataset.utterance)
-"""
-
-
-def transcript(finals: list[dict[str, Any]], lang: str | None = None) -> str:
-    """The final captions (of one language), concatenated in order and normalised."""
-    return normalise(" ".join(f["text"] for f in finals if lang is None or f["lang"] == lang))
-
-
-def wait_finals(page, done: Callable[[list[dict[str, Any]]], bool],
-                timeout_ms: int = CAPTION_WAIT_MS) -> list[dict[str, Any]]:
-    """Poll the final captions shown in `page` until `done(finals)`; returns them."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    seen: list[str] = []
-    while True:
-        finals = page.evaluate(_COLLECT_FINALS_JS)
-        if done(finals):
-            return finals
-        seen.extend(page.evaluate(_UTTERANCES_JS))
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"final captions did not arrive in {timeout_ms / 1000:.0f}s; finals shown: "
-                f"{json.dumps(finals, ensure_ascii=False, indent=1)}; "
-                f"utterances shown (any state): {len(set(seen))}",
-                pytrace=False,
-            )
-        page.wait_for_timeout(250)
-
 
 def tile_caption(page, participant_id: str):
     return page.locator(
@@ -217,7 +128,7 @@ def test_spanish_listener_reads_translated_captions_and_can_switch(hub, new_page
     expect(message.get_by_test_id("chat-original")).to_be_hidden()
 
     # Switching the caption language to English: the next utterances arrive in English.
-    before = set(carla.evaluate(_UTTERANCES_JS)) | {f["utterance"] for f in finals}
+    before = set(carla.evaluate(UTTERANCES_JS)) | {f["utterance"] for f in finals}
     picker.select_option("en")
     expect(picker).to_have_value("en")
     english = wait_finals(
