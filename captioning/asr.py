@@ -66,6 +66,9 @@ class FasterWhisperBackend:
     def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
         if not self.multilingual:
             language = "en"
+        # Whisper pads every input to a 30 s window; a live utterance is a few seconds long, and
+        # a window just longer than the audio halves the cost of each call (docs/BENCHMARKS.md).
+        window = min(30, int(len(audio) / 16000) + 2)
         segments, info = self.model.transcribe(
             audio,
             language=language,
@@ -76,6 +79,7 @@ class FasterWhisperBackend:
             initial_prompt=prompt or None,
             without_timestamps=True,
             vad_filter=False,  # utterances are already cut by our streaming VAD
+            chunk_length=window,
         )
         text = " ".join(s.text.strip() for s in segments).strip()
         return Transcript(text, info.language, float(info.language_probability))
