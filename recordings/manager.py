@@ -97,12 +97,22 @@ class RecordingManager:
         self._on_change(room, self.state(room))
         return recording.id
 
+    def note_participant(self, room: str, name: str) -> None:
+        """Someone was in the room while it was recorded (listeners count too)."""
+        active = self._active.get(room)
+        if active is not None:
+            active.participants.add(name)
+
     async def stop(self, room: str) -> str | None:
         active = self._active.pop(room, None)
         if active is None:
             return None
         self._on_change(room, self.state(room))
         duration = await active.recorder.stop()
+        if not active.recorder.tracks:  # nobody published anything: nothing worth keeping
+            await self._archive.delete(active.id)
+            logger.info("room %s: recording %s had no media; discarded", room, active.id)
+            return None
         await self._archive.finish(active.id, time.time(), duration, sorted(active.participants))
         self._enqueue(active.id, duration)
         logger.info("room %s: recording %s stopped after %.1f s", room, active.id, duration)

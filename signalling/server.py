@@ -178,7 +178,7 @@ class SignallingServer:
         return info[0] if info else None
 
     def recording_changed(self, room: str, state: dict[str, Any]) -> None:
-        self._spawn(self.sio.emit("recording", state, room=_room_key(room)))
+        self._spawn(self.sio.emit("recording", {**state, "available": True}, room=_room_key(room)))
 
     def _recording_state(self, room: str) -> dict[str, Any]:
         if self.recordings is None:
@@ -190,10 +190,15 @@ class SignallingServer:
         room, _ = self.registry.get(sid)
         if self.recordings is None:
             raise SignallingError("not-available", "Recording is turned off on this server.")
-        if on:
+        state = self.recordings.state(room.name)
+        if on and not state["on"]:
             await self.recordings.start(room.name)
-        else:
+            for p in room.participants.values():
+                self.recordings.note_participant(room.name, p.name)
+        elif not on and state["on"]:
             await self.recordings.stop(room.name)
+        else:  # nothing changed (e.g. two people clicked at once): tell the requester how it is
+            await self.sio.emit("recording", self._recording_state(room.name), to=sid)
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -255,8 +260,10 @@ class SignallingServer:
         )
         if self.registry.by_sid.get(sid) is not participant:
             return  # gone while we were sending
-        if self.recordings is not None and self.recordings.auto_record and len(room.participants) == 1:
-            await self.recordings.start(room.name)
+        if self.recordings is not None:
+            if self.recordings.auto_record and len(room.participants) == 1:
+                await self.recordings.start(room.name)
+            self.recordings.note_participant(room.name, participant.name)
         media_room = self.sfu.rooms.get(room.name)
         if media_room is not None and media_room.speaker is not None and media_room.speaker.current:
             await self.sio.emit("active-speaker", {"id": media_room.speaker.current}, to=sid)

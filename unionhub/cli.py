@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--spoken-language", choices=["profile", "detect"], default="profile",
                      help="transcribe in each speaker's chosen language, or detect it per utterance")
     serve.add_argument("--auto-record", action="store_true", help="record every room from its first join")
+    serve.add_argument("--no-recordings", action="store_true", help="turn recording and the archive off")
     serve.add_argument("--log-level", default="info")
 
     models = sub.add_parser("models", help="install or list speech and translation models")
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         max_participants=args.max_participants,
         max_rooms=args.max_rooms,
         captions=captions,
+        recordings=not args.no_recordings,
         auto_record=args.auto_record,
     )
     print(f"unionhub serving on http://{args.host}:{args.port}/", flush=True)
