@@ -581,3 +581,37 @@ async def test_screen_share_cannot_be_published_twice(hub: RunningHub, connect: 
     offer = await ana.wait_for("sdp", lambda o: o is not first_offer)
     screens = [s for s in offer["tracks"].values() if s.get("source") == "screen"]
     assert screens == [{"role": "publish", "source": "screen", "kind": "video"}]
+
+
+# -- recording ---------------------------------------------------------------------------
+
+
+async def test_record_toggles_for_the_whole_room_and_a_repeat_is_answered(
+    hub: RunningHub, connect: Connect
+) -> None:
+    ana, bo = await connect(hub.url), await connect(hub.url)
+    joined = await ana.join("rec", "Ana")
+    assert joined["recording"] == {"on": False, "id": None, "available": True}
+    await bo.join("rec", "Bo")
+    assert await ana.send("record", {"on": True}) == []
+    started = await bo.wait_for("recording", lambda d: d["on"])
+    assert started["id"]
+    since = len(bo.events)
+    assert await bo.send("record", {"on": True}) == []  # already on: told, not ignored
+    assert (await bo.wait_for("recording", since=since))["id"] == started["id"]
+    assert await bo.send("record", {"on": False}) == []
+    await ana.wait_for("recording", lambda d: not d["on"])
+    # nobody published media: the empty recording is not kept
+    assert hub.server.recordings is not None
+    async with asyncio.timeout(TIMEOUT):
+        while await hub.server.recordings._archive.get(started["id"]) is not None:
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("payload", [None, {}, {"on": "yes"}, [True]])
+async def test_bad_record_requests_are_refused(hub: RunningHub, connect: Connect, payload: Any) -> None:
+    ana = await connect(hub.url)
+    await ana.join("rec-bad", "Ana")
+    errors = await ana.send("record", payload)
+    assert [e["code"] for e in errors] == ["bad-request"]
+    assert hub.server.recordings is not None and hub.server.recordings.state("rec-bad")["on"] is False
