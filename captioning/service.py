@@ -263,8 +263,13 @@ class CaptionService:
         vad = await asyncio.get_running_loop().run_in_executor(self._vad_executor, StreamingVad)
         converter = PcmConverter()
 
+        name = info[0] if info else "?"
+
         async def on_caption(event: CaptionEvent) -> None:
-            await self._publish(room, session, publication.owner, event)
+            nonlocal name
+            now = self._participant(publication.owner)
+            name = now[0] if now else name  # the last final may come after the speaker left
+            await self._publish(room, session, publication.owner, name, event)
 
         stream = SpeakerStream(
             self._scheduler,
@@ -308,9 +313,7 @@ class CaptionService:
         self.translations += len(result)
         return result
 
-    async def _publish(self, room: str, session: _Session, speaker: str, event: CaptionEvent) -> None:
-        info = self._participant(speaker)
-        name = info[0] if info else "?"
+    async def _publish(self, room: str, session: _Session, speaker: str, name: str, event: CaptionEvent) -> None:
         source = event.language
         targets = {lang for lang in self._room_languages(room) if lang != source}
         translated = await self.translate_many(event.text, source, targets, wait=event.final)
