@@ -14,12 +14,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 from captioning.models import ModelDirs, resolve_asr_model
 from captioning.service import CaptionConfig
 from captioning.vad import StreamingVad
-from conftest import running_hub
+from hubtest import running_hub
 from media_server.client import HubClient, encode_test_video, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"

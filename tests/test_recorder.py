@@ -15,7 +15,7 @@ from media_server.client import HubClient, encode_test_video, encode_wav_audio
 from recordings.composer import compose, track_end
 from recordings.recorder import RoomRecorder, vp8_size
 from signalling import SignallingServer
-from conftest import RunningHub
+from hubtest import RunningHub
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 

@@ -18,8 +18,8 @@ from captioning.models import ModelDirs, resolve_asr_model
 from captioning.service import CaptionConfig, CaptionService
 from media_server.client import HubClient, encode_wav_audio
 from argos_model import argos_env, build_argosmodel, install_argos_models
-from conftest import RunningHub as Hub
-from conftest import running_hub
+from hubtest import RunningHub as Hub
+from hubtest import running_hub
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 EN_ES = {"ask": "pregunta", "Ask": "Pregunta", "not": "no", "what": "qué", "What": "Qué",

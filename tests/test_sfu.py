@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import av
 import pytest
@@ -13,7 +13,7 @@ from aiortc.codecs.h264 import H264Encoder
 
 from media_server import MediaRoom, Publication
 from media_server.client import HubClient, encode_test_audio, encode_test_video
-from conftest import RunningHub as Hub
+from hubtest import RunningHub as Hub
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from signalling import SignallingServer
 
 if TYPE_CHECKING:
-    from conftest import RunningHub  # the `hub` / `make_hub` fixtures' type
+    from hubtest import RunningHub  # the `hub` / `make_hub` fixtures' type
 
 TIMEOUT = 10.0
 

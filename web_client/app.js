@@ -274,6 +274,7 @@ function join() {
       console.error('unionhub: negotiation error', err);
       ui.showError(`Media connection problem: ${err.message || err}`, 'media-connection');
     },
+    onFailed: () => rejoinMedia(),
   });
   renderPeople();
   state.socket.emit('join', {
@@ -283,6 +284,17 @@ function join() {
     audio: !!state.mic,
     video: !!state.camera,
   });
+}
+
+/** The media path died but the socket is up: leave and join again with a new connection. */
+let lastMediaRejoin = 0;
+function rejoinMedia() {
+  const now = Date.now();
+  if (!state.socket || !state.socket.connected || now - lastMediaRejoin < 5000) return;
+  lastMediaRejoin = now;
+  ui.showError('The media connection dropped — reconnecting…', 'media-connection');
+  state.socket.emit('leave', {});
+  join();
 }
 
 /**

@@ -21,8 +21,10 @@ export class Call {
     this.queue = Promise.resolve();
     this.closed = false;
     this.pc.addEventListener('connectionstatechange', () => {
-      if (this.pc.connectionState === 'failed') {
-        this.opts.onError(new Error('Media connection failed'));
+      if (this.pc.connectionState === 'failed' && !this.closed) {
+        // ICE gave up (network change, NAT rebinding) while signalling is still up
+        if (this.opts.onFailed) this.opts.onFailed();
+        else this.opts.onError(new Error('Media connection failed'));
       }
     });
   }

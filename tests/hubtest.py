@@ -1,0 +1,45 @@
+"""The real hub (aiohttp + Socket.IO + SFU) running in the test's event loop, for tests to share.
+
+A module of its own (not conftest.py): tests/e2e has a conftest too, and two modules named
+``conftest`` cannot both be imported by name in one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from signalling import SignallingServer
+from unionhub.app import SIGNALLING_KEY, create_app
+
+#: Bounds teardown if a test leaves a websocket open.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+@dataclass
+class RunningHub:
+    """A hub listening on ``url``; ``server`` is its :class:`SignallingServer`."""
+
+    url: str
+    app: web.Application
+    server: SignallingServer
+    runner: web.AppRunner
+
+
+@contextlib.asynccontextmanager
+async def running_hub(data_dir: Path, **options: Any) -> AsyncIterator[RunningHub]:
+    app = create_app(data_dir, **options)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield RunningHub(f"http://127.0.0.1:{port}", app, app[SIGNALLING_KEY], runner)
+    finally:
+        await runner.cleanup()
