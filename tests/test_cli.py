@@ -1,0 +1,37 @@
+"""The `unionhub` command: models listing and install errors a user would see (no network)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+UNIONHUB = str(Path(sys.executable).with_name("unionhub"))
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_DATA_HOME": str(home / "d"),
+           "XDG_CONFIG_HOME": str(home / "c"), "XDG_CACHE_HOME": str(home / "k")}
+    return subprocess.run([UNIONHUB, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_models_list_shows_the_speech_models_that_ship_on_pypi(tmp_path: Path) -> None:
+    result = run("models", "--data-dir", str(tmp_path / "data"), "list", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "tiny.en" in result.stdout
+    assert "translation models:" in result.stdout
+
+
+def test_models_install_explains_bad_requests(tmp_path: Path) -> None:
+    unknown = run("models", "--data-dir", str(tmp_path), "install", "--asr", "enormous", home=tmp_path)
+    assert unknown.returncode == 1
+    assert "unknown speech model 'enormous'" in unknown.stderr
+    bad_pair = run("models", "--data-dir", str(tmp_path), "install", "--translate", "en", home=tmp_path)
+    assert bad_pair.returncode == 1 and "use from:to" in bad_pair.stderr
+    nothing = run("models", "--data-dir", str(tmp_path), "install", home=tmp_path)
+    assert nothing.returncode == 2 and "nothing to install" in nothing.stderr
+
+
+def test_serve_rejects_an_unknown_codec(tmp_path: Path) -> None:
+    result = run("serve", "--codec", "av1", "--data-dir", str(tmp_path), home=tmp_path)
+    assert result.returncode == 2 and "invalid choice: 'av1'" in result.stderr
