@@ -107,16 +107,20 @@ class _VideoTrack:
         assert self.current is not None
         key = (id(self.current), w, h)
         if key != self._tile_key:
-            src = self.current
-            scale = min(w / src.width, h / src.height)
-            tw, th = max(2, int(src.width * scale) // 2 * 2), max(2, int(src.height * scale) // 2 * 2)
-            img = src.reformat(width=tw, height=th, format="rgb24").to_ndarray()
-            tile = np.zeros((h, w, 3), np.uint8)
-            y, x = (h - th) // 2, (w - tw) // 2
-            tile[y : y + th, x : x + tw] = img
-            self._tile, self._tile_key = tile, key
+            self._tile, self._tile_key = fit_tile(self.current, w, h), key
         assert self._tile is not None
         return self._tile
+
+
+def fit_tile(src: av.VideoFrame, w: int, h: int) -> np.ndarray:
+    """The frame scaled to fit a w×h tile, letterboxed (RGB)."""
+    scale = min(w / src.width, h / src.height)
+    tw, th = max(2, int(src.width * scale) // 2 * 2), max(2, int(src.height * scale) // 2 * 2)
+    img = src.reformat(width=tw, height=th, format="rgb24").to_ndarray()
+    tile = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - th) // 2, (w - tw) // 2
+    tile[y : y + th, x : x + tw] = img
+    return tile
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -124,20 +128,21 @@ def _grid(n: int) -> tuple[int, int]:
     return cols, math.ceil(n / cols)
 
 
-def _canvas(tracks: list[_VideoTrack], t: float) -> np.ndarray:
-    canvas = np.full((HEIGHT, WIDTH, 3), 24, np.uint8)
+def canvas(tracks: list[Any], t: float, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """Grid of the tracks live at ``t`` (objects with ``live(t)`` and ``tile(w, h)``)."""
+    canvas = np.full((height, width, 3), 24, np.uint8)
     live = [tr for tr in tracks if tr.live(t)]
     if not live:
         return canvas
     cols, rows = _grid(len(live))
-    w, h = WIDTH // cols // 2 * 2, HEIGHT // rows // 2 * 2
+    w, h = width // cols // 2 * 2, height // rows // 2 * 2
     for i, tr in enumerate(live):
         r, c = divmod(i, cols)
         canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = tr.tile(w, h)
     return canvas
 
 
-class _AudioEncoder:
+class AudioEncoder:
     def __init__(self, container: Any) -> None:
         self.container = container
         self.stream = container.add_stream("aac", rate=RATE)
@@ -184,9 +189,9 @@ def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]
     vstream = out.add_stream("libx264", rate=FPS)
     vstream.width, vstream.height, vstream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     vstream.options = {"preset": "veryfast", "crf": "28", "g": str(FPS * 2)}
-    aout = _AudioEncoder(out)
+    aout = AudioEncoder(out)
     podcast = av.open(str(tmp_audio), "w", format="mp4", options={"movflags": "+faststart"})
-    pout = _AudioEncoder(podcast)
+    pout = AudioEncoder(podcast)
 
     n_frames = int(math.ceil(total * FPS))
     n_samples = int(math.ceil(total * RATE))
@@ -220,7 +225,7 @@ def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]
             t = frame_index / FPS
             for tr in videos:
                 tr.advance(t)
-            frame = av.VideoFrame.from_ndarray(_canvas(videos, t), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(canvas(videos, t), format="rgb24")
             frame.pts = frame_index
             frame.time_base = fractions.Fraction(1, FPS)
             for packet in vstream.encode(frame.reformat(format="yuv420p")):

@@ -24,6 +24,7 @@ from .validation import SignallingError
 
 if TYPE_CHECKING:
     from captioning.service import CaptionService
+    from recordings.live import LiveManager
     from recordings.manager import RecordingManager
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class SignallingServer:
 
     EVENTS = (
         "join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "caption-language", "record",
-        "leave",
+        "live", "leave",
     )
 
     def __init__(
@@ -74,6 +75,7 @@ class SignallingServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.captions: CaptionService | None = None
         self.recordings: RecordingManager | None = None
+        self.live: LiveManager | None = None
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         for event in self.EVENTS:
@@ -155,11 +157,16 @@ class SignallingServer:
         return (participant.name, participant.lang) if participant else None
 
     def room_languages(self, room_name: str) -> set[str]:
-        """Caption languages currently chosen by someone in the room."""
+        """Caption languages wanted: chosen by someone in the room, or carried by its live stream."""
         room = self.registry.rooms.get(room_name)
-        return {p.caption_lang for p in room.participants.values()} if room else set()
+        langs = {p.caption_lang for p in room.participants.values()} if room else set()
+        if self.live is not None:
+            langs |= self.live.languages(room_name)
+        return langs
 
     async def emit_caption(self, room: str, lang: str, caption: dict[str, Any]) -> None:
+        if self.live is not None:
+            self.live.on_caption(room, lang, caption)
         await self.sio.emit("caption", caption, room=_captions_key(room, lang))
 
     def _caption_status(self) -> dict[str, Any]:
@@ -200,6 +207,31 @@ class SignallingServer:
         else:  # nothing changed (e.g. two people clicked at once): tell the requester how it is
             await self.sio.emit("recording", self._recording_state(room.name), to=sid)
 
+    # -- live streams ------------------------------------------------------------------------------
+
+    def attach_live(self, live: LiveManager) -> None:
+        self.live = live
+
+    def live_changed(self, room: str, state: dict[str, Any]) -> None:
+        self._spawn(self.sio.emit("live", state, room=_room_key(room)))
+
+    def _live_state(self, room: str) -> dict[str, Any]:
+        if self.live is None:
+            return {"on": False, "url": None, "available": False}
+        return self.live.state(room)
+
+    async def _on_live(self, sid: str, data: Any) -> None:
+        on = validation.record(data)
+        room, _ = self.registry.get(sid)
+        if self.live is None:
+            raise SignallingError("not-available", "Live streaming is turned off on this server.")
+        if on and room.name not in self.live._streams:
+            await self.live.start(room.name)
+        elif not on and room.name in self.live._streams:
+            await self.live.stop(room.name)
+        else:
+            await self.sio.emit("live", self._live_state(room.name), to=sid)
+
     # -- connection ---------------------------------------------------------------------------
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -222,6 +254,8 @@ class SignallingServer:
         await self.sio.emit("participant-left", {"id": participant.id}, room=_room_key(room.name))
         await self.sfu.leave(participant.id)
         if room.name not in self.registry.rooms:
+            if self.live is not None:
+                await self.live.stop(room.name)
             if self.recordings is not None:
                 await self.recordings.stop(room.name)
             if self.captions is not None:
@@ -255,6 +289,7 @@ class SignallingServer:
                 "chat": list(room.chat),
                 "captions": self._caption_status(),
                 "recording": self._recording_state(room.name),
+                "live": self._live_state(room.name),
             },
             to=sid,
         )
@@ -339,6 +374,8 @@ class SignallingServer:
         for sid in list(self.registry.by_sid):
             with contextlib.suppress(Exception):
                 await self._leave(sid)
+        if self.live is not None:
+            await self.live.close()
         await self.sfu.close()
         if self.recordings is not None:
             await self.recordings.close()

@@ -12,7 +12,9 @@ from captioning import http as captions_http
 from captioning.service import CaptionConfig, CaptionService
 from captioning.store import CaptionStore
 from recordings import http as recordings_http
+from recordings import live_http
 from recordings.archive import Archive
+from recordings.live import LiveManager
 from recordings.manager import RecordingManager
 from signalling import RoomRegistry, SignallingServer
 
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WEB_CLIENT = ROOT / "web_client"
 VENDOR = {
     "socket.io.esm.min.js": WEB_CLIENT / "node_modules/socket.io-client/dist/socket.io.esm.min.js",
+    "hls.min.js": WEB_CLIENT / "node_modules/hls.js/dist/hls.min.js",
 }
 
 SIGNALLING_KEY = web.AppKey("signalling", SignallingServer)
@@ -77,6 +80,16 @@ def _add_recordings(app: web.Application, server: SignallingServer, data_dir: Pa
     )
     server.attach_recordings(manager)
     recordings_http.add_routes(app, archive)
+    captions = server.captions
+    live = LiveManager(
+        data_dir / "live", server.sfu,
+        (lambda: captions.languages()) if captions is not None else (lambda: []),
+        server.live_changed, manager,
+    )
+    if captions is not None:
+        live.set_session_clock(lambda room: captions.session_started(room))
+    server.attach_live(live)
+    live_http.add_routes(app, live, str(WEB_CLIENT / "live.html"))
 
     async def _recover(app: web.Application) -> None:
         await manager.recover()

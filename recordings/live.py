@@ -1,0 +1,264 @@
+"""Live streams to audiences: one HLS stream per live room, with a caption rendition per language.
+
+The server side of a stream: it feeds the room's forwarded packets to the worker process
+(:mod:`recordings.live_worker`, which encodes once), writes the master playlist and the WebVTT
+subtitle segments (aligned to the 2 s video segments) from the captions pipeline, counts viewers,
+and archives the stream as a recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import multiprocessing
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiortc.mediastreams import MediaStreamError
+
+from media_server import SFU, MediaRoom, Publication
+
+from . import live_worker
+from .archive import Cue, render_webvtt
+
+if TYPE_CHECKING:
+    from .manager import RecordingManager
+
+logger = logging.getLogger(__name__)
+
+WINDOW = 10  # segments kept in the playlists
+QUEUE_PACKETS = 600  # ~4 s of a few tracks; a stalled worker drops, never grows memory
+
+
+@dataclass
+class _Stream:
+    room: str
+    folder: Path
+    languages: list[str]
+    process: Any
+    queue: Any
+    started: float = field(default_factory=time.time)
+    start_wall: float | None = None  # stream time 0, from the worker's clock.json
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    cues: dict[str, list[Cue]] = field(default_factory=dict)
+    written: int = 0  # subtitle segments written so far
+    subtitles: asyncio.Task[None] | None = None
+    recording: str | None = None
+    dropped: int = 0
+
+
+class LiveManager:
+    """Starts and stops live streams and serves what viewers need to know."""
+
+    def __init__(
+        self,
+        root: Path,
+        sfu: SFU,
+        languages: Callable[[], list[str]],
+        on_change: Callable[[str, dict[str, Any]], None],
+        recordings: RecordingManager | None = None,
+    ) -> None:
+        self.root = root
+        self._sfu = sfu
+        self._languages = languages
+        self._on_change = on_change
+        self._recordings = recordings
+        self._streams: dict[str, _Stream] = {}
+        self._ended: dict[str, float] = {}
+        self._viewers: dict[str, dict[str, float]] = {}
+        self._session_start: Callable[[str], float | None] = lambda room: None
+        root.mkdir(parents=True, exist_ok=True)
+        sfu.publication_hooks.append(self._on_publication)
+
+    def set_session_clock(self, session_start: Callable[[str], float | None]) -> None:
+        """Where caption times (seconds since the room's caption session) start, in wall time."""
+        self._session_start = session_start
+
+    # -- state -----------------------------------------------------------------------------
+
+    def state(self, room: str) -> dict[str, Any]:
+        return {"on": room in self._streams, "url": f"/live/{room}", "available": True}
+
+    def languages(self, room: str) -> set[str]:
+        stream = self._streams.get(room)
+        return set(stream.languages) if stream else set()
+
+    def folder(self, room: str) -> Path:
+        return self.root / room
+
+    def status(self, room: str, viewer: str | None) -> dict[str, Any]:
+        now = time.time()
+        seen = self._viewers.setdefault(room, {})
+        if viewer:
+            seen[viewer[:64]] = now
+        for key in [k for k, t in seen.items() if now - t > 15]:
+            del seen[key]
+        stream = self._streams.get(room)
+        return {
+            "live": stream is not None and (self.folder(room) / "video.m3u8").is_file(),
+            "ended": stream is None and room in self._ended,
+            "viewers": len(seen),
+            "languages": stream.languages if stream else [],
+            "playlist": f"/live/{room}/hls/index.m3u8",
+            "started_at": stream.started if stream else None,
+        }
+
+    # -- start / stop ---------------------------------------------------------------------------
+
+    async def start(self, room: str) -> None:
+        if room in self._streams:
+            return
+        folder = self.folder(room)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        languages = sorted(self._languages())[:8]
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue(QUEUE_PACKETS)
+        process = ctx.Process(target=live_worker.run, args=(queue, str(folder), self._sfu.codec), daemon=True)
+        process.start()
+        stream = _Stream(room, folder, languages, process, queue)
+        self._streams[room] = stream
+        self._ended.pop(room, None)
+        self._write_master(stream)
+        media_room = self._sfu.rooms.get(room)
+        if media_room is not None:
+            for publication in list(media_room.publications.values()):
+                self._on_publication(media_room, publication)
+        stream.subtitles = asyncio.create_task(self._subtitle_loop(stream), name=f"live-subs-{room}")
+        if self._recordings is not None and not self._recordings.state(room)["on"]:
+            stream.recording = await self._recordings.start(room)  # the stream is archived
+        logger.info("room %s is live (%s)", room, ", ".join(languages) or "no captions")
+        self._on_change(room, self.state(room))
+
+    async def stop(self, room: str) -> None:
+        stream = self._streams.pop(room, None)
+        if stream is None:
+            return
+        self._on_change(room, self.state(room))
+        for task in stream.tasks.values():
+            task.cancel()
+        for task in stream.tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            stream.queue.put(("stop",), timeout=2)
+        await asyncio.get_running_loop().run_in_executor(None, stream.process.join, 20)
+        if stream.process.is_alive():
+            stream.process.kill()
+        if stream.subtitles is not None:
+            stream.subtitles.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream.subtitles
+        self._write_subtitles(stream, final=True)
+        self._ended[room] = time.time()
+        if self._recordings is not None and stream.recording is not None:
+            await self._recordings.stop(room)
+        logger.info("room %s live stream ended (%d packets dropped)", room, stream.dropped)
+
+    async def close(self) -> None:
+        for room in list(self._streams):
+            await self.stop(room)
+
+    # -- media ----------------------------------------------------------------------------------
+
+    def _on_publication(self, room: MediaRoom, publication: Publication) -> None:
+        stream = self._streams.get(room.name)
+        if stream is None or publication.id in stream.tasks:
+            return
+        stream.tasks[publication.id] = asyncio.create_task(
+            self._feed(stream, publication), name=f"live-feed-{publication.id}"
+        )
+
+    async def _feed(self, stream: _Stream, publication: Publication) -> None:
+        track = publication.subscribe()
+        key = publication.id
+        try:
+            while True:
+                packet = await track.recv()
+                try:
+                    stream.queue.put_nowait((publication.kind, key, bytes(packet)))
+                except Exception:  # queue full: the worker is behind; drop rather than buffer
+                    stream.dropped += 1
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+        finally:
+            publication.unsubscribe(track)
+            with contextlib.suppress(Exception):
+                stream.queue.put_nowait(("end", key))
+
+    # -- captions ---------------------------------------------------------------------------------
+
+    def on_caption(self, room: str, lang: str, caption: dict[str, Any]) -> None:
+        """Final captions become cues of the stream's subtitle rendition in ``lang``."""
+        stream = self._streams.get(room)
+        if stream is None or not caption.get("final") or lang not in stream.languages:
+            return
+        session_start = self._session_start(room)
+        start_wall = self._stream_start(stream)
+        if session_start is None or start_wall is None:
+            return
+        offset = session_start - start_wall
+        start, end = caption["start"] + offset, caption["end"] + offset
+        if end <= 0:
+            return
+        cue = Cue(max(0.0, start), end, str(caption.get("name", "")), str(caption["text"]))
+        stream.cues.setdefault(lang, []).append(cue)
+
+    def _stream_start(self, stream: _Stream) -> float | None:
+        if stream.start_wall is None:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                stream.start_wall = float(json.loads((stream.folder / "clock.json").read_text())["start_wall"])
+        return stream.start_wall
+
+    def _write_master(self, stream: _Stream) -> None:
+        lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        for lang in stream.languages:
+            lines.append(
+                f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="{lang}",LANGUAGE="{lang}",'
+                f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="sub_{lang}.m3u8"'
+            )
+        subs = ',SUBTITLES="subs"' if stream.languages else ""
+        lines += [f"#EXT-X-STREAM-INF:BANDWIDTH=1200000,RESOLUTION={live_worker.WIDTH}x{live_worker.HEIGHT}{subs}",
+                  "video.m3u8"]
+        (stream.folder / "index.m3u8").write_text("\n".join(lines) + "\n")
+
+    async def _subtitle_loop(self, stream: _Stream) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self._write_subtitles(stream, final=False)
+
+    def _write_subtitles(self, stream: _Stream, final: bool) -> None:
+        """Write every finished 2 s subtitle segment (and, at the end, the last partial one)."""
+        start_wall = self._stream_start(stream)
+        if start_wall is None or not stream.languages:
+            return
+        elapsed = time.time() - start_wall
+        seg = live_worker.SEGMENT
+        done = math.ceil(elapsed / seg) if final else int(elapsed // seg)
+        for n in range(stream.written, max(stream.written, done)):
+            for lang in stream.languages:
+                cues = [c for c in stream.cues.get(lang, []) if c.end > n * seg and c.start < (n + 1) * seg]
+                body = render_webvtt(cues)
+                body = body.replace("WEBVTT", "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000", 1)
+                (stream.folder / f"sub_{lang}_{n:05d}.vtt").write_text(body)
+        stream.written = max(stream.written, done)
+        first = max(0, stream.written - WINDOW)
+        for lang in stream.languages:
+            lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{seg}", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+            for n in range(first, stream.written):
+                lines += [f"#EXTINF:{seg:.3f},", f"sub_{lang}_{n:05d}.vtt"]
+            if final:
+                lines.append("#EXT-X-ENDLIST")
+            tmp = stream.folder / f"sub_{lang}.m3u8.tmp"
+            tmp.write_text("\n".join(lines) + "\n")
+            tmp.replace(stream.folder / f"sub_{lang}.m3u8")
+            for old in range(max(0, first - WINDOW), first):
+                with contextlib.suppress(FileNotFoundError):
+                    (stream.folder / f"sub_{lang}_{old:05d}.vtt").unlink()

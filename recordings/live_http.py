@@ -1,0 +1,54 @@
+"""HTTP side of live streams: the viewer page, the HLS files and the viewer status API.
+
+HLS files are plain static files (any CDN or nginx can serve the folder instead); only names
+that the stream writes are served, so no request can reach outside a stream's folder.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from .live import LiveManager
+
+LIVE_KEY = web.AppKey("live", LiveManager)
+ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HLS_FILE = re.compile(r"(index|video|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)\.m3u8|init\.mp4|seg\d{5}\.m4s"
+                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?_\d{5}\.vtt")
+TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment",
+         ".vtt": "text/vtt"}
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def add_routes(app: web.Application, live: LiveManager, page: str) -> None:
+    app[LIVE_KEY] = live
+
+    async def viewer_page(request: web.Request) -> web.StreamResponse:
+        if not ROOM.fullmatch(request.match_info["room"]):
+            raise web.HTTPNotFound()
+        return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    async def status(request: web.Request) -> web.Response:
+        room = request.match_info["room"]
+        if not ROOM.fullmatch(room):
+            return _error(404, "bad-room", "No such room.")
+        return web.json_response(live.status(room, request.query.get("viewer")))
+
+    async def hls(request: web.Request) -> web.StreamResponse:
+        room, name = request.match_info["room"], request.match_info["file"]
+        if not ROOM.fullmatch(room) or not HLS_FILE.fullmatch(name):
+            return _error(404, "not-found", "No such file.")
+        path = live.folder(room) / name
+        if not path.is_file():
+            return _error(404, "not-found", "No such file (the stream may not have started).")
+        suffix = path.suffix
+        cache = "no-cache" if suffix == ".m3u8" else "max-age=60"
+        return web.FileResponse(path, headers={"Content-Type": TYPES[suffix], "Cache-Control": cache})
+
+    app.router.add_get("/live/{room}", viewer_page)
+    app.router.add_get("/live/{room}/hls/{file}", hls)
+    app.router.add_get("/api/live/{room}", status)

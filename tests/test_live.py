@@ -1,0 +1,82 @@
+"""Live streams: HLS from the room's forwarded media, caption renditions, end of stream."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import aiohttp
+
+from captioning.models import ModelDirs, resolve_asr_model
+from captioning.service import CaptionConfig
+from hubtest import running_hub
+from media_server.client import HubClient, encode_test_video, encode_wav_audio
+
+SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
+
+
+async def until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.25)
+
+
+async def test_a_live_room_is_streamed_as_hls_with_captions_and_archived(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    assert resolve_asr_model("tiny.en", ModelDirs(models)) is not None
+    config = CaptionConfig(models_dir=models, asr_model="tiny.en", asr_threads=1)
+    async with running_hub(tmp_path / "data", captions=config) as hub:
+        assert hub.server.captions is not None and hub.server.live is not None
+        await hub.server.captions.ready()
+        ana = HubClient(hub.url, "rally", "Ana", video=encode_test_video(seconds=4, width=640, height=480),
+                        audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
+        folder = hub.server.live.folder("rally")
+        try:
+            await ana.join()
+            joined = next(d for e, d in ana.events if e == "joined")
+            assert joined["live"] == {"on": False, "url": "/live/rally", "available": True}
+            await ana.sio.emit("live", {"on": True})
+            await until(lambda: any(e == "live" and d["on"] for e, d in ana.events), 10)
+            master = (folder / "index.m3u8").read_text()
+            assert 'TYPE=SUBTITLES,GROUP-ID="subs"' in master and 'LANGUAGE="en"' in master
+            await until(lambda: len(re.findall(r"seg\d+\.m4s", (folder / "video.m3u8").read_text())
+                                    if (folder / "video.m3u8").is_file() else "") >= 3, 60)
+            # a segment plays: H.264 video and AAC audio
+            segment = re.findall(r"seg\d+\.m4s", (folder / "video.m3u8").read_text())[1]
+            joined_file = tmp_path / "check.mp4"
+            joined_file.write_bytes((folder / "init.mp4").read_bytes() + (folder / segment).read_bytes())
+            with av.open(str(joined_file)) as media:
+                assert {s.codec_context.name for s in media.streams} == {"h264", "aac"}
+                assert sum(1 for _ in media.decode(video=0)) >= 20
+            # viewers fetch files and a status API; they never touch the SFU
+            async with aiohttp.ClientSession() as http:
+                for viewer in ("v1", "v2"):
+                    async with http.get(f"{hub.url}/api/live/rally", params={"viewer": viewer}) as r:
+                        status = await r.json()
+                assert status["live"] and status["viewers"] == 2 and "en" in status["languages"]
+                async with http.get(f"{hub.url}/live/rally/hls/index.m3u8") as r:
+                    assert r.status == 200 and r.content_type == "application/vnd.apple.mpegurl"
+                async with http.get(f"{hub.url}/live/rally/hls/..%2F..%2Funionhub.sqlite3") as r:
+                    assert r.status == 404
+            peers_before = hub.server.sfu.stats()["peers"]
+            # live caption cues arrive in the English rendition
+            def cues() -> str:
+                return "".join(p.read_text() for p in folder.glob("sub_en_*.vtt"))
+            await until(lambda: "<v Ana>" in cues(), 90)
+            assert "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000" in cues()
+            assert hub.server.sfu.stats()["peers"] == peers_before
+            await ana.sio.emit("live", {"on": False})
+            await until(lambda: any(e == "live" and not d["on"] for e, d in ana.events), 30)
+            assert (folder / "video.m3u8").read_text().rstrip().endswith("#EXT-X-ENDLIST")
+            assert "#EXT-X-ENDLIST" in (folder / "sub_en.m3u8").read_text()
+        finally:
+            await ana.close()
+        assert hub.server.recordings is not None
+        recordings = await hub.server.recordings._archive.list()
+        assert [r.room for r in recordings] == ["rally"]  # the stream was archived
