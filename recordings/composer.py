@@ -150,6 +150,7 @@ class AudioEncoder:
         self.stream.bit_rate = 64000
         self.pts = 0
         self.buffer = np.zeros(0, np.float32)
+        self.on_packet: Any = None  # also hand each packet to a second output (RTMP)
 
     def write(self, samples: np.ndarray, final: bool = False) -> None:
         self.buffer = np.concatenate([self.buffer, samples])
@@ -164,10 +165,15 @@ class AudioEncoder:
             frame.time_base = fractions.Fraction(1, RATE)
             self.pts += AAC_FRAME
             for packet in self.stream.encode(frame):
-                self.container.mux(packet)
+                self._mux(packet)
         if final:
             for packet in self.stream.encode(None):
-                self.container.mux(packet)
+                self._mux(packet)
+
+    def _mux(self, packet: av.Packet) -> None:
+        if self.on_packet is not None:
+            self.on_packet(packet)
+        self.container.mux(packet)
 
 
 def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from media_server import SFU, MediaRoom, Publication
 
 from . import live_worker
 from .archive import Cue, render_webvtt
+from .rtmp import redact
 
 if TYPE_CHECKING:
     from .manager import RecordingManager
@@ -52,6 +53,7 @@ class _Stream:
     subtitles: asyncio.Task[None] | None = None
     recording: str | None = None
     dropped: int = 0
+    push: dict[str, Any] | None = None  # last RTMP status shown to the room
 
 
 class LiveManager:
@@ -84,7 +86,30 @@ class LiveManager:
     # -- state -----------------------------------------------------------------------------
 
     def state(self, room: str) -> dict[str, Any]:
-        return {"on": room in self._streams, "url": f"/live/{room}", "available": True}
+        stream = self._streams.get(room)
+        return {"on": stream is not None, "url": f"/live/{room}", "available": True,
+                "push": stream.push if stream else None}
+
+    def push(self, room: str, url: str | None) -> bool:
+        """Start (or, with None, stop) pushing the room's stream to an RTMP(S) destination."""
+        stream = self._streams.get(room)
+        if stream is None:
+            return False
+        stream.queue.put(("rtmp", url), timeout=2)
+        with contextlib.suppress(FileNotFoundError):
+            (stream.folder / "rtmp.json").unlink()
+        stream.push = {"state": "connecting", "url": redact(url), "error": None} if url else None
+        self._on_change(room, self.state(room))
+        return True
+
+    def _poll_push(self, stream: _Stream) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            status = json.loads((stream.folder / "rtmp.json").read_text())
+            if stream.push is not None and (status["state"], status["error"]) != (
+                stream.push.get("state"), stream.push.get("error")
+            ):
+                stream.push = {k: status[k] for k in ("state", "error", "url", "attempts")}
+                self._on_change(stream.room, self.state(stream.room))
 
     def languages(self, room: str) -> set[str]:
         stream = self._streams.get(room)
@@ -233,6 +258,7 @@ class LiveManager:
         while True:
             await asyncio.sleep(0.5)
             self._write_subtitles(stream, final=False)
+            self._poll_push(stream)
 
     def _write_subtitles(self, stream: _Stream, final: bool) -> None:
         """Write every finished 2 s subtitle segment (and, at the end, the last partial one)."""

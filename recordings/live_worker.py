@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from .composer import AudioEncoder, canvas, fit_tile
+from .rtmp import RtmpPusher
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +111,20 @@ def run(messages: Any, folder: str, codec: str = "vp8") -> None:
     )
     video = out.add_stream("libx264", rate=FPS)
     video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-    video.options = {"preset": "veryfast", "tune": "zerolatency", "crf": "28",
+    video.options = {"preset": "veryfast", "tune": "zerolatency", "crf": "28", "flags": "+global_header",
                      "g": str(FPS * SEGMENT), "keyint_min": str(FPS * SEGMENT), "sc_threshold": "0"}
     audio = AudioEncoder(out)
+    audio.stream.options = {"flags": "+global_header"}  # FLV (RTMP) needs the headers out of band
+    pusher: RtmpPusher | None = None
+    wanted_rtmp: str | None = None
+
+    def mux(kind: str, packets: Any) -> None:
+        for packet in packets:
+            if pusher is not None:
+                pusher.push(kind, packet)
+            out.mux(packet)
+
+    audio.on_packet = lambda p: pusher.push("audio", p) if pusher is not None else None
     videos: dict[str, _LiveVideo] = {}
     audios: dict[str, _LiveAudio] = {}
     start = time.monotonic() + DELAY
@@ -131,6 +143,11 @@ def run(messages: Any, folder: str, codec: str = "vp8") -> None:
             kind = msg[0]
             if kind == "stop":
                 stopping = True
+            elif kind == "rtmp":
+                if pusher is not None:
+                    pusher.stop()
+                    pusher = None
+                wanted_rtmp = msg[1]
             elif kind == "video":
                 videos.setdefault(msg[1], _LiveVideo(codec)).feed(msg[2], time.monotonic())
             elif kind == "audio":
@@ -140,14 +157,16 @@ def run(messages: Any, folder: str, codec: str = "vp8") -> None:
                 audios.pop(msg[1], None)
             if time.monotonic() < due:
                 continue
+        if wanted_rtmp and pusher is None and video.codec_context.extradata and audio.stream.codec_context.extradata:
+            pusher = RtmpPusher(wanted_rtmp, video, audio.stream, out_dir / "rtmp.json")
+            pusher.start()
         # encode every tick that is due (catch up without sleeping if we fell behind)
         while time.monotonic() >= start + index / FPS:
             frame = av.VideoFrame.from_ndarray(canvas(list(videos.values()), 0.0, WIDTH, HEIGHT), format="rgb24")
             frame = frame.reformat(format="yuv420p")
             frame.pts = index
             frame.time_base = fractions.Fraction(1, FPS)
-            for packet in video.encode(frame):
-                out.mux(packet)
+            mux("video", video.encode(frame))
             mix = np.zeros(samples_per_tick, np.float32)
             for track in audios.values():
                 mix += track.take(samples_per_tick)
@@ -156,9 +175,11 @@ def run(messages: Any, folder: str, codec: str = "vp8") -> None:
             index += 1
             if index % FPS == 0:
                 (out_dir / "status.json").write_text(json.dumps({"seconds": index / FPS}))
-    for packet in video.encode(None):
-        out.mux(packet)
+    mux("video", video.encode(None))
     audio.write(np.zeros(0, np.float32), final=True)
+    if pusher is not None:
+        pusher.stop()
+        pusher.join(5)
     out.close()
     playlist = out_dir / "video.m3u8"
     text = playlist.read_text()

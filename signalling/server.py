@@ -48,7 +48,7 @@ class SignallingServer:
 
     EVENTS = (
         "join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "caption-language", "record",
-        "live", "leave",
+        "live", "live-push", "leave",
     )
 
     def __init__(
@@ -231,6 +231,14 @@ class SignallingServer:
             await self.live.stop(room.name)
         else:
             await self.sio.emit("live", self._live_state(room.name), to=sid)
+
+    async def _on_live_push(self, sid: str, data: Any) -> None:
+        url = validation.push_url(data)
+        room, _ = self.registry.get(sid)
+        if self.live is None:
+            raise SignallingError("not-available", "Live streaming is turned off on this server.")
+        if not self.live.push(room.name, url):
+            raise SignallingError("not-live", "Go live first, then add a destination.")
 
     # -- connection ---------------------------------------------------------------------------
 

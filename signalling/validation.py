@@ -148,3 +148,18 @@ def record(data: Any) -> bool:
     if "on" not in d:
         raise SignallingError("bad-request", "'on' must be true or false.")
     return _bool(d, "on", False)
+
+
+def push_url(data: Any) -> str | None:
+    """An RTMP(S) destination (server URL + stream key), or None to stop pushing."""
+    from recordings.rtmp import valid_url
+
+    d = _obj(data)
+    url = d.get("url")
+    if url is None:
+        return None
+    if not valid_url(url):
+        raise SignallingError(
+            "bad-rtmp-url", "Give the full stream URL with its key, e.g. rtmp://a.rtmp.youtube.com/live2/KEY."
+        )
+    return str(url)

@@ -1,0 +1,130 @@
+"""RTMP push of a live room to a real RTMP server (Debian's nginx + libnginx-mod-rtmp) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from hubtest import running_hub
+from media_server.client import HubClient, encode_test_video, encode_wav_audio
+
+SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
+NGINX = "/usr/sbin/nginx"
+RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def rtmp_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An nginx-rtmp server on loopback that records what it receives to FLV files."""
+    if not (Path(NGINX).exists() and Path(RTMP_MODULE).exists()):
+        pytest.fail("nginx with libnginx-mod-rtmp is needed (make test-deps installs it)")
+    root = tmp_path / "nginx"
+    (root / "rec").mkdir(parents=True)
+    port = free_port()
+    (root / "nginx.conf").write_text(f"""
+load_module {RTMP_MODULE};
+daemon off;
+master_process off;
+pid {root}/nginx.pid;
+error_log {root}/error.log info;
+events {{ worker_connections 64; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        application live {{
+            live on;
+            record all;
+            record_path {root}/rec;
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"rtmp://127.0.0.1:{port}/live", root / "rec"
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+def push_states(client: HubClient) -> list[dict]:
+    return [d["push"] for e, d in client.events if e == "live" and d.get("push")]
+
+
+async def test_live_room_is_pushed_to_rtmp_with_h264_and_aac(tmp_path: Path, rtmp_server: tuple[str, Path]) -> None:
+    base, recordings = rtmp_server
+    async with running_hub(tmp_path / "data", captions=None) as hub:
+        ana = HubClient(hub.url, "push", "Ana", video=encode_test_video(seconds=4, width=640, height=480),
+                        audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
+        try:
+            await ana.join()
+            await ana.sio.emit("live-push", {"url": f"{base}/early"})  # not live yet
+            await until(lambda: any(e == "error" and d["code"] == "not-live" for e, d in ana.events), 10)
+            await ana.sio.emit("live", {"on": True})
+            await until(lambda: any(e == "live" and d["on"] for e, d in ana.events), 10)
+            await ana.sio.emit("live-push", {"url": "http://example.org/not-rtmp"})
+            await until(lambda: any(e == "error" and d["code"] == "bad-rtmp-url" for e, d in ana.events), 10)
+            await ana.sio.emit("live-push", {"url": f"{base}/union-rally"})
+            await until(lambda: any(p["state"] == "live" for p in push_states(ana)), 60)
+            assert all("union-rally" not in p["url"] for p in push_states(ana))  # the key is secret
+            await asyncio.sleep(6)
+            await ana.sio.emit("live-push", {"url": None})
+            await asyncio.sleep(2)
+        finally:
+            await ana.close()
+    flv = recordings / "union-rally.flv"
+    assert flv.is_file() and flv.stat().st_size > 10_000
+    with av.open(str(flv)) as received:
+        assert {s.codec_context.name for s in received.streams} == {"h264", "aac"}
+        assert sum(1 for _ in received.decode(video=0)) >= 60  # ≥ 4 s at 15 fps
+
+
+async def test_an_unreachable_destination_is_reported_and_the_stream_goes_on(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens here
+    async with running_hub(tmp_path / "data", captions=None) as hub:
+        assert hub.server.live is not None
+        ana = HubClient(hub.url, "nowhere", "Ana", video=encode_test_video(seconds=4), audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
+        try:
+            await ana.join()
+            await ana.sio.emit("live", {"on": True})
+            await until(lambda: any(e == "live" and d["on"] for e, d in ana.events), 10)
+            await ana.sio.emit("live-push", {"url": f"rtmp://127.0.0.1:{closed}/live/key"})
+            await until(lambda: any(p["state"] == "retrying" and p["error"] for p in push_states(ana)), 60)
+            playlist = hub.server.live.folder("nowhere") / "video.m3u8"
+            await until(lambda: playlist.is_file() and len(re.findall(r"seg\d+", playlist.read_text())) >= 2, 60)
+            def newest() -> int:
+                return max(int(n) for n in re.findall(r"seg(\d+)", playlist.read_text()))
+
+            before = newest()
+            await asyncio.sleep(4.5)
+            assert newest() > before  # viewers keep getting segments while the push retries
+        finally:
+            await ana.close()
