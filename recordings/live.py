@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 WINDOW = 10  # segments kept in the playlists
 QUEUE_PACKETS = 600  # ~4 s of a few tracks; a stalled worker drops, never grows memory
+MAX_VIEWERS = 100_000  # per room: a bound on what anonymous status polls can make us remember
 
 
 @dataclass
@@ -75,6 +77,7 @@ class LiveManager:
         self._streams: dict[str, _Stream] = {}
         self._ended: dict[str, float] = {}
         self._viewers: dict[str, dict[str, float]] = {}
+        self._pruned: dict[str, float] = {}
         self._session_start: Callable[[str], float | None] = lambda room: None
         root.mkdir(parents=True, exist_ok=True)
         sfu.publication_hooks.append(self._on_publication)
@@ -95,7 +98,10 @@ class LiveManager:
         stream = self._streams.get(room)
         if stream is None:
             return False
-        stream.queue.put(("rtmp", url), timeout=2)
+        try:
+            stream.queue.put_nowait(("rtmp", url))
+        except Exception:
+            return False  # the worker is not keeping up; the host can try again
         with contextlib.suppress(FileNotFoundError):
             (stream.folder / "rtmp.json").unlink()
         stream.push = {"state": "connecting", "url": redact(url), "error": None} if url else None
@@ -120,16 +126,26 @@ class LiveManager:
 
     def status(self, room: str, viewer: str | None) -> dict[str, Any]:
         now = time.time()
-        seen = self._viewers.setdefault(room, {})
-        if viewer:
-            seen[viewer[:64]] = now
-        for key in [k for k, t in seen.items() if now - t > 15]:
-            del seen[key]
         stream = self._streams.get(room)
+        seen = self._viewers.get(room)
+        if seen is None and (stream is not None or room in self._ended):
+            seen = self._viewers[room] = {}  # only rooms that are or were live are counted
+        if seen is not None:
+            if viewer and (viewer in seen or len(seen) < MAX_VIEWERS):
+                seen[viewer[:64]] = now
+            if now - self._pruned.get(room, 0.0) > 5.0:  # prune in batches, not per request
+                self._pruned[room] = now
+                for key in [k for k, t in seen.items() if now - t > 15]:
+                    del seen[key]
+        for old in [r for r, t in self._ended.items() if now - t > 3600]:
+            self._ended.pop(old, None)
+            if old not in self._streams:
+                self._viewers.pop(old, None)
+                self._pruned.pop(old, None)
         return {
             "live": stream is not None and (self.folder(room) / "video.m3u8").is_file(),
             "ended": stream is None and room in self._ended,
-            "viewers": len(seen),
+            "viewers": len(seen or {}),
             "languages": stream.languages if stream else [],
             "playlist": f"/live/{room}/hls/index.m3u8",
             "started_at": stream.started if stream else None,
@@ -146,7 +162,10 @@ class LiveManager:
         languages = sorted(self._languages())[:8]
         ctx = multiprocessing.get_context("spawn")
         queue = ctx.Queue(QUEUE_PACKETS)
-        process = ctx.Process(target=live_worker.run, args=(queue, str(folder), self._sfu.codec), daemon=True)
+        prefix = "-" + uuid.uuid4().hex[:8]  # unique segment names: caches never mix two streams
+        process = ctx.Process(
+            target=live_worker.run, args=(queue, str(folder), self._sfu.codec, prefix), daemon=True
+        )
         process.start()
         stream = _Stream(room, folder, languages, process, queue)
         self._streams[room] = stream
@@ -173,7 +192,7 @@ class LiveManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(Exception):
-            stream.queue.put(("stop",), timeout=2)
+            stream.queue.put_nowait(("stop",))  # if the queue is full the join times out below
         await asyncio.get_running_loop().run_in_executor(None, stream.process.join, 20)
         if stream.process.is_alive():
             stream.process.kill()

@@ -96,8 +96,11 @@ class _LiveAudio:
         return out
 
 
-def run(messages: Any, folder: str, codec: str = "vp8") -> None:
-    """Process entry point: consume ``messages`` until ``("stop",)``, writing HLS to ``folder``."""
+def run(messages: Any, folder: str, codec: str = "vp8", prefix: str = "") -> None:
+    """Process entry point: consume ``messages`` until ``("stop",)``, writing HLS to ``folder``.
+
+    ``prefix`` makes this stream's file names unique, so caches never serve an earlier stream's.
+    """
     out_dir = Path(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = av.open(
@@ -105,8 +108,8 @@ def run(messages: Any, folder: str, codec: str = "vp8") -> None:
         options={
             "hls_time": str(SEGMENT), "hls_list_size": "10", "hls_segment_type": "fmp4",
             "hls_flags": "delete_segments+independent_segments",
-            "hls_fmp4_init_filename": "init.mp4",
-            "hls_segment_filename": str(out_dir / "seg%05d.m4s"),
+            "hls_fmp4_init_filename": f"init{prefix}.mp4",
+            "hls_segment_filename": str(out_dir / f"seg{prefix}%05d.m4s"),
         },
     )
     video = out.add_stream("libx264", rate=FPS)

@@ -185,4 +185,7 @@ class RecordingManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         if self._executor is not None:
+            # a composition in progress must not outlive the hub: recover() redoes it at start-up
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.terminate()
             self._executor.shutdown(wait=False, cancel_futures=True)

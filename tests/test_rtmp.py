@@ -119,9 +119,9 @@ async def test_an_unreachable_destination_is_reported_and_the_stream_goes_on(tmp
             await ana.sio.emit("live-push", {"url": f"rtmp://127.0.0.1:{closed}/live/key"})
             await until(lambda: any(p["state"] == "retrying" and p["error"] for p in push_states(ana)), 60)
             playlist = hub.server.live.folder("nowhere") / "video.m3u8"
-            await until(lambda: playlist.is_file() and len(re.findall(r"seg\d+", playlist.read_text())) >= 2, 60)
+            await until(lambda: playlist.is_file() and len(re.findall(r"seg-[0-9a-f]{8}\d{5}", playlist.read_text())) >= 2, 60)
             def newest() -> int:
-                return max(int(n) for n in re.findall(r"seg(\d+)", playlist.read_text()))
+                return max(int(n) for n in re.findall(r"seg-[0-9a-f]{8}(\d{5})", playlist.read_text()))
 
             before = newest()
             await asyncio.sleep(4.5)
