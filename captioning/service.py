@@ -234,11 +234,6 @@ class CaptionService:
         if session is not None and self._store is not None:
             await self._store.end_session(session.id)
 
-    def session_started(self, room: str) -> float | None:
-        """Wall time the room's caption times count from, if a session is running."""
-        session = self._sessions.get(room)
-        return session.started if session else None
-
     def session_id(self, room: str) -> str | None:
         session = self._sessions.get(room)
         return session.id if session else None

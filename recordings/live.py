@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 WINDOW = 10  # segments kept in the playlists
 QUEUE_PACKETS = 600  # ~4 s of a few tracks; a stalled worker drops, never grows memory
+CUE_MIN, CUE_MAX = 2.5, 7.0  # seconds a live caption stays on screen
 MAX_VIEWERS = 100_000  # per room: a bound on what anonymous status polls can make us remember
 
 
@@ -78,13 +79,8 @@ class LiveManager:
         self._ended: dict[str, float] = {}
         self._viewers: dict[str, dict[str, float]] = {}
         self._pruned: dict[str, float] = {}
-        self._session_start: Callable[[str], float | None] = lambda room: None
         root.mkdir(parents=True, exist_ok=True)
         sfu.publication_hooks.append(self._on_publication)
-
-    def set_session_clock(self, session_start: Callable[[str], float | None]) -> None:
-        """Where caption times (seconds since the room's caption session) start, in wall time."""
-        self._session_start = session_start
 
     # -- state -----------------------------------------------------------------------------
 
@@ -244,15 +240,16 @@ class LiveManager:
         stream = self._streams.get(room)
         if stream is None or not caption.get("final") or lang not in stream.languages:
             return
-        session_start = self._session_start(room)
         start_wall = self._stream_start(stream)
-        if session_start is None or start_wall is None:
+        if start_wall is None:
             return
-        offset = session_start - start_wall
-        start, end = caption["start"] + offset, caption["end"] + offset
-        if end <= 0:
-            return
-        cue = Cue(max(0.0, start), end, str(caption.get("name", "")), str(caption["text"]))
+        # Like broadcast live captions, a cue is shown from when it is ready (a final arrives
+        # seconds after the words were spoken), for about as long as the speech lasted. Placing it
+        # at its speech time instead would put it in subtitle segments viewers already have.
+        now = time.time() - start_wall
+        spoken = caption["end"] - caption["start"]
+        duration = min(CUE_MAX, max(CUE_MIN, spoken))
+        cue = Cue(max(0.0, now), max(0.0, now) + duration, str(caption.get("name", "")), str(caption["text"]))
         stream.cues.setdefault(lang, []).append(cue)
 
     def _stream_start(self, stream: _Stream) -> float | None:

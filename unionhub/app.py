@@ -86,8 +86,6 @@ def _add_recordings(app: web.Application, server: SignallingServer, data_dir: Pa
         (lambda: captions.languages()) if captions is not None else (lambda: []),
         server.live_changed, manager,
     )
-    if captions is not None:
-        live.set_session_clock(lambda room: captions.session_started(room))
     server.attach_live(live)
     live_http.add_routes(app, live, str(WEB_CLIENT / "live.html"))
 
