@@ -40,6 +40,12 @@ const ERROR_MESSAGES = {
   'internal': 'The server hit an unexpected problem — try again.',
 };
 
+// Errors answering a `live` request, where they differ from the general ones.
+const LIVE_ERROR_MESSAGES = {
+  'not-available': 'Live streaming is turned off on this server.',
+  'internal': 'The live stream could not be started or stopped — try again.',
+};
+
 const state = {
   room: null,
   name: null,
@@ -56,6 +62,8 @@ const state = {
   hand: false,
   recording: { on: false, id: null, available: false }, // the room's recording (PROTOCOL.md)
   recordPending: false, // a `record` request is on its way; the button waits for the answer
+  live: { on: false, url: null, available: false }, // the room's live stream (PROTOCOL.md)
+  livePending: false, // a `live` request is on its way; the button waits for the answer
   participants: new Map(), // id -> Participant (others only)
   chatSeen: new Set(),      // ids of chat messages shown
   socket: null,
@@ -251,6 +259,7 @@ function connectSocket() {
     captions.setLanguage(msg.lang);
   });
   socket.on('recording', (msg) => setRecording(msg));
+  socket.on('live', (msg) => setLive(msg));
   socket.on('error', onServerError);
 }
 
@@ -264,6 +273,7 @@ function join() {
   state.participants.clear();
   state.myId = null;
   state.recordPending = false;
+  state.livePending = false;
   updateControls();
   state.call = new Call({
     sendAnswer: (answer) => state.socket.emit('sdp', answer),
@@ -327,6 +337,7 @@ function onJoined(msg) {
   state.captionStatus = msg.captions || null;
   captions.setStatus(state.captionStatus, state.captionLang);
   setRecording(msg.recording, { available: !!(msg.recording && msg.recording.available) });
+  setLive(msg.live, { available: !!(msg.live && msg.live.available) });
   if (state.captionLang !== state.lang) emitJoined('caption-language', { lang: state.captionLang });
   for (const m of msg.chat || []) showChat(m); // recent history
   // Carry our state over a reconnect: muted tracks, a running screen share, a raised hand.
@@ -411,12 +422,19 @@ function showChat(msg) {
 
 function onServerError(err) {
   const code = err && err.code;
-  const text = ERROR_MESSAGES[code] || (err && err.message) || 'Something went wrong.';
+  const live = !!err && err.event === 'live';
+  const text = (live && LIVE_ERROR_MESSAGES[code]) || ERROR_MESSAGES[code] || (err && err.message)
+    || 'Something went wrong.';
   ui.showError(text, `server:${code}`);
   if (err && err.event === 'publish' && state.screen) stopScreen({ notify: false });
   if (err && err.event === 'record') {
     setRecordPending(false);
     if (code === 'not-available') state.recording.available = false;
+    updateControls();
+  }
+  if (live) {
+    setLivePending(false);
+    if (code === 'not-available') state.live.available = false;
     updateControls();
   }
 }
@@ -447,6 +465,40 @@ function setRecording(msg, { available = state.recording.available } = {}) {
   state.recording = { on, id: on ? id : null, available };
   setRecordPending(false);
   ui.setRecordingIndicator(on);
+  updateControls();
+}
+
+// ---- live streaming -----------------------------------------------------------------------------
+
+let livePendingTimer = 0;
+const LIVE_ANSWER_MS = 20000; // give up waiting for the server's answer to `live`
+
+function setLivePending(on) {
+  clearTimeout(livePendingTimer);
+  state.livePending = on;
+  if (on) {
+    livePendingTimer = setTimeout(() => {
+      state.livePending = false;
+      updateControls();
+    }, LIVE_ANSWER_MS);
+  }
+}
+
+/**
+ * The room's live stream, from `joined.live` or a `live` event ({on, url, available}); a message
+ * without `available` keeps the known one.
+ */
+function setLive(msg, { available } = {}) {
+  const on = !!(msg && typeof msg === 'object' && msg.on);
+  let avail = available;
+  if (avail === undefined) {
+    avail = msg && typeof msg.available === 'boolean' ? msg.available : state.live.available;
+  }
+  const url = msg && typeof msg.url === 'string' && msg.url.startsWith('/')
+    ? msg.url : `/live/${encodeURIComponent(state.room)}`;
+  state.live = { on, url, available: avail };
+  setLivePending(false);
+  ui.setLiveIndicator(on, url);
   updateControls();
 }
 
@@ -492,6 +544,16 @@ function updateControls() {
   el.recordToggle.title = rec.on
     ? 'Stop recording this call (for everyone in it)'
     : 'Record this call for everyone in it — they see that it is being recorded';
+  const live = state.live;
+  el.liveToggle.hidden = !live.available;
+  ui.setToggle(el.liveToggle, {
+    pressed: live.on,
+    label: live.on ? 'End live stream' : 'Go live',
+    disabled: state.livePending || !state.myId,
+  });
+  el.liveToggle.title = live.on
+    ? 'End the live stream (for everyone in the call)'
+    : 'Stream this call live to a public viewer page — everyone in it sees that it is live';
 }
 
 function sendMediaState() {
@@ -571,6 +633,18 @@ el.recordToggle.addEventListener('click', () => {
   state.socket.emit('record', { on: !state.recording.on });
 });
 
+el.liveToggle.addEventListener('click', () => {
+  if (!state.live.available || state.livePending) return;
+  if (!state.socket || !state.socket.connected || !state.myId) {
+    ui.showError('Not connected — try again in a moment.', 'live');
+    return;
+  }
+  ui.clearError('live');
+  setLivePending(true);
+  updateControls();
+  state.socket.emit('live', { on: !state.live.on });
+});
+
 el.chatForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = el.chatInput.value.trim();
@@ -601,6 +675,7 @@ el.leave.addEventListener('click', () => {
   ui.clearTiles({ keepLocal: false });
   ui.clearRemoteAudio();
   ui.setRecordingIndicator(false);
+  ui.setLiveIndicator(false);
   ui.setStatus(null);
   ui.clearError();
   ui.showView('left');

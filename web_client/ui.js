@@ -30,6 +30,9 @@ export const el = {
   raiseHand: $('[data-testid="raise-hand"]'),
   recordToggle: $('[data-testid="record-toggle"]'),
   recordingIndicator: $('[data-testid="recording-indicator"]'),
+  liveToggle: $('[data-testid="live-toggle"]'),
+  liveIndicator: $('[data-testid="live-indicator"]'),
+  liveLink: $('[data-testid="live-link"]'),
   leave: $('[data-testid="leave"]'),
 };
 
@@ -66,6 +69,13 @@ export function setStatus(text) {
 export function setRecordingIndicator(on) {
   el.recordingIndicator.hidden = !on;
   el.recordingIndicator.title = on ? 'This call is being recorded' : '';
+}
+
+/** The "LIVE" badge and the link to the viewer page, shown to everyone while the room streams. */
+export function setLiveIndicator(on, url) {
+  el.liveIndicator.hidden = !on;
+  el.liveLink.hidden = !on || !url;
+  if (on && url) el.liveLink.href = url;
 }
 
 // ---- video tiles ---------------------------------------------------------------------------

@@ -1,0 +1,502 @@
+// The live viewer page (/live/<room>): the room's HLS stream (video + audio) with a subtitle track
+// per caption language, a caption-language menu and the number of people watching.
+//
+// GET /api/live/<room>?viewer=<id> is polled every few seconds with a random id that stays the same
+// for this tab: it says whether the room is live (or has ended) and in which languages, and counts
+// this page as a viewer. Playback starts by itself when the room goes live. hls.js plays the stream
+// where Media Source Extensions exist; elsewhere (iOS Safari) the browser's own HLS does.
+// Protocol: docs/PROTOCOL.md ("Live streaming").
+
+const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const POLL_MS = 5000; // the server counts viewers seen in the last 15 s
+const RESTART_MS = 3000; // wait before reloading the stream after a fatal error
+const QUIET_FAILURES = 4; // stream load failures right after going live are expected (no segment yet)
+const MAX_MEDIA_RECOVERIES = 3;
+
+const $ = (sel) => document.querySelector(sel);
+const video = $('[data-testid="live-video"]');
+const statusNode = $('[data-testid="live-status"]');
+const menu = $('[data-testid="live-caption-language"]');
+const viewerCount = $('[data-testid="viewer-count"]');
+const indicator = $('[data-testid="live-indicator"]');
+const roomName = $('[data-testid="room-name"]');
+const titleNode = $('[data-testid="live-title"]');
+const note = $('[data-testid="live-note"]');
+const after = $('[data-testid="live-after"]');
+const errorBox = $('[data-testid="error"]');
+
+const state = {
+  room: null,
+  viewer: viewerId(),
+  info: null, // the last answer of /api/live/<room>
+  stream: null, // started_at of the stream being played (a new one restarts playback)
+  playlist: null,
+  hls: null,
+  native: false, // the browser's own HLS plays the stream
+  captionLang: '', // '' = captions off
+  wantedLang: null, // ?lang= or the browser's languages, until the stream's languages are known
+  userPicked: false,
+  failures: 0, // consecutive fatal stream errors
+  mediaRecoveries: 0,
+  restartTimer: 0,
+  pollTimer: 0,
+  stopped: false, // bad room: nothing more to do
+  sawEnd: false, // the stream being played has ended (going live again starts a new one)
+  playedStream: null, // the stream (started_at) this page has played: errors are no longer quiet
+};
+
+window.unionhubLive = {
+  state,
+  video,
+  get hls() { return state.hls; },
+};
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+function viewerId() {
+  const KEY = 'unionhub-live-viewer';
+  try {
+    const stored = sessionStorage.getItem(KEY);
+    if (stored && /^[0-9a-f]{32}$/.test(stored)) return stored;
+  } catch { /* storage disabled: a new id per page load */ }
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  const id = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  try {
+    sessionStorage.setItem(KEY, id);
+  } catch { /* ignore */ }
+  return id;
+}
+
+function make(tag, { text, attrs } = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+  return node;
+}
+
+/** A language's own name for itself ("Español", "English"), as on the recording page. */
+function languageName(code) {
+  try {
+    const name = new Intl.DisplayNames([code], { type: 'language' }).of(code) || code;
+    return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
+  } catch {
+    return code;
+  }
+}
+
+let errorKind = null;
+
+function showError(text, kind = 'general') {
+  errorKind = kind;
+  errorBox.textContent = text;
+  errorBox.hidden = false;
+}
+
+function clearError(kind) {
+  if (kind && kind !== errorKind) return;
+  errorKind = null;
+  errorBox.textContent = '';
+  errorBox.hidden = true;
+}
+
+function setStatus(text) {
+  statusNode.textContent = text || '';
+  statusNode.hidden = !text;
+}
+
+function roomFromPath() {
+  const m = location.pathname.match(/^\/live\/([^/]+)\/?$/);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return m[1];
+  }
+}
+
+// ---- the room's live state ----------------------------------------------------------------------
+
+async function poll() {
+  clearTimeout(state.pollTimer);
+  if (state.stopped) return;
+  const url = `/api/live/${encodeURIComponent(state.room)}?viewer=${state.viewer}`;
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  } catch {
+    showError('Cannot reach the unionhub server — check your connection; retrying…', 'poll');
+    schedulePoll();
+    return;
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok || !body || typeof body !== 'object') {
+    const message = body && body.error && body.error.message;
+    if (response.status === 404 || response.status === 400) {
+      // A bad room name (or no live streaming on this server): polling will not change that.
+      state.stopped = true;
+      setStatus('');
+      showError(message || 'There is no live stream at this address.', 'poll');
+      indicator.hidden = true;
+      viewerCount.hidden = true;
+      return;
+    }
+    showError(response.status >= 500
+      ? `The server had a problem (${response.status}) — retrying…`
+      : `The server answered ${response.status}${message ? `: ${message}` : ''} — retrying…`, 'poll');
+    schedulePoll();
+    return;
+  }
+  clearError('poll');
+  update(body);
+  schedulePoll();
+}
+
+function schedulePoll() {
+  clearTimeout(state.pollTimer);
+  if (!state.stopped) state.pollTimer = setTimeout(poll, POLL_MS);
+}
+
+function update(info) {
+  state.info = info;
+  const live = !!info.live;
+  const ended = !live && !!info.ended;
+  indicator.hidden = !live;
+  // The server counts viewers of rooms that are (or were) live only.
+  const viewers = (live || ended) && Number.isInteger(info.viewers) && info.viewers >= 0 ? info.viewers : null;
+  viewerCount.hidden = viewers === null;
+  if (viewers !== null) {
+    viewerCount.dataset.count = String(viewers);
+    viewerCount.textContent = `${viewers} watching`;
+    viewerCount.title = viewers === 1 ? 'One person is watching' : `${viewers} people are watching`;
+  }
+  renderMenu();
+  after.hidden = !ended;
+
+  if (live) {
+    const playlist = typeof info.playlist === 'string' && info.playlist.startsWith('/')
+      ? info.playlist : `/live/${encodeURIComponent(state.room)}/hls/index.m3u8`;
+    const stream = info.started_at ?? 'live';
+    const restarting = state.restartTimer !== 0; // restartSoon() reloads it
+    if (!restarting && (state.stream !== stream || !state.playlist || state.sawEnd)) start(playlist, stream);
+  } else if (ended) {
+    // The playlists end: the player plays out what it has buffered and stops.
+    state.sawEnd = true;
+    clearTimeout(state.restartTimer);
+    state.restartTimer = 0;
+    setStatus('The live stream has ended');
+    clearError('stream');
+  } else {
+    stop();
+    setStatus('This room is not live yet — this page starts playing when it goes live');
+  }
+}
+
+function isPlaying() {
+  return !video.paused && !video.ended && video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA;
+}
+
+// ---- playback -----------------------------------------------------------------------------------
+
+function hlsSupported() {
+  return typeof window.Hls === 'function' && window.Hls.isSupported();
+}
+
+/** Start playing `playlist` (stream `stream`), replacing whatever played before. */
+function start(playlist, stream) {
+  stop();
+  state.stream = stream;
+  state.playlist = playlist;
+  state.sawEnd = false;
+  state.mediaRecoveries = 0;
+  setStatus(startingText());
+  // hls.js first: Chromium also claims native HLS now, but without our subtitle renditions in
+  // video.textTracks; the browser's own HLS is for where there is no MSE (iOS Safari).
+  if (hlsSupported()) {
+    startHls(playlist);
+  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    state.native = true;
+    video.src = playlist;
+    play();
+  } else {
+    state.stopped = true;
+    clearTimeout(state.pollTimer);
+    setStatus('');
+    showError('This browser cannot play live streams (it lacks HLS and Media Source Extensions) — '
+      + 'try a current Firefox, Chrome, Edge or Safari.', 'unsupported');
+  }
+}
+
+function startHls(playlist) {
+  const Hls = window.Hls;
+  const hls = new Hls({
+    lowLatencyMode: false,
+    liveSyncDurationCount: 2, // 2 segments (4 s) behind the live edge, not hls.js's default 3
+    renderTextTracksNatively: true, // subtitles become video.textTracks
+    enableWorker: false, // a blob: worker is forbidden by the Content-Security-Policy
+    subtitleDisplay: true,
+    // Segments appear a few seconds after going live: retry the playlist a little before giving up
+    // (then the page reloads the stream itself).
+    manifestLoadPolicy: {
+      default: {
+        maxTimeToFirstByteMs: 10000,
+        maxLoadTimeMs: 20000,
+        timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+        errorRetry: { maxNumRetry: 3, retryDelayMs: 1000, maxRetryDelayMs: 4000, shouldRetry: retryAll },
+      },
+    },
+  });
+  state.hls = hls;
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    renderMenu();
+    applyCaptionLanguage();
+    play();
+  });
+  for (const event of [Hls.Events.MEDIA_ATTACHED, Hls.Events.SUBTITLE_TRACKS_UPDATED]) {
+    hls.on(event, () => {
+      renderMenu();
+      applyCaptionLanguage();
+    });
+  }
+  hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, () => applyTrackModes());
+  hls.on(Hls.Events.FRAG_BUFFERED, () => {
+    if (state.failures) {
+      state.failures = 0;
+      clearError('stream');
+    }
+  });
+  hls.on(Hls.Events.ERROR, (event, data) => onHlsError(hls, data));
+  hls.loadSource(playlist);
+  hls.attachMedia(video);
+}
+
+function retryAll(retryConfig, retryCount) {
+  return !!retryConfig && retryCount < retryConfig.maxNumRetry;
+}
+
+function onHlsError(hls, data) {
+  if (hls !== state.hls || !data || !data.fatal) return;
+  const Hls = window.Hls;
+  if (data.type === Hls.ErrorTypes.MEDIA_ERROR && state.mediaRecoveries < MAX_MEDIA_RECOVERIES) {
+    state.mediaRecoveries += 1;
+    hls.recoverMediaError();
+    return;
+  }
+  console.warn('unionhub: live stream error', data.type, data.details);
+  state.failures += 1;
+  const info = state.info || {};
+  // Right after going live the playlists may not be there yet; once it played, say so at once.
+  const quiet = state.playedStream === state.stream ? 0 : QUIET_FAILURES;
+  if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+    if (state.failures > quiet) {
+      showError('The live stream could not be loaded (network problem) — retrying…', 'stream');
+    }
+  } else if (state.failures > 1) {
+    showError('The live stream could not be played in this browser — retrying…', 'stream');
+  }
+  if (info.ended) return; // nothing more to load
+  restartSoon();
+}
+
+/** Reload the stream after a fatal error (if the room is still live then). */
+function restartSoon() {
+  const playlist = state.playlist;
+  const stream = state.stream;
+  stop();
+  setStatus(startingText(stream));
+  state.restartTimer = setTimeout(() => {
+    state.restartTimer = 0;
+    const info = state.info || {};
+    if (info.live && playlist) start(playlist, stream);
+  }, RESTART_MS);
+}
+
+function startingText(stream = state.stream) {
+  return state.playedStream !== null && state.playedStream === stream
+    ? 'Reconnecting to the live stream…' : 'The stream is starting…';
+}
+
+function stop() {
+  clearTimeout(state.restartTimer);
+  state.restartTimer = 0;
+  if (state.hls) {
+    state.hls.destroy();
+    state.hls = null;
+  }
+  if (state.native) {
+    video.removeAttribute('src');
+    video.load();
+    state.native = false;
+  }
+  state.stream = null;
+  state.playlist = null;
+}
+
+function play() {
+  const promise = video.play();
+  if (promise) {
+    promise.catch((err) => {
+      if (err && err.name === 'NotAllowedError') {
+        setStatus('Press play to watch the live stream');
+      }
+    });
+  }
+}
+
+video.addEventListener('playing', () => {
+  const info = state.info || {};
+  if (state.stream !== null) state.playedStream = state.stream;
+  if (info.live) setStatus('');
+  clearError('stream');
+  state.failures = 0;
+  renderNote();
+});
+for (const event of ['volumechange', 'pause', 'ended', 'emptied']) video.addEventListener(event, renderNote);
+video.addEventListener('ended', () => {
+  if ((state.info || {}).ended) setStatus('The live stream has ended');
+});
+video.addEventListener('error', () => {
+  if (!state.native || !video.error) return;
+  state.failures += 1;
+  if (state.failures > QUIET_FAILURES) {
+    showError('The live stream could not be loaded — retrying…', 'stream');
+  }
+  if ((state.info || {}).live) restartSoon();
+});
+// The native player's own captions menu: follow what the viewer picked there.
+video.textTracks.addEventListener('change', () => {
+  const showing = [...video.textTracks].find((t) => t.mode === 'showing' && t.kind !== 'metadata');
+  const lang = showing ? showing.language : '';
+  if (lang !== state.captionLang && (showing || state.captionLang)) {
+    if (!showing && state.hls && state.hls.subtitleTrack >= 0) return; // a switch in progress
+    state.captionLang = lang;
+    state.userPicked = true;
+    menu.value = lang;
+  }
+});
+
+function renderNote() {
+  note.hidden = !(video.muted && isPlaying());
+  note.textContent = 'The sound starts muted — turn it on with the player’s volume button.';
+}
+
+// ---- captions -----------------------------------------------------------------------------------
+
+/** The stream's caption languages: its subtitle renditions, and what the server says. */
+function languages() {
+  const langs = [];
+  const add = (code) => {
+    if (typeof code === 'string' && code && !langs.includes(code)) langs.push(code);
+  };
+  if (state.hls) for (const track of state.hls.subtitleTracks || []) add(track.lang || track.name);
+  if (state.native) {
+    for (const track of video.textTracks) {
+      if (track.kind === 'subtitles' || track.kind === 'captions') add(track.language);
+    }
+  }
+  for (const code of (state.info && state.info.languages) || []) add(code);
+  return langs;
+}
+
+function pickLanguage(langs) {
+  const lower = langs.map((l) => l.toLowerCase());
+  const find = (code) => {
+    const c = String(code || '').toLowerCase();
+    let i = lower.indexOf(c);
+    if (i < 0) i = lower.indexOf(c.split('-')[0]);
+    return i < 0 ? null : langs[i];
+  };
+  const wanted = new URLSearchParams(location.search).get('lang');
+  if (wanted === 'off' || wanted === '') return '';
+  if (wanted) return find(wanted) || '';
+  for (const pref of navigator.languages || [navigator.language]) {
+    const hit = find(pref);
+    if (hit) return hit;
+  }
+  return '';
+}
+
+function renderMenu() {
+  const langs = languages();
+  const current = [...menu.options].map((o) => o.value);
+  const wantedOptions = ['', ...langs];
+  if (current.length !== wantedOptions.length || current.some((v, i) => v !== wantedOptions[i])) {
+    const options = [make('option', { text: 'Off', attrs: { value: '' } })];
+    for (const code of langs) {
+      options.push(make('option', { text: `${languageName(code)} (${code})`, attrs: { value: code } }));
+    }
+    menu.replaceChildren(...options);
+  }
+  if (!state.userPicked && langs.length) {
+    const pick = pickLanguage(langs);
+    if (pick !== state.captionLang) {
+      state.captionLang = pick;
+      applyCaptionLanguage();
+    }
+  }
+  menu.value = langs.includes(state.captionLang) ? state.captionLang : '';
+  menu.disabled = langs.length === 0;
+}
+
+/** Make the chosen language's subtitles the ones loaded and shown (none when off). */
+function applyCaptionLanguage() {
+  const hls = state.hls;
+  if (hls) {
+    const tracks = hls.subtitleTracks || [];
+    const index = state.captionLang
+      ? tracks.findIndex((t) => (t.lang || t.name) === state.captionLang)
+      : -1;
+    hls.subtitleDisplay = true;
+    if (hls.subtitleTrack !== index) hls.subtitleTrack = index;
+  }
+  applyTrackModes();
+}
+
+/** Only the chosen language's text track is showing (browsers and hls.js may enable others). */
+function applyTrackModes() {
+  for (const track of video.textTracks) {
+    if (track.kind !== 'subtitles' && track.kind !== 'captions') continue;
+    const mode = state.captionLang && track.language === state.captionLang ? 'showing' : 'disabled';
+    if (track.mode !== mode) track.mode = mode;
+  }
+}
+
+menu.addEventListener('change', () => {
+  state.userPicked = true;
+  state.captionLang = menu.value;
+  applyCaptionLanguage();
+  const params = new URLSearchParams(location.search);
+  if (state.captionLang) params.set('lang', state.captionLang);
+  else params.set('lang', 'off');
+  history.replaceState(null, '', `${location.pathname}?${params}`);
+});
+
+// ---- start --------------------------------------------------------------------------------------
+
+function main() {
+  const room = roomFromPath();
+  if (room === null || !ROOM_RE.test(room)) {
+    setStatus('');
+    showError(room === null
+      ? 'This address does not name a room.'
+      : `“${room}” is not a valid room name: use 1–64 letters, digits, “-” or “_”.`);
+    return;
+  }
+  state.room = room;
+  roomName.textContent = room;
+  titleNode.textContent = `${room} — live`;
+  document.title = `${room} — live — unionhub`;
+  if (!hlsSupported() && !video.canPlayType('application/vnd.apple.mpegurl')) {
+    showError(typeof window.Hls !== 'function'
+      ? 'The video player could not be loaded — reload the page to try again.'
+      : 'This browser cannot play live streams (it lacks HLS and Media Source Extensions) — '
+        + 'try a current Firefox, Chrome, Edge or Safari.', 'unsupported');
+  }
+  poll();
+}
+
+main();
