@@ -233,12 +233,14 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_webvtt(cues: builtins.list[Cue]) -> str:
+def render_webvtt(cues: builtins.list[Cue], ids: bool = True) -> str:
+    """WebVTT with voice tags; ``ids=False`` for live segments (players dedupe cues by id)."""
     lines = ["WEBVTT", ""]
     for n, cue in enumerate(cues, 1):
         text = _vtt_escape(_one_line(cue.text))
         speaker = _vtt_escape(_one_line(cue.speaker))
-        lines += [str(n), f"{vtt_time(cue.start)} --> {vtt_time(cue.end)}",
+        lines += [str(n)] if ids else []
+        lines += [f"{vtt_time(cue.start)} --> {vtt_time(cue.end)}",
                   f"<v {speaker}>{text}" if speaker else text, ""]
     return "\n".join(lines) + "\n"
 

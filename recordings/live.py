@@ -57,6 +57,7 @@ class _Stream:
     recording: str | None = None
     dropped: int = 0
     push: dict[str, Any] | None = None  # last RTMP status shown to the room
+    prefix: str = ""  # makes this stream's file names unique
 
 
 class LiveManager:
@@ -163,7 +164,7 @@ class LiveManager:
             target=live_worker.run, args=(queue, str(folder), self._sfu.codec, prefix), daemon=True
         )
         process.start()
-        stream = _Stream(room, folder, languages, process, queue)
+        stream = _Stream(room, folder, languages, process, queue, prefix=prefix)
         self._streams[room] = stream
         self._ended.pop(room, None)
         self._write_master(stream)
@@ -287,15 +288,15 @@ class LiveManager:
         for n in range(stream.written, max(stream.written, done)):
             for lang in stream.languages:
                 cues = [c for c in stream.cues.get(lang, []) if c.end > n * seg and c.start < (n + 1) * seg]
-                body = render_webvtt(cues)
+                body = render_webvtt(cues, ids=False)  # numbering restarts per segment
                 body = body.replace("WEBVTT", "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000", 1)
-                (stream.folder / f"sub_{lang}_{n:05d}.vtt").write_text(body)
+                (stream.folder / f"sub_{lang}{stream.prefix}_{n:05d}.vtt").write_text(body)
         stream.written = max(stream.written, done)
         first = max(0, stream.written - WINDOW)
         for lang in stream.languages:
             lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{seg}", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
             for n in range(first, stream.written):
-                lines += [f"#EXTINF:{seg:.3f},", f"sub_{lang}_{n:05d}.vtt"]
+                lines += [f"#EXTINF:{seg:.3f},", f"sub_{lang}{stream.prefix}_{n:05d}.vtt"]
             if final:
                 lines.append("#EXT-X-ENDLIST")
             tmp = stream.folder / f"sub_{lang}.m3u8.tmp"
@@ -303,4 +304,4 @@ class LiveManager:
             tmp.replace(stream.folder / f"sub_{lang}.m3u8")
             for old in range(max(0, first - WINDOW), first):
                 with contextlib.suppress(FileNotFoundError):
-                    (stream.folder / f"sub_{lang}_{old:05d}.vtt").unlink()
+                    (stream.folder / f"sub_{lang}{stream.prefix}_{old:05d}.vtt").unlink()

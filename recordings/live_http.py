@@ -16,7 +16,7 @@ LIVE_KEY = web.AppKey("live", LiveManager)
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HLS_FILE = re.compile(r"(index|video|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)\.m3u8|init(-[0-9a-f]{8})?\.mp4"
                       r"|seg(-[0-9a-f]{8})?\d{5}\.m4s"
-                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?_\d{5}\.vtt")
+                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?(-[0-9a-f]{8})?_\d{5}\.vtt")
 TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment",
          ".vtt": "text/vtt"}
 

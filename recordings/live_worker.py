@@ -11,6 +11,7 @@ from __future__ import annotations
 import fractions
 import json
 import logging
+import multiprocessing
 import queue as queue_mod
 import time
 from collections import deque
@@ -136,7 +137,10 @@ def run(messages: Any, folder: str, codec: str = "vp8", prefix: str = "") -> Non
     index = 0
     samples_per_tick = RATE // FPS
     stopping = False
+    parent = multiprocessing.parent_process()
     while not stopping:
+        if parent is not None and not parent.is_alive():
+            break  # the hub died (kill -9): do not encode into the void forever
         due = start + index / FPS
         try:
             msg = messages.get(timeout=max(0.0, due - time.monotonic()))

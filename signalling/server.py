@@ -227,6 +227,9 @@ class SignallingServer:
             raise SignallingError("not-available", "Live streaming is turned off on this server.")
         if on and room.name not in self.live._streams:
             await self.live.start(room.name)
+            if self.recordings is not None:  # the stream is archived: everyone here is in it
+                for p in room.participants.values():
+                    self.recordings.note_participant(room.name, p.name)
         elif not on and room.name in self.live._streams:
             await self.live.stop(room.name)
         else:

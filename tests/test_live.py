@@ -70,7 +70,7 @@ async def test_a_live_room_is_streamed_as_hls_with_captions_and_archived(tmp_pat
             peers_before = hub.server.sfu.stats()["peers"]
             # live caption cues arrive in the English rendition
             def cues() -> str:
-                return "".join(p.read_text() for p in folder.glob("sub_en_*.vtt"))
+                return "".join(p.read_text() for p in folder.glob("sub_en-*_*.vtt"))
             await until(lambda: "<v Ana>" in cues(), 90)
             assert "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000" in cues()
             assert hub.server.sfu.stats()["peers"] == peers_before
