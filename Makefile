@@ -23,11 +23,12 @@ web_client/node_modules/.installed: web_client/package.json web_client/package-l
 	cd web_client && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# System packages the tests drive: a real browser and a real RTMP server.
+# System packages the tests drive: a real browser, a real RTMP server, an HTTP load generator.
 test-deps:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/nginx ] || [ ! -e /usr/lib/nginx/modules/ngx_rtmp_module.so ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/nginx ] || [ ! -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] \
+		|| [ ! -x /usr/bin/wrk ]; then \
 		$(SUDO) apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium nginx libnginx-mod-rtmp; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium nginx libnginx-mod-rtmp wrk; \
 	fi
 
 run: setup
