@@ -101,15 +101,20 @@ class LiveManager:
             return False  # the worker is not keeping up; the host can try again
         with contextlib.suppress(FileNotFoundError):
             (stream.folder / "rtmp.json").unlink()
-        stream.push = {"state": "connecting", "url": redact(url), "error": None} if url else None
+        if url:
+            stream.push = {"state": "connecting", "url": redact(url), "error": None, "attempts": 0}
+        elif stream.push is not None:  # stopped by the host: say so until the next destination
+            stream.push = {**stream.push, "state": "stopped", "error": None}
         self._on_change(room, self.state(room))
         return True
 
     def _poll_push(self, stream: _Stream) -> None:
         with contextlib.suppress(OSError, ValueError):
             status = json.loads((stream.folder / "rtmp.json").read_text())
-            if stream.push is not None and (status["state"], status["error"]) != (
-                stream.push.get("state"), stream.push.get("error")
+            if (
+                stream.push is not None
+                and status["url"] == stream.push.get("url")  # not a replaced destination's last words
+                and (status["state"], status["error"]) != (stream.push.get("state"), stream.push.get("error"))
             ):
                 stream.push = {k: status[k] for k in ("state", "error", "url", "attempts")}
                 self._on_change(stream.room, self.state(stream.room))

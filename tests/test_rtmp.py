@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,56 +12,17 @@ import av
 import pytest
 
 from hubtest import running_hub
+from rtmp_server import free_port, nginx_rtmp
 from media_server.client import HubClient, encode_test_video, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
-NGINX = "/usr/sbin/nginx"
-RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def rtmp_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An nginx-rtmp server on loopback that records what it receives to FLV files."""
-    if not (Path(NGINX).exists() and Path(RTMP_MODULE).exists()):
-        pytest.fail("nginx with libnginx-mod-rtmp is needed (make test-deps installs it)")
-    root = tmp_path / "nginx"
-    (root / "rec").mkdir(parents=True)
-    port = free_port()
-    (root / "nginx.conf").write_text(f"""
-load_module {RTMP_MODULE};
-daemon off;
-master_process off;
-pid {root}/nginx.pid;
-error_log {root}/error.log info;
-events {{ worker_connections 64; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        application live {{
-            live on;
-            record all;
-            record_path {root}/rec;
-        }}
-    }}
-}}
-""")
-    proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"rtmp://127.0.0.1:{port}/live", root / "rec"
-    proc.terminate()
-    proc.wait(10)
-    shutil.rmtree(root, ignore_errors=True)
+    with nginx_rtmp(tmp_path / "nginx") as server:
+        yield server
 
 
 async def until(predicate: Callable[[], bool], timeout: float) -> None:
@@ -97,6 +55,7 @@ async def test_live_room_is_pushed_to_rtmp_with_h264_and_aac(tmp_path: Path, rtm
             assert all("union-rally" not in p["url"] for p in push_states(ana))  # the key is secret
             await asyncio.sleep(6)
             await ana.sio.emit("live-push", {"url": None})
+            await until(lambda: push_states(ana)[-1]["state"] == "stopped", 10)  # the host sees it stopped
             await asyncio.sleep(2)
         finally:
             await ana.close()

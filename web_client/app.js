@@ -46,6 +46,14 @@ const LIVE_ERROR_MESSAGES = {
   'internal': 'The live stream could not be started or stopped — try again.',
 };
 
+// Errors answering a `live-push` request (an RTMP destination).
+const PUSH_ERROR_MESSAGES = {
+  'bad-rtmp-url': 'That is not a stream URL: paste the RTMP(S) server URL (rtmp://… or rtmps://…) '
+    + 'and the stream key from the platform\'s live dashboard.',
+  'not-live': 'Go live first, then add a destination.',
+  'not-available': 'Live streaming is turned off on this server.',
+};
+
 const state = {
   room: null,
   name: null,
@@ -62,7 +70,8 @@ const state = {
   hand: false,
   recording: { on: false, id: null, available: false }, // the room's recording (PROTOCOL.md)
   recordPending: false, // a `record` request is on its way; the button waits for the answer
-  live: { on: false, url: null, available: false }, // the room's live stream (PROTOCOL.md)
+  live: { on: false, url: null, available: false, push: null }, // the room's live stream (PROTOCOL.md)
+  pushPending: false, // a `live-push` request is on its way
   livePending: false, // a `live` request is on its way; the button waits for the answer
   participants: new Map(), // id -> Participant (others only)
   chatSeen: new Set(),      // ids of chat messages shown
@@ -423,13 +432,18 @@ function showChat(msg) {
 function onServerError(err) {
   const code = err && err.code;
   const live = !!err && err.event === 'live';
-  const text = (live && LIVE_ERROR_MESSAGES[code]) || ERROR_MESSAGES[code] || (err && err.message)
-    || 'Something went wrong.';
+  const push = !!err && err.event === 'live-push';
+  const text = (live && LIVE_ERROR_MESSAGES[code]) || (push && PUSH_ERROR_MESSAGES[code])
+    || ERROR_MESSAGES[code] || (err && err.message) || 'Something went wrong.';
   ui.showError(text, `server:${code}`);
   if (err && err.event === 'publish' && state.screen) stopScreen({ notify: false });
   if (err && err.event === 'record') {
     setRecordPending(false);
     if (code === 'not-available') state.recording.available = false;
+    updateControls();
+  }
+  if (push) {
+    state.pushPending = false;
     updateControls();
   }
   if (live) {
@@ -496,7 +510,9 @@ function setLive(msg, { available } = {}) {
   }
   const url = msg && typeof msg.url === 'string' && msg.url.startsWith('/')
     ? msg.url : `/live/${encodeURIComponent(state.room)}`;
-  state.live = { on, url, available: avail };
+  const push = on && msg.push && typeof msg.push === 'object' ? msg.push : null;
+  state.live = { on, url, available: avail, push };
+  state.pushPending = false;
   setLivePending(false);
   ui.setLiveIndicator(on, url);
   updateControls();
@@ -554,6 +570,7 @@ function updateControls() {
   el.liveToggle.title = live.on
     ? 'End the live stream (for everyone in the call)'
     : 'Stream this call live to a public viewer page — everyone in it sees that it is live';
+  ui.setRtmpPush(live.on && live.available, live.push, state.pushPending || !state.myId);
 }
 
 function sendMediaState() {
@@ -643,6 +660,41 @@ el.liveToggle.addEventListener('click', () => {
   setLivePending(true);
   updateControls();
   state.socket.emit('live', { on: !state.live.on });
+});
+
+/** The destination the host pasted: server URL + stream key, as the platforms hand them out. */
+function rtmpDestination() {
+  const base = el.rtmpUrl.value.trim();
+  const key = el.rtmpKey.value.trim();
+  if (!key) return base; // a full URL with its key pasted into the first field
+  return `${base.replace(/\/+$/, '')}/${key}`;
+}
+
+function emitPush(url) {
+  if (!state.socket || !state.socket.connected || !state.myId) {
+    ui.showError('Not connected — try again in a moment.', 'live-push');
+    return;
+  }
+  ui.clearError('live-push');
+  for (const code of Object.keys(PUSH_ERROR_MESSAGES)) ui.clearError(`server:${code}`);
+  state.pushPending = true;
+  updateControls();
+  state.socket.emit('live-push', { url });
+}
+
+el.rtmpForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (state.pushPending) return;
+  if (!el.rtmpUrl.value.trim()) {
+    ui.showError('Paste the stream URL from the platform\'s live dashboard first.', 'live-push');
+    el.rtmpUrl.focus();
+    return;
+  }
+  emitPush(rtmpDestination());
+});
+
+el.rtmpStop.addEventListener('click', () => {
+  if (!state.pushPending) emitPush(null);
 });
 
 el.chatForm.addEventListener('submit', (event) => {

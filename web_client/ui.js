@@ -33,6 +33,13 @@ export const el = {
   liveToggle: $('[data-testid="live-toggle"]'),
   liveIndicator: $('[data-testid="live-indicator"]'),
   liveLink: $('[data-testid="live-link"]'),
+  rtmpPanel: $('[data-testid="rtmp-panel"]'),
+  rtmpForm: $('[data-testid="rtmp-form"]'),
+  rtmpUrl: $('[data-testid="rtmp-url"]'),
+  rtmpKey: $('[data-testid="rtmp-key"]'),
+  rtmpStart: $('[data-testid="rtmp-start"]'),
+  rtmpStop: $('[data-testid="rtmp-stop"]'),
+  rtmpStatus: $('[data-testid="rtmp-status"]'),
   leave: $('[data-testid="leave"]'),
 };
 
@@ -76,6 +83,37 @@ export function setLiveIndicator(on, url) {
   el.liveIndicator.hidden = !on;
   el.liveLink.hidden = !on || !url;
   if (on && url) el.liveLink.href = url;
+}
+
+/**
+ * The RTMP destination panel: shown while the room is live; `push` is LiveState.push (PROTOCOL.md).
+ * The stream key never comes back from the server (its URL is redacted).
+ */
+export function setRtmpPush(live, push, pending) {
+  el.rtmpPanel.hidden = !live;
+  const active = !!push && push.state !== 'stopped';
+  el.rtmpStart.hidden = active;
+  el.rtmpStop.hidden = !active;
+  el.rtmpStart.disabled = pending;
+  el.rtmpStop.disabled = pending;
+  el.rtmpUrl.disabled = active;
+  el.rtmpKey.disabled = active;
+  let text = '';
+  let problem = false;
+  if (push) {
+    const where = push.url || 'the destination';
+    if (push.state === 'connecting') text = `Connecting to ${where}…`;
+    else if (push.state === 'live') text = `Streaming to ${where}`;
+    else if (push.state === 'retrying') {
+      problem = true;
+      text = `Cannot stream to ${where}: ${push.error || 'the connection failed'} — retrying`
+        + (push.attempts ? ` (attempt ${push.attempts + 1})` : '');
+    } else if (push.state === 'stopped') text = push.error ? `Stopped: ${push.error}` : 'Stopped.';
+  }
+  el.rtmpStatus.textContent = text;
+  el.rtmpStatus.hidden = !text;
+  el.rtmpStatus.dataset.state = push ? push.state : '';
+  el.rtmpStatus.classList.toggle('problem', problem);
 }
 
 // ---- video tiles ---------------------------------------------------------------------------
