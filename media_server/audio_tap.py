@@ -32,6 +32,9 @@ class AudioTap:
         self._queues: set[asyncio.Queue[AudioFrame | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
+        #: Muted by a host: consumers (captions, recordings, speaker detection) get silence, so
+        #: their timelines stay continuous but nothing the muted person says is used.
+        self.muted = False
 
     def subscribe(self, maxsize: int = TAP_QUEUE_FRAMES) -> asyncio.Queue[AudioFrame | None]:
         """A queue receiving every decoded frame from now on; ``None`` marks the end."""
@@ -57,6 +60,8 @@ class AudioTap:
         try:
             while True:
                 frame = await self._track.recv()
+                if self.muted:
+                    frame = _silence(frame)
                 for q in tuple(self._queues):
                     if q.full():
                         with contextlib.suppress(asyncio.QueueEmpty):
@@ -79,3 +84,12 @@ class AudioTap:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def _silence(frame: AudioFrame) -> AudioFrame:
+    """A frame like ``frame`` (format, layout, timing) with all samples zero."""
+    out = AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=frame.samples)
+    for plane in out.planes:
+        plane.update(bytes(plane.buffer_size))
+    out.pts, out.sample_rate, out.time_base = frame.pts, frame.sample_rate, frame.time_base
+    return out

@@ -58,6 +58,7 @@ class Publication:
         self.frames = 0
         self.plis = 0
         self._gated = False  # after ingress loss: hold video until the next keyframe
+        self._muted = False
         if mode == "relay":
             self._relay = MediaRelay()
         else:
@@ -85,8 +86,26 @@ class Publication:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        """Muted by a host: nothing is forwarded, whatever the publisher's client does."""
+        if value == self._muted:
+            return
+        self._muted = value
+        if self.audio is not None:
+            self.audio.muted = value
+        if not value and self.kind == "video":
+            self._gated = True  # subscribers resume at a keyframe
+            self.request_keyframe()
+
     def _on_frame(self, frame: EncodedFrame) -> None:
         self.frames += 1
+        if self._muted:
+            return
         if self.kind == "video":
             # Forwarding a frame whose references were lost would show corruption at every
             # subscriber until the next keyframe; hold everyone at a clean point instead.

@@ -185,6 +185,18 @@ class SFU:
         if self._on_publications_changed is not None:
             self._on_publications_changed(room.name, publication.owner)
 
+    def set_muted(self, participant: str, source: Source, muted: bool) -> bool:
+        """Stop (or resume) forwarding one of a participant's sources; False if not published."""
+        room_name = self._room_of.get(participant)
+        if room_name is None:
+            return False
+        found = False
+        for publication in self.rooms[room_name].publications_of(participant):
+            if publication.source == source:
+                publication.muted = muted
+                found = True
+        return found
+
     def sources_of(self, participant: str) -> set[str]:
         room_name = self._room_of.get(participant)
         if room_name is None:

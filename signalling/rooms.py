@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .access import Knocker, RoomSettings
 from .validation import JoinRequest, SignallingError
 
 CHAT_HISTORY = 100
@@ -27,6 +28,10 @@ class Participant:
     caption_lang: str = ""
     screen: bool = False
     hand: bool = False
+    role: str = "speaker"
+    verified: bool = False  # the name comes from a signed link
+    client: str | None = None  # the browser's id (bans)
+    jti: str | None = None  # the signed link's id (revoked on removal)
     joined_at: float = field(default_factory=time.time)
 
     def public(self) -> dict[str, Any]:
@@ -39,6 +44,8 @@ class Participant:
             "video": self.video and self.publishes_video,
             "screen": self.screen,
             "hand": self.hand,
+            "role": self.role,
+            "verified": self.verified,
         }
 
 
@@ -48,6 +55,15 @@ class Room:
     participants: dict[str, Participant] = field(default_factory=dict)
     chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_HISTORY))
     created_at: float = field(default_factory=time.time)
+    # Host-controlled, for as long as the room exists (someone is in it).
+    settings: RoomSettings = field(default_factory=RoomSettings)
+    lobby: dict[str, Knocker] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)  # signed-link ids of removed participants
+    banned_clients: set[str] = field(default_factory=set)
+    banned_names: set[str] = field(default_factory=set)
+
+    def hosts(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.role == "host"]
 
 
 class RoomRegistry:
@@ -59,30 +75,43 @@ class RoomRegistry:
         self.rooms: dict[str, Room] = {}
         self.by_sid: dict[str, Participant] = {}
 
-    def join(self, sid: str, req: JoinRequest) -> tuple[Room, Participant]:
-        if sid in self.by_sid:
-            raise SignallingError("already-joined", "This connection has already joined a room.")
-        room = self.rooms.get(req.room)
-        if room is None:
-            if len(self.rooms) >= self.max_rooms:
-                raise SignallingError("server-full", "This server hosts too many rooms right now.")
-            room = Room(req.room)
-        if len(room.participants) >= self.max_participants:
+    def check_capacity(self, room_name: str) -> None:
+        """``server-full`` / ``room-full`` before anything else is decided about a join."""
+        room = self.rooms.get(room_name)
+        if room is None and len(self.rooms) >= self.max_rooms:
+            raise SignallingError("server-full", "This server hosts too many rooms right now.")
+        if (len(room.participants) if room else 0) >= self.max_participants:
             raise SignallingError(
                 "room-full", f"This room is full ({self.max_participants} participants)."
             )
+
+    def join(
+        self, sid: str, req: JoinRequest, role: str = "speaker", verified: bool = False,
+        jti: str | None = None,
+    ) -> tuple[Room, Participant]:
+        if sid in self.by_sid:
+            raise SignallingError("already-joined", "This connection has already joined a room.")
+        self.check_capacity(req.room)
+        room = self.rooms.get(req.room)
+        if room is None:
+            room = Room(req.room)
         self.rooms[req.room] = room
+        publishes = role != "viewer"  # a viewer's devices stay home, whatever it asked for
         participant = Participant(
             id=uuid.uuid4().hex[:12],
             sid=sid,
             room=req.room,
             name=req.name,
             lang=req.lang,
-            audio=req.audio,
-            video=req.video,
-            publishes_audio=req.audio,
-            publishes_video=req.video,
+            audio=req.audio and publishes,
+            video=req.video and publishes,
+            publishes_audio=req.audio and publishes,
+            publishes_video=req.video and publishes,
             caption_lang=req.lang,
+            role=role,
+            verified=verified,
+            client=req.client,
+            jti=jti,
         )
         room.participants[participant.id] = participant
         self.by_sid[sid] = participant

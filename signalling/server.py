@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +20,13 @@ import socketio
 from media_server import SFU
 from media_server.peer import NegotiationError
 
-from . import validation
+from . import access, validation
+from .access import Knocker
+from .auth import Grant, Security
+from .limits import RateLimiter
+from .moderation import HostControls
 from .rooms import Participant, Room, RoomRegistry
-from .validation import SignallingError
+from .validation import JoinRequest, SignallingError
 
 if TYPE_CHECKING:
     from captioning.service import CaptionService
@@ -39,6 +45,10 @@ def _room_key(name: str) -> str:
     return f"room:{name}"
 
 
+def _hosts_key(name: str) -> str:
+    return f"hosts:{name}"
+
+
 def _captions_key(name: str, lang: str) -> str:
     return f"captions:{name}:{lang}"
 
@@ -50,14 +60,20 @@ class SignallingServer:
         "join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "caption-language", "record",
         "live", "live-push", "leave",
     )
+    #: Host controls (signalling/moderation.py).
+    HOST_EVENTS = ("settings", "admit", "reject", "mute", "stop-camera", "remove", "role", "end")
 
     def __init__(
         self,
         registry: RoomRegistry | None = None,
         client_manager: socketio.AsyncManager | None = None,
         sfu_options: dict[str, Any] | None = None,
+        security: Security | None = None,
     ) -> None:
         self.registry = registry or RoomRegistry()
+        self.security = security or Security()
+        self.limiter = RateLimiter()
+        self._knocking: dict[str, tuple[str, str]] = {}  # sid -> (room, knocker id)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=client_manager,
@@ -81,6 +97,10 @@ class SignallingServer:
         for event in self.EVENTS:
             handler = getattr(self, "_on_" + event.replace("-", "_"))
             self.sio.on(event, self._guard(event, handler))
+        self.controls = HostControls(self)
+        for event in self.HOST_EVENTS:
+            handler = getattr(self.controls, "on_" + event.replace("-", "_"))
+            self.sio.on(event, self._guard(event, handler))
         self.sio.on("*", self._unknown)
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -89,6 +109,8 @@ class SignallingServer:
         @functools.wraps(handler)
         async def wrapped(sid: str, data: Any = None, *extra: Any) -> None:
             try:
+                if not self.limiter.allow(sid):
+                    raise SignallingError("rate-limited", "Too many requests — slow down.")
                 if extra:
                     raise SignallingError("bad-request", "Send one payload object.")
                 await handler(sid, data)
@@ -106,12 +128,20 @@ class SignallingServer:
         await self.sio.emit("error", {"code": code, "message": message, "event": event}, to=sid)
 
     async def _unknown(self, event: str, sid: str, *args: Any) -> None:
+        if not self.limiter.allow(sid):
+            await self._error(sid, "rate-limited", "Too many requests — slow down.", None)
+            return
         await self._error(sid, "unknown-event", f"Unknown event '{event[:64]}'.", None)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _require(self, room: Room, participant: Participant, who: str, what: str) -> None:
+        """``forbidden`` unless ``who`` is "everyone" or the participant hosts."""
+        if who != "everyone" and participant.role != "host":
+            raise SignallingError("forbidden", f"Only hosts can {what} in this meeting.")
 
     async def _broadcast_participant(self, room: Room, participant: Participant) -> None:
         await self.sio.emit(
@@ -194,9 +224,10 @@ class SignallingServer:
 
     async def _on_record(self, sid: str, data: Any) -> None:
         on = validation.record(data)
-        room, _ = self.registry.get(sid)
+        room, participant = self.registry.get(sid)
         if self.recordings is None:
             raise SignallingError("not-available", "Recording is turned off on this server.")
+        self._require(room, participant, room.settings.record, "record")
         state = self.recordings.state(room.name)
         if on and not state["on"]:
             await self.recordings.start(room.name)
@@ -222,9 +253,10 @@ class SignallingServer:
 
     async def _on_live(self, sid: str, data: Any) -> None:
         on = validation.record(data)
-        room, _ = self.registry.get(sid)
+        room, participant = self.registry.get(sid)
         if self.live is None:
             raise SignallingError("not-available", "Live streaming is turned off on this server.")
+        self._require(room, participant, room.settings.live, "go live")
         if on and room.name not in self.live._streams:
             await self.live.start(room.name)
             if self.recordings is not None:  # the stream is archived: everyone here is in it
@@ -237,9 +269,10 @@ class SignallingServer:
 
     async def _on_live_push(self, sid: str, data: Any) -> None:
         url = validation.push_url(data)
-        room, _ = self.registry.get(sid)
+        room, participant = self.registry.get(sid)
         if self.live is None:
             raise SignallingError("not-available", "Live streaming is turned off on this server.")
+        self._require(room, participant, room.settings.live, "stream to other sites")
         if not self.live.push(room.name, url):
             raise SignallingError("not-live", "Go live first, then add a destination.")
 
@@ -252,26 +285,45 @@ class SignallingServer:
         if self.sio.manager.is_connected(sid, "/"):  # an event named "disconnect", not a disconnect
             await self._error(sid, "unknown-event", "Unknown event 'disconnect'.", None)
             return
+        self.limiter.forget(sid)
         await self._leave(sid)
 
     async def _leave(self, sid: str) -> None:
+        if sid in self._knocking:
+            await self._cancel_knock(sid)
+            return
         left = self.registry.leave(sid)
         if left is None:
             return
         room, participant = left
         self._sid_of.pop(participant.id, None)
+        await self.sio.leave_room(sid, _hosts_key(room.name))
         await self.sio.leave_room(sid, _room_key(room.name))
         await self.sio.leave_room(sid, _captions_key(room.name, participant.caption_lang))
         await self.sio.emit("participant-left", {"id": participant.id}, room=_room_key(room.name))
         await self.sfu.leave(participant.id)
         if room.name not in self.registry.rooms:
+            for knocker in list(room.lobby.values()):  # nobody is left to let them in
+                self._knocking.pop(knocker.sid, None)
+                await self._error(knocker.sid, "rejected", "The meeting ended before a host let you in.", "join")
+            room.lobby.clear()
             if self.live is not None:
                 await self.live.stop(room.name)
             if self.recordings is not None:
                 await self.recordings.stop(room.name)
             if self.captions is not None:
                 await self.captions.end_session(room.name)
+        elif participant.role == "host" and not room.hosts():
+            await self._promote_successor(room)
         logger.info("room %s: %s left", room.name, participant.id)
+
+    async def _promote_successor(self, room: Room) -> None:
+        """The last host left: the longest-present speaker hosts (not when roles come from links)."""
+        if self.security.token_only:
+            return
+        speakers = sorted((p for p in room.participants.values() if p.role == "speaker"), key=lambda p: p.joined_at)
+        if speakers:
+            await self.set_role(room, speakers[0], "host")
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -279,15 +331,67 @@ class SignallingServer:
         req = validation.join(data)
         if not self.sio.manager.is_connected(sid, "/"):
             return
-        room, participant = self.registry.join(sid, req)
+        if sid in self.registry.by_sid or sid in self._knocking:
+            raise SignallingError("already-joined", "This connection has already joined a room.")
+        grant: Grant | None = None
+        if req.token is not None:
+            if self.security.signer is None:
+                raise SignallingError("bad-token", "This server does not accept signed join links.")
+            grant = self.security.signer.verify(req.token, req.room)
+            req = dataclasses.replace(req, name=grant.name, lang=grant.lang or req.lang)
+        self.registry.check_capacity(req.room)
+        decision, role = access.decide(self.registry.rooms.get(req.room), req, grant, self.security.token_only)
+        if decision == "lobby":
+            await self._knock(sid, self.registry.rooms[req.room], req)
+            return
+        await self._complete_join(sid, req, role, grant)
+
+    async def _knock(self, sid: str, room: Room, req: JoinRequest) -> None:
+        knocker = Knocker(uuid.uuid4().hex[:12], sid, req)
+        room.lobby[knocker.id] = knocker
+        self._knocking[sid] = (room.name, knocker.id)
+        await self.sio.emit("lobby", {"state": "waiting", "room": room.name}, to=sid)
+        await self.sio.emit("knock", knocker.public(), room=_hosts_key(room.name))
+        logger.info("room %s: %s knocks", room.name, knocker.id)
+
+    async def _cancel_knock(self, sid: str) -> None:
+        room_name, knock_id = self._knocking.pop(sid)
+        room = self.registry.rooms.get(room_name)
+        if room is not None and room.lobby.pop(knock_id, None) is not None:
+            await self.sio.emit("knock-left", {"id": knock_id}, room=_hosts_key(room_name))
+
+    def take_knocker(self, room: Room, knock_id: str) -> Knocker:
+        """Remove a knocker from the lobby (to admit or reject it)."""
+        knocker = room.lobby.pop(knock_id, None)
+        if knocker is None:
+            raise SignallingError("no-such-participant", "Nobody with that id is waiting in the lobby.")
+        self._knocking.pop(knocker.sid, None)
+        self._spawn(self.sio.emit("knock-left", {"id": knock_id}, room=_hosts_key(room.name)))
+        return knocker
+
+    async def admit(self, room: Room, knocker: Knocker) -> None:
+        try:
+            if not self.sio.manager.is_connected(knocker.sid, "/"):
+                return
+            self.registry.check_capacity(room.name)
+            await self._complete_join(knocker.sid, knocker.req, "speaker", None)
+        except SignallingError as exc:
+            await self._error(knocker.sid, exc.code, exc.message, "join")
+
+    async def _complete_join(self, sid: str, req: JoinRequest, role: str, grant: Grant | None) -> None:
+        room, participant = self.registry.join(
+            sid, req, role=role, verified=grant is not None, jti=grant.jti if grant else None
+        )
         self._sid_of[participant.id] = sid
         sources: list[Any] = []
-        if req.audio:
+        if participant.publishes_audio:
             sources.append("mic")
-        if req.video:
+        if participant.publishes_video:
             sources.append("camera")
         self.sfu.join(room.name, participant.id, sources)
         await self.sio.enter_room(sid, _room_key(room.name))
+        if role == "host":
+            await self.sio.enter_room(sid, _hosts_key(room.name))
         await self.sio.enter_room(sid, _captions_key(room.name, participant.caption_lang))
         others = [p.public() for p in room.participants.values() if p.id != participant.id]
         await self.sio.emit(
@@ -301,6 +405,12 @@ class SignallingServer:
                 "captions": self._caption_status(),
                 "recording": self._recording_state(room.name),
                 "live": self._live_state(room.name),
+                "role": participant.role,
+                "verified": participant.verified,
+                "name": participant.name,
+                "settings": room.settings.public(),
+                "lobby": [k.public() for k in room.lobby.values()] if role == "host" else [],
+                "iceServers": self.security.ice.for_participant(participant.id) if self.security.ice else [],
             },
             to=sid,
         )
@@ -319,8 +429,28 @@ class SignallingServer:
         logger.info("room %s: %s joined (%s)", room.name, participant.id, ",".join(sources) or "listener")
 
     async def _on_leave(self, sid: str, data: Any) -> None:
-        self.registry.get(sid)
+        if sid not in self._knocking:
+            self.registry.get(sid)
         await self._leave(sid)
+
+    # -- roles ----------------------------------------------------------------------------------
+
+    async def set_role(self, room: Room, participant: Participant, role: str) -> None:
+        """Promote/demote: hosts get the lobby, a viewer's media stops."""
+        old, participant.role = participant.role, role
+        if role == "host" and old != "host":
+            await self.sio.enter_room(participant.sid, _hosts_key(room.name))
+            for knocker in room.lobby.values():
+                await self.sio.emit("knock", knocker.public(), to=participant.sid)
+        elif old == "host" and role != "host":
+            await self.sio.leave_room(participant.sid, _hosts_key(room.name))
+        if role == "viewer":
+            for source in sorted(self.sfu.sources_of(participant.id) | {"mic", "camera"}):
+                await self.sfu.unpublish(participant.id, source)  # type: ignore[arg-type]
+            participant.publishes_audio = participant.publishes_video = False
+            participant.audio = participant.video = participant.screen = False
+        await self._broadcast_participant(room, participant)
+        logger.info("room %s: %s is now %s", room.name, participant.id, role)
 
     async def _on_sdp(self, sid: str, data: Any) -> None:
         sdp = validation.answer(data)
@@ -333,6 +463,8 @@ class SignallingServer:
     async def _on_publish(self, sid: str, data: Any) -> None:
         source = validation.source(data)
         _, participant = self.registry.get(sid)
+        if participant.role == "viewer":
+            raise SignallingError("forbidden", "Viewers cannot share; ask a host to make you a speaker.")
         if not (participant.publishes_audio or participant.publishes_video):
             raise SignallingError("listener", "Listeners cannot publish; rejoin with a device.")
         if not self.sfu.publish(participant.id, source):  # type: ignore[arg-type]
@@ -349,8 +481,12 @@ class SignallingServer:
         room, participant = self.registry.get(sid)
         if audio is not None:
             participant.audio = audio
+            if audio:  # its owner unmutes: a host's mute ends
+                self.sfu.set_muted(participant.id, "mic", False)
         if video is not None:
             participant.video = video
+            if video:
+                self.sfu.set_muted(participant.id, "camera", False)
         await self._broadcast_participant(room, participant)
 
     async def _on_hand(self, sid: str, data: Any) -> None:

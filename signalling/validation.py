@@ -24,6 +24,15 @@ class SignallingError(Exception):
         self.message = message
 
 
+MAX_TOKEN = 4096
+MAX_PASSCODE = 128
+CLIENT_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+PARTICIPANT_RE = re.compile(r"^[0-9a-f]{12}$")
+ROLES = ("host", "speaker", "viewer")
+ACCESS = ("open", "passcode", "lobby", "token")
+WHO = ("hosts", "everyone")
+
+
 @dataclass(frozen=True)
 class JoinRequest:
     room: str
@@ -31,6 +40,9 @@ class JoinRequest:
     lang: str
     audio: bool
     video: bool
+    token: str | None = None
+    passcode: str | None = None
+    client: str | None = None
 
 
 def _obj(data: Any) -> dict[str, Any]:
@@ -83,15 +95,93 @@ def language(value: Any) -> str:
     return value
 
 
+def _opt_str(data: dict[str, Any], key: str, limit: int) -> str | None:
+    if data.get(key) is None:
+        return None
+    value = _str(data, key, "bad-request", limit)
+    return value or None
+
+
 def join(data: Any) -> JoinRequest:
     d = _obj(data)
+    token = _opt_str(d, "token", MAX_TOKEN)
+    client = _opt_str(d, "client", 64)
+    if client is not None and not CLIENT_RE.fullmatch(client):
+        raise SignallingError("bad-request", "'client' must be 8–64 letters, digits, '-' or '_'.")
     return JoinRequest(
         room=room_name(d.get("room")),
-        name=display_name(d.get("name")),
+        # a signed link carries the name: the one typed in is not needed then
+        name=display_name(d.get("name")) if token is None or d.get("name") is not None else "",
         lang=language(d.get("lang", "en")),
         audio=_bool(d, "audio", True),
         video=_bool(d, "video", True),
+        token=token,
+        passcode=_opt_str(d, "passcode", MAX_PASSCODE),
+        client=client,
     )
+
+
+def participant_id(d: dict[str, Any]) -> str:
+    value = d.get("id")
+    if not isinstance(value, str) or not PARTICIPANT_RE.fullmatch(value):
+        raise SignallingError("bad-request", "'id' must be a participant id.")
+    return value
+
+
+def target(data: Any) -> str:
+    """``{id}`` of a host control."""
+    return participant_id(_obj(data))
+
+
+def mute(data: Any) -> str | None:
+    """``{id}`` → that participant; ``{all: true}`` → None (everyone)."""
+    d = _obj(data)
+    if d.get("all") is True and "id" not in d:
+        return None
+    return participant_id(d)
+
+
+def remove(data: Any) -> tuple[str, bool]:
+    d = _obj(data)
+    return participant_id(d), _bool(d, "ban", False)
+
+
+def role(data: Any) -> tuple[str, str]:
+    d = _obj(data)
+    value = d.get("role")
+    if value not in ROLES:
+        raise SignallingError("bad-request", f"'role' must be one of: {', '.join(ROLES)}.")
+    return participant_id(d), str(value)
+
+
+def settings(data: Any) -> dict[str, Any]:
+    """A partial RoomSettings (plus ``passcode`` with ``access: passcode``)."""
+    d = _obj(data)
+    unknown = set(d) - {"access", "passcode", "locked", "record", "live"}
+    if unknown:
+        raise SignallingError("bad-request", f"Unknown setting '{sorted(unknown)[0][:32]}'.")
+    if not d:
+        raise SignallingError("bad-request", "Give at least one setting.")
+    out: dict[str, Any] = {}
+    if "access" in d:
+        if d["access"] not in ACCESS:
+            raise SignallingError("bad-request", f"'access' must be one of: {', '.join(ACCESS)}.")
+        out["access"] = d["access"]
+    if "passcode" in d:
+        code = _str(d, "passcode", "bad-request", MAX_PASSCODE).strip()
+        if len(code) < 4:
+            raise SignallingError("bad-passcode", "Passcodes are at least 4 characters.")
+        out["passcode"] = code
+    if out.get("access") == "passcode" and "passcode" not in out:
+        raise SignallingError("passcode-required", "Give the passcode people will need.")
+    if "locked" in d:
+        out["locked"] = _bool(d, "locked", False)
+    for key in ("record", "live"):
+        if key in d:
+            if d[key] not in WHO:
+                raise SignallingError("bad-request", f"'{key}' must be 'hosts' or 'everyone'.")
+            out[key] = d[key]
+    return out
 
 
 def answer(data: Any) -> str:

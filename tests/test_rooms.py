@@ -133,6 +133,8 @@ def test_public_view_has_exactly_the_protocol_fields() -> None:
         "video": True,
         "screen": False,
         "hand": False,
+        "role": "speaker",
+        "verified": False,
     }
 
 

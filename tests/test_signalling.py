@@ -186,11 +186,12 @@ async def test_second_joiner_sees_the_first_and_the_first_is_told(
 
     assert bo_joined["participants"] == [
         {"id": ana_joined["id"], "name": "Ana", "lang": "en", "audio": True, "video": False,
-         "screen": False, "hand": False},
+         "screen": False, "hand": False, "role": "host", "verified": False},
     ]
+    assert (ana_joined["role"], bo_joined["role"]) == ("host", "speaker")  # the first one hosts
     assert await ana.wait_for("participant-joined") == {
         "id": bo_joined["id"], "name": "Bo", "lang": "ar", "audio": False, "video": False,
-        "screen": False, "hand": False,
+        "screen": False, "hand": False, "role": "speaker", "verified": False,
     }
     assert bo.received("participant-joined") == []  # nobody is announced to themselves
 
@@ -596,6 +597,10 @@ async def test_record_toggles_for_the_whole_room_and_a_repeat_is_answered(
     assert await ana.send("record", {"on": True}) == []
     started = await bo.wait_for("recording", lambda d: d["on"])
     assert started["id"]
+    # Only hosts record by default; the host lets everyone.
+    assert [e["code"] for e in await bo.send("record", {"on": False})] == ["forbidden"]
+    assert await ana.send("settings", {"record": "everyone"}) == []
+    await bo.wait_for("settings", lambda d: d["record"] == "everyone")
     since = len(bo.events)
     assert await bo.send("record", {"on": True}) == []  # already on: told, not ignored
     assert (await bo.wait_for("recording", since=since))["id"] == started["id"]

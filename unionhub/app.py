@@ -17,6 +17,8 @@ from recordings.archive import Archive
 from recordings.live import LiveManager
 from recordings.manager import RecordingManager
 from signalling import RoomRegistry, SignallingServer
+from signalling import http as signalling_http
+from signalling.auth import Security
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ def create_app(
     captions: CaptionConfig | None = None,
     recordings: bool = True,
     auto_record: bool = False,
+    security: Security | None = None,
 ) -> web.Application:
     """Build the hub. ``data_dir`` holds SQLite, recordings and models (created if missing).
 
@@ -116,8 +119,11 @@ def create_app(
     app = web.Application(middlewares=[_security_headers])
     data_dir = data_dir or Path("data")
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = SignallingServer(RoomRegistry(max_participants, max_rooms), sfu_options=sfu_options)
+    server = SignallingServer(
+        RoomRegistry(max_participants, max_rooms), sfu_options=sfu_options, security=security
+    )
     server.sio.attach(app)
+    signalling_http.add_routes(app, server.security)
     if captions is not None:
         store = CaptionStore(data_dir / "unionhub.sqlite3")
         service = CaptionService(

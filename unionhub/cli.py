@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 from captioning.asr import default_threads
+from signalling.auth import (
+    API_KEY_ENV, JWT_SECRET_ENV, TURN_SECRET_ENV, IceConfig, IceServer, Security, TokenSigner, join_url,
+    secret_from_env,
+)
+from signalling.validation import SignallingError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +39,27 @@ def _parser() -> argparse.ArgumentParser:
                      help="transcribe in each speaker's chosen language, or detect it per utterance")
     serve.add_argument("--auto-record", action="store_true", help="record every room from its first join")
     serve.add_argument("--no-recordings", action="store_true", help="turn recording and the archive off")
+    sec = serve.add_argument_group(
+        "access", "secrets come from the environment: UNIONHUB_JWT_SECRET (signed join links), "
+                  "UNIONHUB_API_KEY (POST /api/tokens), UNIONHUB_TURN_SECRET (TURN REST credentials)")
+    sec.add_argument("--auth", choices=["open", "token"], default="open",
+                     help="open: anyone with a room link may join (hosts can add passcodes, a lobby…); "
+                          "token: only signed join links")
+    sec.add_argument("--ice-server", action="append", default=[], metavar="URL",
+                     help="STUN/TURN server for browsers, repeatable: stun:host:3478, "
+                          "turn:host:3478?transport=udp (with UNIONHUB_TURN_SECRET), turns:user:pass@host:5349")
+    sec.add_argument("--turn-ttl", type=float, default=24 * 3600, help="lifetime of TURN REST credentials (s)")
     serve.add_argument("--log-level", default="info")
+
+    token = sub.add_parser("token", help="signed join links (needs UNIONHUB_JWT_SECRET)")
+    tsub = token.add_subparsers(dest="token_command", required=True)
+    create = tsub.add_parser("create", help="print a signed join link")
+    create.add_argument("--room", required=True)
+    create.add_argument("--role", choices=["host", "speaker", "viewer"], default="speaker")
+    create.add_argument("--name", required=True, help="the name shown (verified) in the meeting")
+    create.add_argument("--lang", help="the participant's language, e.g. es")
+    create.add_argument("--ttl", type=float, default=3600, help="seconds until the link expires")
+    create.add_argument("--url", default="http://127.0.0.1:8080", help="the hub's public base URL")
 
     models = sub.add_parser("models", help="install or list speech and translation models")
     models.add_argument("--data-dir", type=Path, default=Path("data"))
@@ -85,6 +110,33 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _security(args: argparse.Namespace) -> Security:
+    secret = secret_from_env(JWT_SECRET_ENV)
+    if args.auth == "token" and not secret:
+        raise ValueError(f"--auth token needs {JWT_SECRET_ENV} (at least 16 characters) in the environment")
+    return Security(
+        signer=TokenSigner(secret) if secret else None,
+        token_only=args.auth == "token",
+        ice=IceConfig([IceServer.parse(u) for u in args.ice_server], secret_from_env(TURN_SECRET_ENV), args.turn_ttl)
+        if args.ice_server else None,
+        api_key=secret_from_env(API_KEY_ENV),
+    )
+
+
+def _token(args: argparse.Namespace) -> int:
+    secret = secret_from_env(JWT_SECRET_ENV)
+    if not secret:
+        print(f"unionhub: set {JWT_SECRET_ENV} (the same secret the hub runs with)", file=sys.stderr)
+        return 2
+    try:
+        token = TokenSigner(secret).create(args.room, args.role, args.name, args.ttl, args.lang)
+    except (ValueError, SignallingError) as exc:
+        print(f"unionhub: {exc}", file=sys.stderr)
+        return 2
+    print(join_url(args.url, args.room, token))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = getattr(args, "log_level", "info")
@@ -93,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "models":
         return _models(args)
+    if args.command == "token":
+        return _token(args)
 
     from aiohttp import web
 
@@ -108,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         asr_threads=args.asr_threads,
         spoken_language=args.spoken_language,
     )
+    try:
+        security = _security(args)
+    except ValueError as exc:
+        print(f"unionhub: {exc}", file=sys.stderr)
+        return 2
     app = create_app(
         args.data_dir,
         sfu_options={"codec": args.codec, "mode": args.media_mode},
@@ -116,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         captions=captions,
         recordings=not args.no_recordings,
         auto_record=args.auto_record,
+        security=security,
     )
     print(f"unionhub serving on http://{args.host}:{args.port}/", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None)

@@ -184,12 +184,14 @@ def test_go_live_watch_with_captions_end_and_archive(hub: Any, new_page: Any, sp
     assert info["live"] is False and info["ended"] is False and info["started_at"] is None, info
     assert info["playlist"] == f"/live/{room}/hls/index.m3u8", info
 
-    # The call: Bo listens in Spanish, Ana speaks with her camera on.
-    bo = join(new_page(), hub.url, room, "Bo", lang="es", audio=False, video=False)
+    # The call: Ana hosts and speaks with her camera on, Bo listens in Spanish. Only hosts go live
+    # (the default), so only Ana has the button.
     ana = join(new_page(on=speaking_browser), hub.url, room, "Ana")
     wait_joined(ana)
+    bo = join(new_page(), hub.url, room, "Bo", lang="es", audio=False, video=False)
+    _toggle_says(ana, on=False)
+    expect(bo.get_by_test_id("live-toggle")).to_be_hidden()
     for page in (ana, bo):
-        _toggle_says(page, on=False)
         _live_shown(page, room, on=False)
 
     # Ana goes live: everyone in the call sees it, and so does whoever joins later.
@@ -197,12 +199,12 @@ def test_go_live_watch_with_captions_end_and_archive(hub: Any, new_page: Any, sp
     went_live = time.monotonic()
     for page in (ana, bo):
         _live_shown(page, room, on=True)
-        _toggle_says(page, on=True)
+    _toggle_says(ana, on=True)
     assert bo.evaluate("() => window.unionhub.state.live") == {
         "on": True, "url": f"/live/{room}", "available": True, "push": None}
     late = join(new_page(), hub.url, room, "Cy", lang="en", audio=False, video=False)
     _live_shown(late, room, on=True)
-    _toggle_says(late, on=True)
+    expect(late.get_by_test_id("live-toggle")).to_be_hidden()
     for page in (ana, bo, late):
         expect(page.get_by_test_id("error")).to_be_hidden()
 
@@ -304,7 +306,7 @@ def test_go_live_watch_with_captions_end_and_archive(hub: Any, new_page: Any, sp
     ana.get_by_test_id("live-toggle").click()
     for page in (ana, bo, late):
         _live_shown(page, room, on=False)
-        _toggle_says(page, on=False)
+    _toggle_says(ana, on=False)
     expect(viewer.get_by_test_id("live-status")).to_have_text(ENDED, timeout=ENDED_S * 1000)
     expect(viewer.get_by_test_id("live-indicator")).to_be_hidden()
     expect(viewer.get_by_test_id("error")).to_be_hidden()

@@ -167,8 +167,10 @@ def recorded(hub: Any, browser: Any, speaking_browser: Any) -> Iterator[Recorded
         bo = join(watch.new_page(browser), hub.url, room, "Bo", lang="es", audio=False, video=False)
         ana = join(watch.new_page(speaking_browser), hub.url, room, "Ana")
         wait_joined(ana)
+        # Bo came first, so Bo hosts: only hosts record (the default), so only Bo has the button.
+        _record_toggle_says(bo, on=False)
+        expect(ana.get_by_test_id("record-toggle")).to_be_hidden()
         for page in (ana, bo):
-            _record_toggle_says(page, on=False)
             _indicator_shown(page, on=False)
 
         # Bo starts recording: everyone sees it.
@@ -177,7 +179,7 @@ def recorded(hub: Any, browser: Any, speaking_browser: Any) -> Iterator[Recorded
         started = time.monotonic()
         for page in (bo, ana):
             _indicator_shown(page, on=True)
-            _record_toggle_says(page, on=True)
+        _record_toggle_says(bo, on=True)
         rec_id = bo.evaluate("() => window.unionhub.state.recording.id")
         assert isinstance(rec_id, str) and re.fullmatch(r"[0-9a-f]{8,32}", rec_id), rec_id
         assert ana.evaluate("() => window.unionhub.state.recording.id") == rec_id
@@ -197,12 +199,12 @@ def recorded(hub: Any, browser: Any, speaking_browser: Any) -> Iterator[Recorded
         if remaining > 0:
             bo.wait_for_timeout(remaining * 1000)
 
-        # Ana stops it: the indicator goes for everyone.
-        ana.get_by_test_id("record-toggle").click()
+        # Bo stops it: the indicator goes for everyone.
+        bo.get_by_test_id("record-toggle").click()
         span = time.monotonic() - started
         for page in (ana, bo):
             _indicator_shown(page, on=False)
-            _record_toggle_says(page, on=False)
+        _record_toggle_says(bo, on=False)
         assert bo.evaluate("() => window.unionhub.state.recording") == {"on": False, "id": None, "available": True}
         expect(bo.get_by_test_id("error")).to_be_hidden()
         expect(ana.get_by_test_id("error")).to_be_hidden()
@@ -474,7 +476,7 @@ def test_a_room_being_recorded_says_so_to_those_who_join_later(hub: Any, new_pag
     try:
         late = join(new_page(), hub.url, room, "Bo", video=False, audio=False)
         _indicator_shown(late, on=True)
-        _record_toggle_says(late, on=True)
+        expect(late.get_by_test_id("record-toggle")).to_be_hidden()  # only hosts record (the default)
         assert late.evaluate("() => window.unionhub.state.recording.id") == rec_id
     finally:
         first.get_by_test_id("record-toggle").click()

@@ -1,0 +1,78 @@
+"""Who may enter a room, and as what: access modes, locks, bans and the lobby.
+
+Decided once per ``join``, on the server, before the socket sees anything of the room. A signed
+link (``Grant``) is the strongest credential: it skips passcode and lobby, and only a host link
+opens a locked room. Without one, the room's host-chosen ``access`` applies.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .validation import JoinRequest, SignallingError
+
+if TYPE_CHECKING:
+    from .auth import Grant
+    from .rooms import Room
+
+Decision = Literal["join", "lobby"]
+
+
+@dataclass
+class RoomSettings:
+    """What hosts control; broadcast to the room (the passcode never leaves the server)."""
+
+    access: str = "open"  # open | passcode | lobby | token
+    locked: bool = False
+    record: str = "hosts"  # who may record: hosts | everyone
+    live: str = "hosts"  # who may go live and push to RTMP: hosts | everyone
+    passcode: str | None = field(default=None, repr=False)
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["passcode"]
+        return out
+
+
+@dataclass
+class Knocker:
+    """Someone waiting in a room's lobby for a host."""
+
+    id: str
+    sid: str
+    req: JoinRequest
+    verified: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.req.name, "lang": self.req.lang, "verified": self.verified}
+
+
+def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only: bool) -> tuple[Decision, str]:
+    """("join" | "lobby", role) for a join request, or the error that refuses it."""
+    if grant is None and token_only:
+        raise SignallingError("auth-required", "This server only admits signed join links — ask the host for one.")
+    if room is None:  # a new room: its creator hosts it (or the link's role)
+        return "join", grant.role if grant else "host"
+    if grant is not None and grant.jti in room.revoked:
+        raise SignallingError("rejected", "You were removed from this meeting; this link no longer works.")
+    if (req.client and req.client in room.banned_clients) or req.name.casefold() in room.banned_names:
+        raise SignallingError("banned", "A host removed you from this meeting; you cannot rejoin it.")
+    settings = room.settings
+    if grant is not None:
+        if settings.locked and grant.role != "host":
+            raise SignallingError("room-locked", "A host locked this meeting: nobody new can join.")
+        return "join", grant.role
+    if settings.locked:
+        raise SignallingError("room-locked", "A host locked this meeting: nobody new can join.")
+    if settings.access == "token":
+        raise SignallingError("auth-required", "This meeting only admits signed join links — ask the host for one.")
+    if settings.access == "passcode":
+        if not req.passcode:
+            raise SignallingError("passcode-required", "This meeting needs a passcode.")
+        if not hmac.compare_digest(req.passcode.encode(), (settings.passcode or "").encode()):
+            raise SignallingError("bad-passcode", "That passcode is not right.")
+    if settings.access == "lobby":
+        return "lobby", "speaker"
+    return "join", "speaker"
