@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+JANUS = Path("/usr/bin/janus")
 
 
-def run(script: str, *args: str, out: Path) -> dict:
+def run(script: str, *args: str, out: Path) -> str:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)],
         capture_output=True, text=True, timeout=600,
@@ -22,7 +23,8 @@ def run(script: str, *args: str, out: Path) -> dict:
 
 
 def test_sfu_forwarding_bench_measures_both_paths(tmp_path: Path) -> None:
-    stdout = run("sfu_forwarding.py", "--subscribers", "1,2", "--relay-max", "1", "--seconds", "2", out=tmp_path)
+    stdout = run("sfu_forwarding.py", "--modes", "forward,relay", "--subscribers", "1,2", "--relay-max", "1",
+                 "--seconds", "2", out=tmp_path)
     result = json.loads((tmp_path / "sfu_forwarding.json").read_text())
     assert (tmp_path / "sfu_forwarding.png").stat().st_size > 0
     trials = result["trials"]
@@ -33,6 +35,27 @@ def test_sfu_forwarding_bench_measures_both_paths(tmp_path: Path) -> None:
         assert 0 <= t["loss_percent"] <= 100
     assert result["summary"]["median_relay_over_forward"] is not None
     assert "MediaRelay / unionhub" in stdout
+
+
+def test_sfu_forwarding_bench_measures_janus(tmp_path: Path) -> None:
+    # `make test-deps` installs Debian's janus; without it this comparison is missing, not optional
+    assert JANUS.exists(), f"{JANUS} is missing: run `make test-deps` (apt-get install janus)"
+    stdout = run("sfu_forwarding.py", "--modes", "forward,janus", "--subscribers", "1,2", "--seconds", "2",
+                 out=tmp_path)
+    result = json.loads((tmp_path / "sfu_forwarding.json").read_text())
+    assert (tmp_path / "sfu_forwarding.png").stat().st_size > 0
+    janus = [t for t in result["trials"] if t["mode"] == "janus"]
+    assert {t["subscribers"] for t in janus} == {1, 2}
+    for t in janus:
+        assert t["streams"] == 2 * t["subscribers"]
+        assert t["server_cpu_s"] >= 0
+        assert t["packets_expected"] > 0, "no media flowed through Janus"
+        assert 0 <= t["loss_percent"] <= 100
+        assert t["delay_p50_ms"] is not None, "Janus did not forward the publisher's frames unchanged"
+    assert {t["mode"] for t in result["table"]} == {"forward", "janus"}
+    assert result["summary"]["median_forward_over_janus"] is not None
+    assert set(result["summary"]["modes"]) == {"forward", "janus"}
+    assert "unionhub / Janus" in stdout
 
 
 @pytest.mark.browser
