@@ -111,7 +111,7 @@ def join(data: Any) -> JoinRequest:
     return JoinRequest(
         room=room_name(d.get("room")),
         # a signed link carries the name: the one typed in is not needed then
-        name=display_name(d.get("name")) if token is None or d.get("name") is not None else "",
+        name="" if token is not None else display_name(d.get("name")),  # a signed link names its holder
         lang=language(d.get("lang", "en")),
         audio=_bool(d, "audio", True),
         video=_bool(d, "video", True),

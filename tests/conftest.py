@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from hubtest import RunningHub, running_hub
+from sigclient import Client, Connect
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[RunningHub]:
@@ -40,3 +42,20 @@ async def make_hub(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Runn
             )
 
         yield start
+
+
+@pytest.fixture
+async def connect(
+    hub: RunningHub, make_hub: Callable[..., Awaitable[RunningHub]]
+) -> AsyncIterator[Connect]:
+    """``await connect(url)``: a connected client, disconnected before the hubs stop."""
+    clients: list[Client] = []
+
+    async def factory(url: str, http_session: aiohttp.ClientSession | None = None) -> Client:
+        client = Client(url, http_session)
+        clients.append(client)
+        return await client.connect()
+
+    yield factory
+    for client in clients:
+        await client.close()

@@ -113,7 +113,7 @@ def _models(args: argparse.Namespace) -> int:
 def _security(args: argparse.Namespace) -> Security:
     secret = secret_from_env(JWT_SECRET_ENV)
     if args.auth == "token" and not secret:
-        raise ValueError(f"--auth token needs {JWT_SECRET_ENV} (at least 16 characters) in the environment")
+        raise ValueError(f"--auth token needs {JWT_SECRET_ENV} (at least 32 characters) in the environment")
     return Security(
         signer=TokenSigner(secret) if secret else None,
         token_only=args.auth == "token",
@@ -180,3 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"unionhub serving on http://{args.host}:{args.port}/", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
