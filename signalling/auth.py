@@ -106,6 +106,18 @@ class TokenSigner:
         return Grant(room=room, role=role, name=name, jti=jti, expires=float(claims["exp"]), lang=lang)
 
 
+    def host_of_any_room(self, token: Any) -> bool:
+        """Whether ``token`` is a valid host link (for some room): such hosts manage the archive."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
+            return False
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], leeway=LEEWAY_S,
+                                options={"require": ["exp", "room", "role", "name"]})
+        except jwt.PyJWTError:
+            return False
+        return claims.get("role") == "host"
+
+
 def join_url(base_url: str, room: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/?room={quote(room)}&token={quote(token)}"
 

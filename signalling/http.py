@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,33 @@ from .validation import SignallingError
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4096
+#: Cookie set when a host opens a signed link, so the archive pages know them.
+TOKEN_COOKIE = "unionhub_token"
+
+
+def archive_host_check(security: Security) -> Callable[[web.Request], bool]:
+    """Who manages the recordings archive on a ``--auth token`` hub: the API key, or a host link
+    (``Authorization: Bearer <jwt>`` or the cookie the call page's link left). Everyone else sees
+    published recordings only."""
+
+    def check(request: web.Request) -> bool:
+        header = request.headers.get("Authorization")
+        if api_key_matches(security.api_key, header):
+            return True
+        if security.signer is None:
+            return False
+        token = header[7:].strip() if header and header.startswith("Bearer ") else request.cookies.get(TOKEN_COOKIE)
+        return security.signer.host_of_any_room(token)
+
+    return check
+
+
+def remember_host_link(request: web.Request, response: web.StreamResponse, security: Security) -> None:
+    """A host who opens their signed link also manages the archive from this browser."""
+    token = request.query.get("token")
+    if security.signer is not None and security.signer.host_of_any_room(token):
+        response.set_cookie(TOKEN_COOKIE, token or "", httponly=True, samesite="Strict",
+                            secure=request.secure, max_age=12 * 3600, path="/")
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

@@ -341,3 +341,29 @@ async def test_a_server_without_a_secret_refuses_links(hub: RunningHub, connect:
     client = await connect(hub.url)
     error = await join_error(client, {"room": "r", "token": link("r", "host", "A")})
     assert error["code"] == "bad-token"
+
+
+async def test_on_a_token_hub_only_hosts_manage_the_archive(make_hub: MakeHub) -> None:
+    hub = await make_hub(security=security(token_only=True))
+
+    async def can_manage(http: aiohttp.ClientSession, headers: dict[str, str] | None = None) -> bool:
+        async with http.get(f"{hub.url}/api/recordings", headers=headers or {}) as r:
+            assert r.status == 200
+            return bool((await r.json())["can_manage"])
+
+    async with aiohttp.ClientSession() as http:
+        assert not await can_manage(http)
+        assert not await can_manage(http, {"Authorization": "Bearer " + link("r", "speaker", "Sam")})
+        assert not await can_manage(http, {"Authorization": "Bearer " + TokenSigner("y" * 40).create("r", "host", "M")})
+        assert await can_manage(http, {"Authorization": "Bearer " + link("r", "host", "Hana")})
+        assert await can_manage(http, {"Authorization": f"Bearer {API_KEY}"})
+        async with http.delete(f"{hub.url}/api/recordings/0123456789abcdef") as r:
+            assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
+    # A host who opens their link in a browser manages the archive from that browser.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:  # (an IP host)
+        async with browser.get(f"{hub.url}/?room=r&token={link('r', 'speaker', 'Sam')}") as r:
+            assert r.status == 200 and "unionhub_token" not in r.cookies
+        assert not await can_manage(browser)
+        async with browser.get(f"{hub.url}/?room=r&token={link('r', 'host', 'Hana')}") as r:
+            assert r.status == 200 and r.cookies["unionhub_token"]["httponly"]
+        assert await can_manage(browser)

@@ -43,7 +43,9 @@ SECURITY_HEADERS = {
 
 
 async def _index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(WEB_CLIENT / "index.html", headers={"Cache-Control": "no-cache"})
+    response = web.FileResponse(WEB_CLIENT / "index.html", headers={"Cache-Control": "no-cache"})
+    signalling_http.remember_host_link(request, response, request.app[SIGNALLING_KEY].security)
+    return response
 
 
 async def _vendor(request: web.Request) -> web.StreamResponse:
@@ -81,7 +83,10 @@ def _add_recordings(app: web.Application, server: SignallingServer, data_dir: Pa
         server.recording_changed, server.captions, auto_record,
     )
     server.attach_recordings(manager)
-    recordings_http.add_routes(app, archive)
+    # On an open hub everyone manages the archive (a hub on your own machine or network); with
+    # --auth token only hosts do, and others see published recordings only.
+    host_check = signalling_http.archive_host_check(server.security) if server.security.token_only else None
+    recordings_http.add_routes(app, archive, host_check)
     captions = server.captions
     live = LiveManager(
         data_dir / "live", server.sfu,
