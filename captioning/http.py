@@ -6,6 +6,7 @@ process the captions use.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,9 @@ from aiohttp import web
 from .service import CaptionService
 
 CAPTIONS_KEY = web.AppKey("captions", CaptionService)
+#: When set, ``/translate`` needs this key (``api_key`` in the body, as LibreTranslate clients
+#: send it, or ``Authorization: Bearer``): translation costs CPU the meetings need.
+API_KEY = web.AppKey("translate_api_key", str)
 MAX_TEXT = 5000
 
 NAMES = {
@@ -49,6 +53,12 @@ async def translate(request: web.Request) -> web.Response:
         return _error(400, "Invalid request: the body is not valid JSON.")
     if not isinstance(data, dict):
         return _error(400, "Invalid request: expected an object with q, source and target.")
+    expected = request.app.get(API_KEY)
+    if expected:
+        header = request.headers.get("Authorization", "")
+        given = data.get("api_key") or (header[7:].strip() if header.startswith("Bearer ") else "")
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+            return _error(403, "Invalid API key")
     q, source, target = data.get("q"), data.get("source"), data.get("target")
     if not isinstance(source, str) or not isinstance(target, str):
         return _error(400, "Invalid request: missing source or target language.")
@@ -70,7 +80,9 @@ async def translate(request: web.Request) -> web.Response:
     return web.json_response({"translatedText": out if isinstance(q, list) else out[0]})
 
 
-def add_routes(app: web.Application, service: CaptionService) -> None:
+def add_routes(app: web.Application, service: CaptionService, api_key: str | None = None) -> None:
     app[CAPTIONS_KEY] = service
+    if api_key:
+        app[API_KEY] = api_key
     app.router.add_post("/translate", translate)
     app.router.add_get("/languages", languages)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 import captioning.service
 from argos_model import argos_env, build_argosmodel, crash_worker, install_argos_models
-from captioning.http import CAPTIONS_KEY, MAX_TEXT
+from captioning.http import CAPTIONS_KEY, MAX_TEXT, add_routes
 from captioning.models import ModelDirs
 from captioning.service import CaptionConfig, CaptionService
 from unionhub.app import create_app
@@ -291,3 +291,26 @@ async def test_no_translation_without_packages(tmp_path: Path) -> None:
             assert "error" in body
         finally:
             await runner.cleanup()
+
+
+async def test_a_token_hub_translates_only_with_the_api_key(translating_hub: TranslatingHub) -> None:
+    """`--auth token`: translation CPU is for the meetings and for integrations holding the key."""
+    app = web.Application()
+    add_routes(app, translating_hub.service, api_key="integration-key-0123456789")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/translate"  # type: ignore[union-attr]
+        body = {"q": "the union", "source": "en", "target": "es"}
+        async with aiohttp.ClientSession() as http:
+            for extra, headers in (({}, {}), ({"api_key": "wrong"}, {}), ({}, {"Authorization": "Bearer wrong"})):
+                async with http.post(url, json={**body, **extra}, headers=headers) as r:
+                    assert r.status == 403 and (await r.json()) == {"error": "Invalid API key"}
+            async with http.post(url, json={**body, "api_key": "integration-key-0123456789"}) as r:
+                assert r.status == 200 and (await r.json())["translatedText"]
+            async with http.post(url, json=body, headers={"Authorization": "Bearer integration-key-0123456789"}) as r:
+                assert r.status == 200
+    finally:
+        await runner.cleanup()

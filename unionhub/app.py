@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,11 @@ def create_app(
             captions, server.emit_caption, server.participant_info, server.room_languages, store
         )
         server.attach_captions(service)
-        captions_http.add_routes(app, service)
+        # token hubs keep translation for their meetings (and integrations with the API key)
+        translate_key = None
+        if server.security.token_only:  # no key configured: nobody outside the meetings translates
+            translate_key = server.security.api_key or secrets.token_urlsafe(32)
+        captions_http.add_routes(app, service, translate_key)
 
         async def _start_captions(app: web.Application) -> None:
             service.start()
