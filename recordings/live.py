@@ -272,7 +272,10 @@ class LiveManager:
                 f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="sub_{lang}.m3u8"'
             )
         subs = ',SUBTITLES="subs"' if stream.languages else ""
-        lines += [f"#EXT-X-STREAM-INF:BANDWIDTH=1200000,RESOLUTION={live_worker.WIDTH}x{live_worker.HEIGHT}{subs}",
+        # H.264 High@3.1 and AAC-LC, as the worker encodes them: players pick (or skip) the variant
+        # without downloading the init segment first.
+        lines += [f'#EXT-X-STREAM-INF:BANDWIDTH=1200000,CODECS="avc1.64001f,mp4a.40.2",'
+                  f"RESOLUTION={live_worker.WIDTH}x{live_worker.HEIGHT},FRAME-RATE={live_worker.FPS:.3f}{subs}",
                   "video.m3u8"]
         (stream.folder / "index.m3u8").write_text("\n".join(lines) + "\n")
 

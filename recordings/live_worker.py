@@ -116,6 +116,7 @@ def run(messages: Any, folder: str, codec: str = "vp8", prefix: str = "") -> Non
     video = out.add_stream("libx264", rate=FPS)
     video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     video.options = {"preset": "veryfast", "tune": "zerolatency", "crf": "28", "flags": "+global_header",
+                     "profile": "high", "level": "3.1",  # = CODECS in the master playlist
                      "g": str(FPS * SEGMENT), "keyint_min": str(FPS * SEGMENT), "sc_threshold": "0"}
     audio = AudioEncoder(out)
     audio.stream.options = {"flags": "+global_header"}  # FLV (RTMP) needs the headers out of band

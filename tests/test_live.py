@@ -57,6 +57,11 @@ async def test_a_live_room_is_streamed_as_hls_with_captions_and_archived(tmp_pat
             with av.open(str(joined_file)) as media:
                 assert {s.codec_context.name for s in media.streams} == {"h264", "aac"}
                 assert sum(1 for _ in media.decode(video=0)) >= 20
+            # the master playlist's CODECS say what the init segment holds (avcC profile/level)
+            init_bytes = (folder / init.group(1)).read_bytes()
+            avcc = init_bytes.find(b"avcC") + 4
+            codecs = f"avc1.{init_bytes[avcc + 1:avcc + 4].hex()},mp4a.40.2"
+            assert f'CODECS="{codecs}"' in (folder / "index.m3u8").read_text(), codecs
             # viewers fetch files and a status API; they never touch the SFU
             async with aiohttp.ClientSession() as http:
                 for viewer in ("v1", "v2"):
