@@ -2,8 +2,10 @@
 // (docs/PROTOCOL.md), the RTCPeerConnection (call.js) and the DOM (ui.js).
 
 import { io } from '/vendor/socket.io.esm.min.js';
+import * as access from './access.js';
 import { Call } from './call.js';
 import * as captions from './captions.js';
+import { tokenClaims, tokenFromUrl } from './identity.js';
 import { acquireScreen, acquireUserMedia, canShareScreen } from './media.js';
 import * as ui from './ui.js';
 
@@ -58,6 +60,11 @@ const state = {
   room: null,
   name: null,
   lang: null,
+  token: null,    // a signed join link's JWT (`?token=`)
+  passcode: null, // the passcode typed after `passcode-required`
+  want: null,     // {audio, video}: what the user asked to publish
+  phase: null,    // null | 'lobby' | 'passcode' | 'joined'
+  iceServers: [], // from the last `joined`
   captionLang: null, // language captions (and chat translations) are read in
   captionStatus: null, // CaptionStatus of the last `joined` or `captions-status`
   mic: null,      // MediaStreamTrack|null
@@ -110,16 +117,26 @@ function validName(name) {
 
 function main() {
   fillLanguages();
-  const room = roomFromPath();
   const params = new URLSearchParams(location.search);
-  const name = (params.get('name') || '').trim();
-  let lang = (params.get('lang') || '').toLowerCase();
+  const token = tokenFromUrl(params);
+  const claims = token ? tokenClaims(token) || {} : null;
+  // A signed link: `/?room=R&token=JWT` (or `/r/R?token=JWT`); the name comes from the token.
+  const room = roomFromPath() ?? (token ? params.get('room') || claims.room || null : null);
+  let name = (params.get('name') || '').trim();
+  if (claims && claims.name) name = claims.name.trim();
+  let lang = (params.get('lang') || (claims && claims.lang) || '').toLowerCase();
   if (!LANG_RE.test(lang)) lang = defaultLang();
   const audio = params.get('audio') !== '0';
   const video = params.get('video') !== '0';
+  if (token && room !== null && ROOM_RE.test(room)) {
+    state.token = token;
+    startCall({ room, name: name && validName(name) ? name : 'Guest', lang, audio, video,
+      viewer: claims.role === 'viewer' });
+    return;
+  }
 
   if (room === null) {
-    showJoinForm({ room: '', name, lang, audio, video });
+    showJoinForm({ room: (params.get('room') || '').trim(), name, lang, audio, video });
     return;
   }
   if (!ROOM_RE.test(room)) {
@@ -190,8 +207,8 @@ el.joinForm.addEventListener('submit', (event) => {
 
 // ---- the call -----------------------------------------------------------------------------------
 
-async function startCall({ room, name, lang, audio, video }) {
-  Object.assign(state, { room, name, lang, captionLang: lang });
+async function startCall({ room, name, lang, audio, video, viewer = false }) {
+  Object.assign(state, { room, name, lang, captionLang: lang, want: { audio, video } });
   captions.initCaptions({
     languageNames: new Map(LANGUAGES),
     onLanguage: (code) => emitJoined('caption-language', { lang: code }),
@@ -207,12 +224,13 @@ async function startCall({ room, name, lang, audio, video }) {
   // Connect while the user answers the permission prompt; join once media is settled.
   connectSocket();
 
-  const media = await acquireUserMedia({ audio, video });
+  // A viewer's link: viewers do not publish, so no camera or microphone prompt either.
+  const media = await acquireUserMedia(viewer ? { audio: false, video: false } : { audio, video });
   state.mic = media.mic;
   state.camera = media.camera;
   if (media.errors.length) {
     let text = media.errors.join(' ');
-    if (!state.mic && !state.camera) text += ' You joined as a listener.';
+    if (!state.mic && !state.camera && !viewer) text += ' You joined as a listener.';
     ui.showError(text, 'media');
   }
   const tile = ui.ensureTile({ id: state.localId, name, source: 'camera', local: true });
@@ -228,6 +246,7 @@ function connectSocket() {
   state.socket = socket;
 
   socket.on('connect', () => {
+    if (state.left) return;
     ui.clearError('connection');
     ui.setStatus(null);
     if (state.mediaReady && !state.left) join();
@@ -247,6 +266,7 @@ function connectSocket() {
   });
 
   socket.on('joined', onJoined);
+  access.bindSocket(socket);
   socket.on('participant-joined', (p) => upsertParticipant(p));
   socket.on('participant-updated', (p) => upsertParticipant(p));
   socket.on('participant-left', (msg) => { if (msg) removeParticipant(msg.id); });
@@ -283,10 +303,15 @@ function join() {
   state.myId = null;
   state.recordPending = false;
   state.livePending = false;
+  state.phase = null;
+  state.self = null;
+  access.reset();
   updateControls();
   state.call = new Call({
+    iceServers: state.iceServers,
     sendAnswer: (answer) => state.socket.emit('sdp', answer),
     localTrack: (source) => localTrack(source),
+    missingTrack: (source) => access.missingTrack(source),
     onSubscribe,
     onUnsubscribe,
     onError: (err) => {
@@ -302,6 +327,7 @@ function join() {
     lang: state.lang,
     audio: !!state.mic,
     video: !!state.camera,
+    ...access.joinExtras(),
   });
 }
 
@@ -337,11 +363,19 @@ function isListener() {
 
 function onJoined(msg) {
   ui.clearError('media-connection');
+  state.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
+  if (state.call) state.call.configure(state.iceServers);
   const oldLocal = state.localId;
   state.myId = msg.id;
   state.localId = msg.id;
   ui.setLocalId(oldLocal, msg.id);
   for (const p of msg.participants || []) upsertParticipant(p, { render: false });
+  if (typeof msg.name === 'string' && msg.name && msg.name !== state.name) {
+    state.name = msg.name; // a signed link's name
+    ui.renameTiles(state.localId, msg.name, true);
+  }
+  state.self = { verified: msg.verified === true };
+  access.onJoined(msg);
   renderPeople();
   state.captionStatus = msg.captions || null;
   captions.setStatus(state.captionStatus, state.captionLang);
@@ -361,7 +395,9 @@ function onJoined(msg) {
 
 function upsertParticipant(p, { render = true } = {}) {
   if (!p || !p.id) return;
+  access.onParticipant(p, p.id === state.myId);
   if (p.id === state.myId) {
+    state.self = p;
     state.hand = !!p.hand;
     updateControls();
     if (render) renderPeople();
@@ -376,6 +412,7 @@ function upsertParticipant(p, { render = true } = {}) {
 
 function removeParticipant(id) {
   state.participants.delete(id);
+  access.participantGone(id);
   ui.removeParticipantTiles(id);
   for (const audio of el.audioSink.querySelectorAll(`audio[data-participant="${CSS.escape(id)}"]`)) {
     ui.removeRemoteAudio(audio.dataset.key);
@@ -433,7 +470,9 @@ function onServerError(err) {
   const code = err && err.code;
   const live = !!err && err.event === 'live';
   const push = !!err && err.event === 'live-push';
-  const text = (live && LIVE_ERROR_MESSAGES[code]) || (push && PUSH_ERROR_MESSAGES[code])
+  const handled = access.onError(err);
+  if (handled === false) return; // a page or prompt of its own (passcode, lobby, removed…)
+  const text = handled || (live && LIVE_ERROR_MESSAGES[code]) || (push && PUSH_ERROR_MESSAGES[code])
     || ERROR_MESSAGES[code] || (err && err.message) || 'Something went wrong.';
   ui.showError(text, `server:${code}`);
   if (err && err.event === 'publish' && state.screen) stopScreen({ notify: false });
@@ -527,31 +566,35 @@ function renderPeople() {
     video: !!(state.camera && state.camera.enabled),
     screen: !!state.screen,
     hand: state.hand,
+    role: access.getRole() || undefined,
+    verified: (state.self && state.self.verified === true) || undefined,
     self: true,
   };
   const others = [...state.participants.values()]
     .sort((a, b) => String(a.name).localeCompare(String(b.name)));
-  ui.renderParticipants([self, ...others]);
+  ui.renderParticipants([self, ...others], access.hostControlsFor);
 }
 
 // ---- controls -----------------------------------------------------------------------------------
 
 function updateControls() {
+  const viewer = access.isViewer();
   ui.setToggle(el.micToggle, state.mic
     ? { pressed: !state.mic.enabled, label: state.mic.enabled ? 'Mute' : 'Unmute' }
-    : { pressed: true, label: 'No microphone', disabled: true });
+    : { pressed: true, label: viewer ? 'Mic off (viewer)' : 'No microphone', disabled: true });
   ui.setToggle(el.cameraToggle, state.camera
     ? { pressed: !state.camera.enabled, label: state.camera.enabled ? 'Stop camera' : 'Start camera' }
-    : { pressed: true, label: 'No camera', disabled: true });
+    : { pressed: true, label: viewer ? 'Camera off (viewer)' : 'No camera', disabled: true });
   ui.setToggle(el.screenShare, {
     pressed: !!state.screen,
     label: state.screen ? 'Stop sharing' : 'Share screen',
     disabled: !state.mediaReady || isListener() || !canShareScreen(),
   });
-  el.screenShare.title = isListener() && state.mediaReady ? 'Listeners cannot share their screen' : '';
+  el.screenShare.title = viewer ? 'Viewers cannot share their screen'
+    : isListener() && state.mediaReady ? 'Listeners cannot share their screen' : '';
   ui.setToggle(el.raiseHand, { pressed: state.hand, label: state.hand ? 'Lower hand' : 'Raise hand' });
   const rec = state.recording;
-  el.recordToggle.hidden = !rec.available;
+  el.recordToggle.hidden = !rec.available || !access.mayRecord();
   ui.setToggle(el.recordToggle, {
     pressed: rec.on,
     label: rec.on ? 'Stop recording' : 'Record',
@@ -561,7 +604,7 @@ function updateControls() {
     ? 'Stop recording this call (for everyone in it)'
     : 'Record this call for everyone in it — they see that it is being recorded';
   const live = state.live;
-  el.liveToggle.hidden = !live.available;
+  el.liveToggle.hidden = !live.available || !access.mayGoLive();
   ui.setToggle(el.liveToggle, {
     pressed: live.on,
     label: live.on ? 'End live stream' : 'Go live',
@@ -583,6 +626,7 @@ function sendMediaState() {
 el.micToggle.addEventListener('click', () => {
   if (!state.mic) return;
   state.mic.enabled = !state.mic.enabled;
+  if (state.mic.enabled) ui.clearNotice('muted-audio');
   sendMediaState();
   updateControls();
   renderPeople();
@@ -591,6 +635,7 @@ el.micToggle.addEventListener('click', () => {
 el.cameraToggle.addEventListener('click', () => {
   if (!state.camera) return;
   state.camera.enabled = !state.camera.enabled;
+  if (state.camera.enabled) ui.clearNotice('muted-video');
   ui.setTileCameraOn(state.localId, state.camera.enabled);
   sendMediaState();
   updateControls();
@@ -714,12 +759,10 @@ el.chatForm.addEventListener('submit', (event) => {
   ui.clearError('chat');
 });
 
-el.leave.addEventListener('click', () => {
+/** Stop everything for good: no media, no socket, no reconnect (left, removed, ended, refused). */
+function teardown() {
   state.left = true;
-  if (state.socket) {
-    if (state.socket.connected) state.socket.emit('leave', {});
-    state.socket.disconnect();
-  }
+  if (state.socket) state.socket.disconnect();
   if (state.call) state.call.close();
   state.call = null;
   for (const track of [state.mic, state.camera, state.screen]) if (track) track.stop();
@@ -730,7 +773,33 @@ el.leave.addEventListener('click', () => {
   ui.setLiveIndicator(false);
   ui.setStatus(null);
   ui.clearError();
+  ui.clearNotice();
+  access.reset();
+}
+
+el.leave.addEventListener('click', () => {
+  if (state.socket && state.socket.connected) state.socket.emit('leave', {});
+  teardown();
   ui.showView('left');
+});
+
+/** The local camera tile shows `track` (null: the avatar), e.g. after a host turned it off. */
+function showLocalCamera(track) {
+  const tile = ui.findTile(state.localId, 'camera');
+  if (!tile) return;
+  ui.setTileVideo(tile, track, { local: true });
+  ui.setTileCameraOn(state.localId, !!(track && track.enabled));
+}
+
+access.initAccess({
+  state,
+  join: () => join(),
+  teardown,
+  updateControls,
+  renderPeople,
+  sendMediaState,
+  stopScreen,
+  showLocalCamera,
 });
 
 el.enableAudio.addEventListener('click', () => ui.unblockAudio());

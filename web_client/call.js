@@ -12,10 +12,17 @@ export class Call {
    * @param {(sub: {mid, participant, source, kind, track}) => void} opts.onSubscribe
    * @param {(sub: {mid, participant, source, kind}) => void} opts.onUnsubscribe
    * @param {(err: Error) => void} opts.onError
+   * @param {(source: string) => Promise<MediaStreamTrack|null>} [opts.missingTrack]  a publish
+   *   slot came for a source without a local track
+   * @param {RTCIceServer[]} [opts.iceServers]  the last ones the server handed out (a rejoin)
+   *
+   * Offers wait for configure() (called on `joined`, which carries `iceServers`): the first offer
+   * may arrive before `joined`, and ICE must gather with the servers' STUN/TURN.
    */
   constructor(opts) {
     this.opts = opts;
-    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: sanitizeIceServers(opts.iceServers) });
+    this.configured = new Promise((resolve) => { this.markConfigured = resolve; });
     this.slots = {};        // mid -> slot of the latest offer
     this.subscribed = new Map(); // mid -> {mid, participant, source, kind, track}
     this.queue = Promise.resolve();
@@ -32,9 +39,23 @@ export class Call {
   /** Queue a server offer; offers are processed strictly in order. */
   handleOffer(msg) {
     this.queue = this.queue
+      .then(() => this.configured)
       .then(() => this.#applyOffer(msg))
       .catch((err) => { if (!this.closed) this.opts.onError(err); });
     return this.queue;
+  }
+
+  /** The ICE servers of `joined.iceServers` (STUN/TURN); lets queued offers through. */
+  configure(iceServers) {
+    const servers = sanitizeIceServers(iceServers);
+    if (servers.length && !this.closed) {
+      try {
+        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: servers });
+      } catch (err) {
+        this.opts.onError(new Error(`The server's ICE servers were not accepted: ${err.message || err}`));
+      }
+    }
+    this.markConfigured();
   }
 
   /** Attach the current local track of `source` to its publish slot, if the server gave one. */
@@ -69,7 +90,12 @@ export class Call {
       const slot = tracks[t.mid];
       if (!slot) continue;
       if (slot.role === 'publish') {
-        const track = this.opts.localTrack(slot.source);
+        let track = this.opts.localTrack(slot.source);
+        if (!track && this.opts.missingTrack) {
+          // e.g. promoted from viewer: the track is captured now that the server takes it
+          track = await this.opts.missingTrack(slot.source);
+          if (this.closed) return;
+        }
         await t.sender.replaceTrack(track || null);
         t.direction = track ? 'sendonly' : 'inactive';
       } else if (slot.role === 'subscribe') {
@@ -133,6 +159,23 @@ export class Call {
       pc.addEventListener('icegatheringstatechange', check);
     });
   }
+}
+
+/** Keep only well-formed RTCIceServer entries ({urls, username?, credential?}). */
+export function sanitizeIceServers(list) {
+  if (!Array.isArray(list)) return [];
+  const out = [];
+  for (const item of list) {
+    if (!item || typeof item !== 'object') continue;
+    const urls = (Array.isArray(item.urls) ? item.urls : [item.urls])
+      .filter((u) => typeof u === 'string' && /^(stun|stuns|turn|turns):/.test(u));
+    if (!urls.length) continue;
+    const server = { urls };
+    if (typeof item.username === 'string') server.username = item.username;
+    if (typeof item.credential === 'string') server.credential = item.credential;
+    out.push(server);
+  }
+  return out;
 }
 
 function isStopped(t) {

@@ -13,6 +13,12 @@ export const el = {
   joinMessage: $('#join-message'),
   callView: $('#call-view'),
   leftView: $('#left-view'),
+  passcodeView: $('#passcode-view'),
+  lobbyView: $('#lobby-view'),
+  goneView: $('#gone-view'),
+  notice: $('[data-testid="notice"]'),
+  noticeText: $('[data-testid="notice-text"]'),
+  noticeClose: $('[data-testid="notice-close"]'),
   rejoinLink: $('#rejoin-link'),
   roomName: $('[data-testid="room-name"]'),
   status: $('[data-testid="status"]'),
@@ -43,10 +49,14 @@ export const el = {
   leave: $('[data-testid="leave"]'),
 };
 
+/** One of the page's views: join, passcode, lobby, call, left, gone. */
 export function showView(name) {
   el.joinView.hidden = name !== 'join';
+  el.passcodeView.hidden = name !== 'passcode';
+  el.lobbyView.hidden = name !== 'lobby';
   el.callView.hidden = name !== 'call';
   el.leftView.hidden = name !== 'left';
+  el.goneView.hidden = name !== 'gone';
 }
 
 // ---- errors and status -------------------------------------------------------------------
@@ -66,6 +76,30 @@ export function clearError(kind) {
   el.error.textContent = '';
   el.error.hidden = true;
 }
+
+let noticeKind = null;
+let noticeTimer = 0;
+
+/** A non-error message (e.g. "A host muted you"); `ms` hides it after that long (0: stays). */
+export function showNotice(text, kind = 'general', ms = 0) {
+  clearTimeout(noticeTimer);
+  noticeKind = kind;
+  el.noticeText.textContent = text;
+  el.notice.dataset.kind = kind;
+  el.notice.hidden = false;
+  if (ms) noticeTimer = setTimeout(() => clearNotice(kind), ms);
+}
+
+export function clearNotice(kind) {
+  if (kind && kind !== noticeKind) return;
+  clearTimeout(noticeTimer);
+  noticeKind = null;
+  el.noticeText.textContent = '';
+  delete el.notice.dataset.kind;
+  el.notice.hidden = true;
+}
+
+el.noticeClose.addEventListener('click', () => clearNotice());
 
 export function setStatus(text) {
   el.status.textContent = text || '';
@@ -345,8 +379,13 @@ export function unblockAudio() {
 
 // ---- participant list ------------------------------------------------------------------------
 
-/** @param {Array<{id, name, lang, audio, video, screen, hand, self?: boolean}>} people */
-export function renderParticipants(people) {
+const ROLE_LABELS = { host: 'Host', speaker: 'Speaker', viewer: 'Viewer' };
+
+/**
+ * @param {Array<{id, name, lang, audio, video, screen, hand, role?, verified?, self?: boolean}>} people
+ * @param {(p: object) => Node|null} [extra]  more content for an entry (the host controls)
+ */
+export function renderParticipants(people, extra = () => null) {
   const speaking = el.participants.querySelector('.participant.speaking');
   const speakingId = speaking ? speaking.dataset.participant : null;
   const items = people.map((p) => {
@@ -361,20 +400,39 @@ export function renderParticipants(people) {
     li.dataset.video = String(!!p.video);
     li.dataset.screen = String(!!p.screen);
     li.dataset.hand = String(!!p.hand);
+    if (p.role) li.dataset.role = p.role;
+    if (typeof p.verified === 'boolean') li.dataset.verified = String(p.verified);
 
     const name = document.createElement('span');
     name.className = 'p-name';
     name.textContent = p.self ? `${p.name} (you)` : p.name;
+    if (p.verified === true) {
+      name.title = 'Name from a signed invitation link';
+    } else if (p.verified === false) {
+      const tag = document.createElement('span');
+      tag.className = 'p-unverified';
+      tag.setAttribute('data-testid', 'unverified');
+      tag.textContent = ' (unverified)';
+      tag.title = 'Self-declared name: not from a signed invitation link';
+      name.append(tag);
+    }
     const lang = document.createElement('span');
     lang.className = 'p-lang';
     lang.textContent = p.lang || '';
     lang.title = 'Preferred language';
     const badges = document.createElement('span');
     badges.className = 'p-badges';
+    if (p.role === 'host' || p.role === 'viewer') {
+      const role = badge(ROLE_LABELS[p.role], `p-role ${p.role}`);
+      role.setAttribute('data-testid', 'role-badge');
+      badges.append(role);
+    }
     if (p.hand) badges.append(badge('Hand raised', 'p-hand'));
     if (p.screen) badges.append(badge('Sharing', 'p-screen'));
     badges.append(p.audio ? badge('Mic on', 'p-audio on') : badge('Muted', 'p-audio off'));
     li.append(name, lang, badges);
+    const more = extra(p);
+    if (more) li.append(more);
     return li;
   });
   el.participants.replaceChildren(...items);

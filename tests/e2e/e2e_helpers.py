@@ -243,3 +243,29 @@ def wait_finals(page, done: Callable[[list[dict[str, Any]]], bool],
                 pytrace=False,
             )
         page.wait_for_timeout(250)
+
+
+# ---- polling page state without page.wait_for_function -------------------------------------------
+
+
+def poll(page: Any, script: str, arg: Any = None, timeout: int = WAIT_MS, what: str = "") -> Any:
+    """Evaluate `script` (a JS function, called with `arg`) every 100 ms until it returns a truthy
+    value, and return that value; fails the test after `timeout` ms.
+
+    Unlike page.wait_for_function, page.evaluate is never subject to the page's CSP.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(script, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout / 1000:.0f}s waiting for {what or script}; last value: {value!r}",
+                        pytrace=False)
+        page.wait_for_timeout(100)
+
+
+def joined_id(page: Any, timeout: int = WAIT_MS) -> str:
+    """Wait (polling) until the page's `joined` arrived; its participant id."""
+    return poll(page, "() => window.unionhub && window.unionhub.state.myId", timeout=timeout,
+                what="the server's `joined`")
