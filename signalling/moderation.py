@@ -42,6 +42,9 @@ class HostControls:
     async def on_settings(self, sid: str, data: Any) -> None:
         changes = validation.settings(data)
         room, host = self._host(sid)
+        if changes.get("access") == "token" and self.server.security.signer is None:
+            raise SignallingError("not-available", "Signed join links are turned off on this server "
+                                                   "(it has no UNIONHUB_JWT_SECRET).")
         settings = room.settings
         if "passcode" in changes:
             settings.passcode = changes.pop("passcode")

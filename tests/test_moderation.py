@@ -338,9 +338,13 @@ async def test_tokens_endpoint_is_off_without_secrets(hub: RunningHub) -> None:
 
 
 async def test_a_server_without_a_secret_refuses_links(hub: RunningHub, connect: Connect) -> None:
-    client = await connect(hub.url)
+    client, host = await connect(hub.url), await connect(hub.url)
     error = await join_error(client, {"room": "r", "token": link("r", "host", "A")})
     assert error["code"] == "bad-token"
+    await host.join("r", "Ana")
+    # a host cannot lock everyone out by asking for links nobody can sign
+    assert codes(await host.send("settings", {"access": "token"})) == ["not-available"]
+    assert hub.server.registry.rooms["r"].settings.access == "open"
 
 
 async def test_on_a_token_hub_only_hosts_manage_the_archive(make_hub: MakeHub) -> None:
