@@ -215,7 +215,7 @@ function becameViewer({ quiet = false } = {}) {
 function becameSpeaker() {
   ctx.state.promoted = true;
   ui.clearNotice('role');
-  ui.showNotice('A host made you a speaker: you can publish again.', 'role', 10000);
+  ui.showNotice('A host made you a speaker.', 'role', 10000);
   ctx.updateControls();
   ctx.renderPeople();
 }

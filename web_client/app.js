@@ -1,27 +1,17 @@
-// unionhub browser app: routing, join form, and the glue between the Socket.IO signalling
+// unionhub browser app: the glue between the Socket.IO signalling
 // (docs/PROTOCOL.md), the RTCPeerConnection (call.js) and the DOM (ui.js).
 
 import { io } from '/vendor/socket.io.esm.min.js';
 import * as access from './access.js';
 import { Call } from './call.js';
 import * as captions from './captions.js';
-import { tokenClaims, tokenFromUrl } from './identity.js';
 import { acquireScreen, acquireUserMedia, canShareScreen } from './media.js';
+import { LANGUAGES, route } from './routing.js';
 import * as ui from './ui.js';
 
 const { el } = ui;
 
-const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
-const LANG_RE = /^[a-z]{2,3}$/;
 const CHAT_MAX = 2000;
-
-const LANGUAGES = [
-  ['en', 'English'], ['es', 'Español'], ['pt', 'Português'], ['fr', 'Français'],
-  ['de', 'Deutsch'], ['it', 'Italiano'], ['ar', 'العربية'], ['nl', 'Nederlands'],
-  ['pl', 'Polski'], ['sv', 'Svenska'], ['tr', 'Türkçe'], ['ru', 'Русский'],
-  ['uk', 'Українська'], ['el', 'Ελληνικά'], ['hi', 'हिन्दी'], ['zh', '中文'],
-  ['ja', '日本語'], ['ko', '한국어'], ['sw', 'Kiswahili'],
-];
 
 const ERROR_MESSAGES = {
   'room-full': 'This room is full.',
@@ -95,115 +85,12 @@ window.unionhub = {
 
 // ---- routing ------------------------------------------------------------------------------------
 
-function defaultLang() {
-  const nav = (navigator.language || 'en').split('-')[0].toLowerCase();
-  return LANGUAGES.some(([code]) => code === nav) ? nav : 'en';
-}
-
-function roomFromPath() {
-  const m = location.pathname.match(/^\/r\/(.*?)\/?$/);
-  if (!m) return null;
-  try {
-    return decodeURIComponent(m[1]);
-  } catch {
-    return m[1];
-  }
-}
-
-function validName(name) {
-  const chars = [...name];
-  return chars.length >= 1 && chars.length <= 64 && !/\p{C}/u.test(name) && name.trim() !== '';
-}
-
 function main() {
-  fillLanguages();
-  const params = new URLSearchParams(location.search);
-  const token = tokenFromUrl(params);
-  const claims = token ? tokenClaims(token) || {} : null;
-  // A signed link: `/?room=R&token=JWT` (or `/r/R?token=JWT`); the name comes from the token.
-  const room = roomFromPath() ?? (token ? params.get('room') || claims.room || null : null);
-  let name = (params.get('name') || '').trim();
-  if (claims && claims.name) name = claims.name.trim();
-  let lang = (params.get('lang') || (claims && claims.lang) || '').toLowerCase();
-  if (!LANG_RE.test(lang)) lang = defaultLang();
-  const audio = params.get('audio') !== '0';
-  const video = params.get('video') !== '0';
-  if (token && room !== null && ROOM_RE.test(room)) {
-    state.token = token;
-    startCall({ room, name: name && validName(name) ? name : 'Guest', lang, audio, video,
-      viewer: claims.role === 'viewer' });
-    return;
-  }
-
-  if (room === null) {
-    showJoinForm({ room: (params.get('room') || '').trim(), name, lang, audio, video });
-    return;
-  }
-  if (!ROOM_RE.test(room)) {
-    showJoinForm({ room, name, lang, audio, video });
-    ui.showError(`“${room}” is not a valid room name: use 1–64 letters, digits, “-” or “_”.`);
-    return;
-  }
-  if (!name || !validName(name)) {
-    showJoinForm({ room, name, lang, audio, video });
-    if (name) ui.showError(ERROR_MESSAGES['bad-name']);
-    return;
-  }
-  startCall({ room, name, lang, audio, video });
+  const call = route(); // null: the join form is shown
+  if (!call) return;
+  state.token = call.token;
+  startCall(call);
 }
-
-// ---- join form ----------------------------------------------------------------------------------
-
-function fillLanguages() {
-  el.joinLang.replaceChildren(...LANGUAGES.map(([code, label]) => {
-    const opt = document.createElement('option');
-    opt.value = code;
-    opt.textContent = `${label} (${code})`;
-    return opt;
-  }));
-}
-
-function showJoinForm({ room, name, lang, audio, video }) {
-  ui.showView('join');
-  el.joinRoom.value = room;
-  el.joinName.value = name;
-  if (!LANGUAGES.some(([code]) => code === lang)) {
-    const opt = document.createElement('option');
-    opt.value = lang;
-    opt.textContent = lang;
-    el.joinLang.append(opt);
-  }
-  el.joinLang.value = lang;
-  el.joinAudio.checked = audio;
-  el.joinVideo.checked = video;
-  (room && ROOM_RE.test(room) ? el.joinName : el.joinRoom).focus();
-}
-
-function formMessage(text) {
-  el.joinMessage.textContent = text || '';
-  el.joinMessage.hidden = !text;
-}
-
-el.joinForm.addEventListener('submit', (event) => {
-  event.preventDefault();
-  const room = el.joinRoom.value.trim();
-  const name = el.joinName.value.trim();
-  if (!ROOM_RE.test(room)) {
-    formMessage('Room names use 1–64 letters, digits, “-” or “_” (no spaces).');
-    el.joinRoom.focus();
-    return;
-  }
-  if (!validName(name)) {
-    formMessage('Please enter a display name (up to 64 characters).');
-    el.joinName.focus();
-    return;
-  }
-  formMessage('');
-  const params = new URLSearchParams({ name, lang: el.joinLang.value });
-  if (!el.joinAudio.checked) params.set('audio', '0');
-  if (!el.joinVideo.checked) params.set('video', '0');
-  location.assign(`/r/${encodeURIComponent(room)}?${params}`);
-});
 
 // ---- the call -----------------------------------------------------------------------------------
 
@@ -613,7 +500,8 @@ function updateControls() {
   el.liveToggle.title = live.on
     ? 'End the live stream (for everyone in the call)'
     : 'Stream this call live to a public viewer page — everyone in it sees that it is live';
-  ui.setRtmpPush(live.on && live.available, live.push, state.pushPending || !state.myId);
+  ui.setRtmpPush(live.on && live.available && access.mayGoLive(), live.push,
+    state.pushPending || !state.myId);
 }
 
 function sendMediaState() {
