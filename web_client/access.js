@@ -209,15 +209,40 @@ function becameViewer({ quiet = false } = {}) {
 }
 
 /**
- * Promoted from viewer. The microphone and camera start only when the server offers their
- * publish slots again (missingTrack below), not before: no camera light for nothing.
+ * Promoted from viewer. The server does not give a viewer's publish slots back: publishing means
+ * joining again (PROTOCOL.md), which the user chooses — in a lobby, passcode or locked room that
+ * join is checked like anyone's, so it is not done behind their back.
  */
 function becameSpeaker() {
-  ctx.state.promoted = true;
+  const { state } = ctx;
+  state.promoted = true;
   ui.clearNotice('role');
-  ui.showNotice('A host made you a speaker.', 'role', 10000);
+  const want = state.want || { audio: true, video: true };
+  if (!want.audio && !want.video) {
+    ui.showNotice('A host made you a speaker.', 'role', 10000);
+  } else {
+    ui.showNotice('A host made you a speaker: rejoin to turn on your camera and microphone.', 'role', 0,
+      { label: 'Rejoin and speak', run: () => rejoinToSpeak() });
+  }
   ctx.updateControls();
   ctx.renderPeople();
+}
+
+/** Capture what the user first asked to publish, and join again with it. */
+async function rejoinToSpeak() {
+  const { state } = ctx;
+  if (state.left || moderation.isViewer()) return;
+  const media = await acquireUserMedia(state.want || { audio: true, video: true });
+  if (state.left || moderation.isViewer() || !state.socket || !state.socket.connected) {
+    for (const track of [media.mic, media.camera]) if (track) track.stop();
+    return;
+  }
+  if (media.errors.length) ui.showError(media.errors.join(' '), 'media');
+  state.mic = media.mic;
+  state.camera = media.camera;
+  ctx.showLocalCamera(state.camera);
+  state.socket.emit('leave', {});
+  ctx.join();
 }
 
 /**

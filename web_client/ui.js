@@ -19,6 +19,7 @@ export const el = {
   notice: $('[data-testid="notice"]'),
   noticeText: $('[data-testid="notice-text"]'),
   noticeClose: $('[data-testid="notice-close"]'),
+  noticeAction: $('[data-testid="notice-action"]'),
   rejoinLink: $('#rejoin-link'),
   roomName: $('[data-testid="room-name"]'),
   status: $('[data-testid="status"]'),
@@ -80,10 +81,18 @@ export function clearError(kind) {
 let noticeKind = null;
 let noticeTimer = 0;
 
-/** A non-error message (e.g. "A host muted you"); `ms` hides it after that long (0: stays). */
-export function showNotice(text, kind = 'general', ms = 0) {
+let noticeAction = null;
+
+/**
+ * A non-error message (e.g. "A host muted you"); `ms` hides it after that long (0: stays).
+ * `action` = {label, run}: a button in the notice (clicking it runs `run` and hides the notice).
+ */
+export function showNotice(text, kind = 'general', ms = 0, action = null) {
   clearTimeout(noticeTimer);
   noticeKind = kind;
+  noticeAction = action;
+  el.noticeAction.hidden = !action;
+  el.noticeAction.textContent = action ? action.label : '';
   el.noticeText.textContent = text;
   el.notice.dataset.kind = kind;
   el.notice.hidden = false;
@@ -94,12 +103,19 @@ export function clearNotice(kind) {
   if (kind && kind !== noticeKind) return;
   clearTimeout(noticeTimer);
   noticeKind = null;
+  noticeAction = null;
+  el.noticeAction.hidden = true;
   el.noticeText.textContent = '';
   delete el.notice.dataset.kind;
   el.notice.hidden = true;
 }
 
 el.noticeClose.addEventListener('click', () => clearNotice());
+el.noticeAction.addEventListener('click', () => {
+  const action = noticeAction;
+  clearNotice();
+  if (action) action.run();
+});
 
 export function setStatus(text) {
   el.status.textContent = text || '';

@@ -263,13 +263,27 @@ def test_roles_permissions_and_end(hub, new_page):
     expect(ana.get_by_test_id("remote-video")).to_have_count(0, timeout=WAIT_MS)
     expect(entry(ana, "Ben")).to_have_attribute("data-audio", "false")
 
+    # Made a speaker again, Ben rejoins (his choice) to publish: he is heard and seen again.
+    entry(ana, "Ben").get_by_test_id("host-role").select_option("speaker")
+    expect(ben.get_by_test_id("my-role")).to_be_hidden(timeout=WAIT_MS)
+    expect(ben.get_by_test_id("notice")).to_contain_text("speaker")
+    expect(ben.get_by_test_id("mic-toggle")).to_be_disabled()
+    ben.get_by_test_id("notice-action").click()
+    poll(ben, "(old) => window.unionhub.state.myId && window.unionhub.state.myId !== old", ben_id,
+         what="Ben's new join")
+    expect(ben.get_by_test_id("mic-toggle")).to_be_enabled()
+    expect(ben.get_by_test_id("mic-toggle")).to_have_attribute("aria-pressed", "false")
+    expect(entry(ana, "Ben")).to_have_attribute("data-role", "speaker")
+    expect(entry(ana, "Ben")).to_have_attribute("data-audio", "true")
+    expect(ana.get_by_test_id("participant")).to_have_count(2)
+    wait_remote_videos(ana, 1)
+
     # Ben is made a host: he gets the host controls (and Ana keeps hers).
     entry(ana, "Ben").get_by_test_id("host-role").select_option("host")
     expect(ben.get_by_test_id("host-controls")).to_be_visible(timeout=WAIT_MS)
     expect(ben.get_by_test_id("my-role")).to_contain_text("host")
     expect(entry(ben, "Ana").get_by_test_id("host-remove")).to_be_visible()
     expect(entry(ana, "Ben")).to_have_attribute("data-role", "host")
-    assert ben.evaluate("() => window.unionhub.state.myId") == ben_id
 
     # Ending the meeting asks first, then ends it for everyone; nobody reconnects.
     ana.get_by_test_id("host-end").click()
