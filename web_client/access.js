@@ -172,13 +172,12 @@ function onMuted(msg) {
   const by = msg && typeof msg.name === 'string' && msg.name
     ? msg.name : msg && typeof msg.by === 'string' ? nameOf(msg.by) : null;
   const who = by ? `${by} (host)` : 'A host';
-  if (track) {
-    track.enabled = false;
-    if (kind === 'video') ctx.showLocalCamera(track);
-    ctx.sendMediaState();
-    ctx.updateControls();
-    ctx.renderPeople();
-  }
+  if (!track) return; // nothing of ours to mute (a listener, a viewer)
+  track.enabled = false;
+  if (kind === 'video') ctx.showLocalCamera(track);
+  ctx.sendMediaState();
+  ctx.updateControls();
+  ctx.renderPeople();
   ui.showNotice(kind === 'video'
     ? `${who} turned off your camera. You can turn it back on yourself.`
     : `${who} muted you. You can unmute yourself when you want to speak.`, `muted-${kind}`);

@@ -145,10 +145,6 @@ export function hideWaiting() {
   }
 }
 
-export function isGoneReason(code) {
-  return Object.hasOwn(GONE, code);
-}
-
 /** The page shown when this meeting is over for us; `reason` is a key of GONE. */
 export function showGone(reason, detail) {
   const info = GONE[reason] || GONE.removed;
@@ -190,10 +186,6 @@ export function addKnocker(k, { render = true } = {}) {
 
 export function removeKnocker(id) {
   if (knockers.delete(id)) renderKnockers();
-}
-
-export function knockerCount() {
-  return knockers.size;
 }
 
 function renderKnockers() {

@@ -4,7 +4,7 @@
 
 const $ = (sel) => document.querySelector(sel);
 
-export const ROLES = ['host', 'speaker', 'viewer'];
+const ROLES = ['host', 'speaker', 'viewer'];
 const ACCESS = ['open', 'passcode', 'lobby', 'token'];
 const WHO = ['hosts', 'everyone'];
 const ROLE_LABELS = { host: 'Host', speaker: 'Speaker', viewer: 'Viewer' };
@@ -141,10 +141,6 @@ export function reset() {
   passcodePending = false;
   closeDialogs();
   render();
-}
-
-export function getSettings() {
-  return { ...settings };
 }
 
 /** May I start or stop a recording? (Servers without roles: everyone may.) */
