@@ -104,7 +104,7 @@ export function reset() {
 
 export function bindSocket(socket) {
   socket.on('lobby', onLobby);
-  socket.on('knock', (k) => { if (moderation.isHost()) lobby.addKnocker(k); });
+  socket.on('knock', (k) => lobby.addKnocker(k)); // shown to hosts only (lobby.setHostView)
   socket.on('knock-left', (msg) => { if (msg && typeof msg.id === 'string') lobby.removeKnocker(msg.id); });
   socket.on('settings', (msg) => moderation.setSettings(msg));
   socket.on('muted', onMuted);

@@ -159,10 +159,13 @@ export function showGone(reason, detail) {
 
 // ---- hosts: people knocking ----------------------------------------------------------------------
 
-/** Only hosts see (and get) knockers; others' lists are emptied. */
+/**
+ * Only hosts see knockers. Knocks that arrive just before the promotion that brought them (the
+ * server sends them first) are kept and shown once we are host; a demoted host's list is emptied.
+ */
 export function setHostView(on) {
+  if (hostView && !on) knockers.clear();
   hostView = !!on;
-  if (!hostView) knockers.clear();
   renderKnockers();
 }
 

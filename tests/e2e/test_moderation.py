@@ -124,13 +124,21 @@ def test_lobby_admit_reject_and_cancel(hub, new_page):
     assert chiara.evaluate("() => window.unionhub.state.myId") is None
     assert chiara.evaluate("() => window.unionhub.socket.connected") is False  # no retry
 
-    # Dan knocks, then gives up: the host's list forgets him.
+    # Dan knocks; Ben, made a host meanwhile, sees him waiting too. Dan gives up: the hosts'
+    # lists forget him.
     dan = open_room(new_page(), hub.url, room, "Dan")
     expect(dan.get_by_test_id("lobby-waiting")).to_be_visible(timeout=WAIT_MS)
     expect(lobby_entry(ana, "Dan")).to_have_count(1)
+    expect(ben.get_by_test_id("lobby-entry")).to_have_count(0)
+    entry(ana, "Ben").get_by_test_id("host-role").select_option("host")
+    expect(ben.get_by_test_id("host-controls")).to_be_visible(timeout=WAIT_MS)
+    expect(lobby_entry(ben, "Dan")).to_have_count(1)
+    expect(ben.get_by_test_id("lobby-alert")).to_have_text("1 waiting")
     dan.get_by_test_id("lobby-cancel").click()
-    expect(lobby_entry(ana, "Dan")).to_have_count(0, timeout=WAIT_MS)
-    expect(ana.get_by_test_id("lobby-alert")).to_be_hidden()
+    expect(dan.get_by_test_id("lobby-waiting")).to_be_hidden()
+    for page in (ana, ben):
+        expect(lobby_entry(page, "Dan")).to_have_count(0, timeout=WAIT_MS)
+        expect(page.get_by_test_id("lobby-alert")).to_be_hidden()
 
     for page in (ana, ben):
         expect(page.get_by_test_id("participant")).to_have_count(2)
