@@ -12,7 +12,10 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -350,8 +353,15 @@ def test_signed_links_roles_names_and_ice_servers(hub_factory, new_page, monkeyp
     server = hub_factory("--asr-model", "none", "--ice-server", "stun:127.0.0.1:3478")
     room = unique_room("signed")
 
+    # The host's link as `unionhub token create` prints it.
+    link = subprocess.run(
+        [str(Path(sys.executable).parent / "unionhub"), "token", "create", "--room", room, "--role", "host",
+         "--name", "Maria Organiser", "--ttl", "600", "--url", server.url],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout.strip()
+    assert link.startswith(f"{server.url}/?room={room}&token="), link
     host = new_page()
-    host.goto(f"{server.url}/?room={quote(room)}&token={sign_token(room, 'host', 'Maria Organiser')}")
+    host.goto(link)
     joined_id(host)
     expect(host.get_by_test_id("my-role")).to_contain_text("host")
     expect(entry(host, "Maria Organiser")).to_have_attribute("data-verified", "true")
