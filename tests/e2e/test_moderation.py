@@ -395,3 +395,37 @@ def test_signed_links_roles_names_and_ice_servers(hub_factory, new_page, monkeyp
     elsewhere.goto(f"{server.url}/?room={quote(room)}&token={sign_token(room + 'x', 'host', 'Oscar')}")
     expect(elsewhere.get_by_test_id("bad-token")).to_be_visible(timeout=WAIT_MS)
     expect(host.get_by_test_id("participant")).to_have_count(3)
+
+    # The host restricts the room to signed links: plain links are turned away, signed ones not.
+    set_access(host, "token")
+    plain = open_room(new_page(), server.url, room, "Frank")
+    expect(plain.get_by_test_id("auth-required")).to_be_visible(timeout=WAIT_MS)
+    expect(plain.get_by_test_id("auth-required")).to_contain_text("invitation link")
+    signed = new_page()
+    signed.goto(f"{server.url}/r/{quote(room)}?token={sign_token(room, 'speaker', 'Gil Signed')}")
+    joined_id(signed)
+    expect(entry(host, "Gil Signed")).to_have_attribute("data-verified", "true")
+    expect(host.get_by_test_id("participant")).to_have_count(4)
+
+
+def test_token_only_server(hub_factory, new_page, monkeypatch):
+    monkeypatch.setenv("UNIONHUB_JWT_SECRET", JWT_SECRET)
+    server = hub_factory("--asr-model", "none", "--auth", "token")
+    room = unique_room("tokenonly")
+    plain = open_room(new_page(), server.url, room, "Ana")
+    expect(plain.get_by_test_id("auth-required")).to_be_visible(timeout=WAIT_MS)
+    assert plain.evaluate("() => window.unionhub.state.myId") is None
+
+    # Roles come from the links only: the first one in is a speaker if its link says so.
+    speaker = new_page()
+    speaker.goto(f"{server.url}/?room={quote(room)}&token={sign_token(room, 'speaker', 'Sam Speaker')}")
+    joined_id(speaker)
+    expect(speaker.get_by_test_id("host-controls")).to_be_hidden()
+    expect(speaker.get_by_test_id("my-role")).to_be_hidden()
+    expect(entry(speaker, "Sam Speaker")).to_have_attribute("data-role", "speaker")
+    host = new_page()
+    host.goto(f"{server.url}/?room={quote(room)}&token={sign_token(room, 'host', 'Hana Host')}")
+    joined_id(host)
+    expect(host.get_by_test_id("host-controls")).to_be_visible()
+    expect(entry(host, "Sam Speaker").get_by_test_id("host-mute")).to_be_visible()
+    expect(entry(speaker, "Hana Host").get_by_test_id("role-badge")).to_have_text("Host")
