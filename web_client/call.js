@@ -73,6 +73,7 @@ export class Call {
 
   close() {
     this.closed = true;
+    this.markConfigured(); // let queued offers drain (they stop at `closed`)
     for (const sub of this.subscribed.values()) this.opts.onUnsubscribe(sub);
     this.subscribed.clear();
     try { this.pc.close(); } catch { /* already closed */ }

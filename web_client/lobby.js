@@ -197,6 +197,9 @@ function renderKnockers() {
   lobbyAlert.hidden = n === 0;
   count.textContent = n === 1 ? '1 person waiting to join' : `${n} people waiting to join`;
   lobbyAlert.textContent = n === 1 ? '1 waiting' : `${n} waiting`;
+  // "(2) room — unionhub": hosts notice knocks from another tab too
+  const title = document.title.replace(/^\(\d+\) /, '');
+  document.title = n ? `(${n}) ${title}` : title;
   panel.dataset.count = String(n);
   lobbyAlert.dataset.count = String(n);
   if (!n) {

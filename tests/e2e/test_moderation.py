@@ -102,6 +102,7 @@ def test_lobby_admit_reject_and_cancel(hub, new_page):
 
     # Ana sees the knock (alert + list) and lets him in.
     expect(ana.get_by_test_id("lobby-alert")).to_have_text("1 waiting")
+    expect(ana).to_have_title(f"(1) {room} — unionhub")
     expect(lobby_entry(ana, "Ben")).to_have_count(1)
     expect(ana.get_by_test_id("participant")).to_have_count(1)
     lobby_entry(ana, "Ben").get_by_test_id("lobby-admit").click()
@@ -113,6 +114,7 @@ def test_lobby_admit_reject_and_cancel(hub, new_page):
         wait_remote_videos(page, 1)
     expect(ana.get_by_test_id("lobby-entry")).to_have_count(0)
     expect(ana.get_by_test_id("lobby-alert")).to_be_hidden()
+    expect(ana).to_have_title(f"{room} — unionhub")
     expect(ben.get_by_test_id("host-controls")).to_be_hidden()  # Ben is a speaker
 
     # Chiara knocks and is turned away: she is told, and never joins anyone's call.
