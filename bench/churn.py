@@ -378,6 +378,14 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"  {key:<{width}}  {value}")
 
 
+def to_json(result: dict[str, Any]) -> str:
+    """Indented, with the long per-join and per-second series on one line each."""
+    series = ("samples", "join_ms", "join_at_s")
+    head = json.dumps({k: v for k, v in result.items() if k not in series}, indent=1)
+    tail = ",\n".join(f' "{k}": {json.dumps(result[k], separators=(",", ":"))}' for k in series if k in result)
+    return head[:-2] + ",\n" + tail + "\n}\n"
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -436,7 +444,7 @@ def main() -> None:
     result = asyncio.run(churn(args))
     print_table(result)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "churn.json").write_text(json.dumps(result, indent=1))
+    (args.out / "churn.json").write_text(to_json(result))
     plot(result, args.out / "churn.png")
     print(f"\nwrote {args.out / 'churn.json'} and churn.png")
 
