@@ -451,7 +451,17 @@ export function renderParticipants(people, extra = () => null) {
     if (more) li.append(more);
     return li;
   });
+  // Keep keyboard focus on the same control of the same person across re-renders.
+  const active = document.activeElement;
+  const focused = active && el.participants.contains(active) && active.closest('.participant')
+    ? { id: active.closest('.participant').dataset.participant, testid: active.getAttribute('data-testid') }
+    : null;
   el.participants.replaceChildren(...items);
+  if (focused && focused.testid) {
+    const li = el.participants.querySelector(`.participant[data-participant="${CSS.escape(focused.id)}"]`);
+    const again = li && li.querySelector(`[data-testid="${CSS.escape(focused.testid)}"]`);
+    if (again) again.focus();
+  }
 }
 
 function badge(text, cls) {
