@@ -662,7 +662,7 @@ def test_every_documented_client_event_is_handled_and_fuzzed() -> None:
 
 
 @examples(350)
-@given(event=st.one_of(*[st.sampled_from(SERVER_EVENTS)] * 6, st.sampled_from(WEIRD_EVENTS)), args=st.data())
+@given(event=st.sampled_from(SERVER_EVENTS * 6 + WEIRD_EVENTS), args=st.data())
 def test_any_event_before_joining(fuzz: Fuzz, event: str, args: st.DataObject) -> None:
     """A socket that has not joined: every event is refused with one error, or it joins."""
     sent = args.draw(args_for(event), label="args")
@@ -778,7 +778,7 @@ def check_access(settings: dict[str, Any] | None, sent: tuple[Any, ...], payload
 
 @examples(450)
 @given(
-    event=st.one_of(*[st.sampled_from(SERVER_EVENTS)] * 6, st.sampled_from(WEIRD_EVENTS[:6])),
+    event=st.sampled_from(SERVER_EVENTS * 4 + WEIRD_EVENTS[:4]),
     sender=st.sampled_from(["host", "guest", "host", "guest", "outsider"]),
     media=st.tuples(st.booleans(), st.booleans()),
     lobby=st.booleans(),
