@@ -7,7 +7,9 @@ at run time) and M subscribers (receive encoded frames, never decode) from this 
 measures over a window: the server's CPU seconds per forwarded stream-second, packet loss
 (RTCP-style counts from each subscriber's receiver), one-way delay (send → arrival of the same
 frame, same machine clock) and server memory. With ``--repeats R`` every (M, mode) trial runs R
-times, modes interleaved, and the table, plot and summary use per-(mode, M) medians.
+times, modes interleaved, and the table, plot and summary use per-(mode, M) medians. Mode
+``forward-old`` runs the hub from another checkout (``--old-tree``) beside this one, for
+before/after comparisons of a change under the same machine load.
 
     .venv/bin/python bench/sfu_forwarding.py --subscribers 1,2,4,8,16,32,64 --relay-max 8 --seconds 10 --repeats 3
 
@@ -92,18 +94,26 @@ class Trial:
 
 
 class Server:
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    """The hub as a subprocess. ``tree``: run another checkout's code (A/B against an old commit)."""
+
+    def __init__(self, mode: str, tree: Path | None = None) -> None:
+        self.mode = mode if tree is None else f"{mode}-old"
+        self.media_mode = mode
+        self.tree = tree
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def __aenter__(self) -> Server:
         exe = Path(sys.executable).with_name("unionhub")
+        env = dict(os.environ)
+        if self.tree is not None:
+            env["PYTHONPATH"] = str(self.tree)  # ahead of the editable install of this tree
         self.proc = subprocess.Popen(
             [str(exe), "serve", "--port", str(self.port), "--data-dir", f"/tmp/unionhub-bench-{self.mode}",
-             "--media-mode", self.mode, "--log-level", "warning", "--max-participants", "500",
+             "--media-mode", self.media_mode, "--log-level", "warning", "--max-participants", "500",
              "--asr-model", "none"],  # captions would compete for the CPU being measured
+            env=env,
             stdout=subprocess.DEVNULL,
         )
         async with aiohttp.ClientSession() as session:
@@ -279,7 +289,8 @@ def hardware() -> dict[str, Any]:
             "machine": platform.machine()}
 
 
-MODE_LABELS = {"forward": "unionhub", "relay": "aiortc MediaRelay", "janus": "Janus 1.1.2 VideoRoom"}
+MODE_LABELS = {"forward": "unionhub", "relay": "aiortc MediaRelay", "janus": "Janus 1.1.2 VideoRoom",
+               "forward-old": "unionhub (--old-tree)"}
 
 
 def median_trial(ts: list[Trial]) -> Trial:
@@ -353,6 +364,10 @@ def summarize(table: list[Trial]) -> dict[str, Any]:
     janus = ratio_list(table, "forward", "janus")
     summary["median_forward_over_janus"] = round(statistics.median([r for _, r in janus]), 2) if janus else None
     summary["forward_over_janus_by_m"] = {str(m): round(r, 2) for m, r in janus}
+    old = ratio_list(table, "forward", "forward-old")
+    if old:
+        summary["median_forward_over_old"] = round(statistics.median([r for _, r in old]), 2)
+        summary["forward_over_old_by_m"] = {str(m): round(r, 2) for m, r in old}
     summary["modes"] = {mode: mode_summary([t for t in table if t.mode == mode])
                         for mode in sorted({t.mode for t in table})}
     fwd = summary["modes"].get("forward", {})
@@ -386,6 +401,7 @@ def plot(trials: list[Trial], path: Path) -> None:
     ax2.set_ylabel("CPU ms per forwarded stream-second")
     ax2.set_yscale("log")
     ax3.set_ylabel("one-way delay p99 (ms)")
+    ax3.set_yscale("log")
     for ax in (ax1, ax2, ax3):
         ax.set_xlabel("subscribers")
         ax.set_xscale("log", base=2)
@@ -408,7 +424,10 @@ async def main() -> None:
     parser.add_argument("--publishers", type=int, default=1)
     parser.add_argument("--subscribers", default="1,2,4,8,16")
     parser.add_argument("--relay-max", type=int, default=8, help="largest M for the MediaRelay baseline")
-    parser.add_argument("--modes", default="forward,relay,janus", help="comma-separated: forward, relay, janus")
+    parser.add_argument("--modes", default="forward,relay,janus",
+                        help="comma-separated: forward, relay, janus, forward-old (needs --old-tree)")
+    parser.add_argument("--old-tree", type=Path,
+                        help="for mode forward-old: a checkout of an earlier commit (git archive REV | tar -x -C DIR)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=1, help="runs per (mode, M); results use the medians")
     parser.add_argument("--width", type=int, default=640)
@@ -423,6 +442,8 @@ async def main() -> None:
     unknown = set(modes) - set(MODE_LABELS)
     if unknown:
         parser.error(f"unknown modes: {sorted(unknown)}")
+    if "forward-old" in modes and args.old_tree is None:
+        parser.error("mode forward-old needs --old-tree")
 
     if args.from_json is not None:
         previous = json.loads(args.from_json.read_text())
@@ -443,11 +464,14 @@ async def main() -> None:
         # every server stays up for the whole run so repeats interleave modes under the same load
         servers: dict[str, Server | JanusServer] = {}
         for mode in modes:
-            server: Server | JanusServer = JanusServer(free_port()) if mode == "janus" else Server(mode)
+            server: Server | JanusServer = (
+                JanusServer(free_port()) if mode == "janus"
+                else Server("forward", args.old_tree) if mode == "forward-old" else Server(mode)
+            )
             servers[mode] = await stack.enter_async_context(server)
         for repeat in range(args.repeats):
             for m in [int(x) for x in args.subscribers.split(",")]:
-                for mode in modes:
+                for mode in modes if repeat % 2 == 0 else modes[::-1]:  # no mode always goes first
                     if mode == "relay" and m > args.relay_max:
                         continue
                     t = await run_trial(servers[mode], args.publishers, m, args.seconds, clip, repeat)
@@ -495,6 +519,9 @@ def report(trials: list[Trial], modes: list[str], args: argparse.Namespace, comm
     if summary["median_forward_over_janus"] is not None:
         print(f"unionhub / Janus CPU per forwarded stream-second: median {summary['median_forward_over_janus']}x "
               f"(per M: {summary['forward_over_janus_by_m']})")
+    if "median_forward_over_old" in summary:
+        print(f"unionhub / unionhub --old-tree CPU per forwarded stream-second: median "
+              f"{summary['median_forward_over_old']}x (per M: {summary['forward_over_old_by_m']})")
     for mode, ms in summary["modes"].items():
         print(f"{mode}: {ms}")
     print(f"goals: {summary['goals']}")

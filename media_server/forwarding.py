@@ -5,8 +5,10 @@ aiortc's :class:`~aiortc.RTCRtpReceiver` reassembles RTP into encoded frames and
 replaces that queue with a proxy: every encoded frame goes to the SFU instead, and reaches the
 decoder only when someone asked for decoded media (audio taps). Video is never decoded.
 
-On the send side, :class:`ForwardedTrack` yields ``av.Packet`` objects, which aiortc's sender
-packetizes with ``encoder.pack`` instead of encoding.
+On the send side, :class:`ForwardedTrack` hands each frame straight to a
+:class:`~media_server.fastsend.FastSender` once aiortc starts the subscriber's sender (see
+``fastsend.py`` for why); until then, and wherever that path is unavailable, it yields
+``av.Packet`` objects, which aiortc's sender packetizes with ``encoder.pack`` instead of encoding.
 """
 
 from __future__ import annotations
@@ -131,7 +133,10 @@ class ForwardedTrack(MediaStreamTrack):
 
     The queue is bounded: a subscriber that falls behind drops video up to the next keyframe
     (and asks for one) and drops the oldest audio, so memory never grows with a slow peer.
-    A new subscriber sees nothing until a keyframe.
+    A new subscriber sees nothing until a keyframe. Once a sender is attached
+    (:meth:`attach_sender`, see ``fastsend.py``) frames bypass the queue and go out as they
+    arrive; a frame the sender refuses (socket buffer full, sender inactive) is dropped, and
+    video then waits for the next keyframe the same way.
     """
 
     def __init__(
@@ -150,6 +155,8 @@ class ForwardedTrack(MediaStreamTrack):
         self._wakeup = asyncio.Event()
         self._waiting_keyframe = kind == "video"
         self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
+        self._direct: Callable[[EncodedFrame], bool] | None = None
+        self._ended = asyncio.Event()
         self.forwarded = 0
         self.dropped = 0
         if self._waiting_keyframe:
@@ -164,6 +171,9 @@ class ForwardedTrack(MediaStreamTrack):
                 self.dropped += 1
                 return
             self._waiting_keyframe = False
+        if self._direct is not None:
+            self._send_now(frame)
+            return
         if len(self._frames) >= self._maxlen:
             if self.kind == "video":
                 self.dropped += len(self._frames) + (0 if frame.keyframe else 1)
@@ -177,6 +187,33 @@ class ForwardedTrack(MediaStreamTrack):
                 self.dropped += 1
         self._frames.append(frame)
         self._wakeup.set()
+
+    def _send_now(self, frame: EncodedFrame) -> None:
+        assert self._direct is not None
+        if self._direct(frame):
+            self.forwarded += 1
+            return
+        self.dropped += 1
+        if self.kind == "video" and not frame.keyframe and not self._waiting_keyframe:
+            # the subscriber's decoder now misses a reference: resume at the next keyframe
+            self._waiting_keyframe = True
+            self._request_keyframe()
+
+    def attach_sender(self, send: Callable[[EncodedFrame], bool]) -> None:
+        """Send frames synchronously through ``send`` from now on (frames queued so far first)."""
+        self._direct = send
+        while self._frames and self._direct is not None:
+            frame = self._frames.popleft()
+            if not self._waiting_keyframe or frame.keyframe:
+                self._waiting_keyframe = False
+                self._send_now(frame)
+
+    def detach_sender(self) -> None:
+        self._direct = None
+
+    async def wait_ended(self) -> None:
+        """Until :meth:`stop` (the sender's task waits on this while frames go out directly)."""
+        await self._ended.wait()
 
     def request_keyframe(self) -> None:
         """A PLI/FIR from this subscriber's browser: pass it on to the publisher."""
@@ -201,8 +238,10 @@ class ForwardedTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        self._direct = None
         self._frames.clear()
         self._wakeup.set()
+        self._ended.set()
 
 
 def route_keyframe_requests(sender: RTCRtpSender, track: ForwardedTrack) -> None:

@@ -25,6 +25,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from . import fastsend
 from .forwarding import ForwardedTrack, route_keyframe_requests
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class Peer:
         _prefer_codec(transceiver, self.codec)
         if isinstance(track, ForwardedTrack):
             route_keyframe_requests(transceiver.sender, track)
+            fastsend.install(transceiver.sender, track)
         self._slots[transceiver] = Slot(
             "subscribe", source, track.kind, participant, publication, track
         )

@@ -1,0 +1,250 @@
+"""A lean send path for forwarded media: a frame goes out in one synchronous call.
+
+Why: profiling the hub while it forwards one publisher to 16 subscribers showed most of the
+event loop's time in aiortc's per-subscriber ``RTCRtpSender._run_rtp`` task, and about half of
+that was Python around the two things that must happen per packet (SRTP ``protect`` and the
+``sendto`` system call): one task wake-up per subscriber per frame, an ``av.Packet`` per frame,
+``Encoder.pack`` with ``Fraction`` time-base conversion, an ``RtpPacket`` serialized through
+the generic header-extension code, the NTP clock via ``datetime``, and four nested coroutines
+per packet down to ``transport.sendto``. A forwarded frame is already encoded and its RTP
+timestamp is already in the codec clock, so none of that is needed.
+
+The seam (aiortc internals, isolated here): :func:`install` sets ``_run_rtp`` on one sender
+*instance*. aiortc's ``RTCRtpSender.send()`` starts that coroutine as its RTP task once DTLS is
+connected; ours hands the :class:`~media_server.forwarding.ForwardedTrack` a
+:class:`FastSender` and then only waits for the track to end. :class:`FastSender` keeps the
+sender's private RTP history (so aiortc's NACK/RTX ``_retransmit`` still works), its RTCP
+sender-report counters and the DTLS transport's byte counters, and writes the same RTP header
+and extensions (mid, abs-send-time) aiortc would. If any internal it relies on is missing
+(another aiortc version), it falls back to aiortc's own ``_run_rtp`` and logs a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RtpPacket
+
+if TYPE_CHECKING:
+    from .forwarding import EncodedFrame, ForwardedTrack
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between 1900 (NTP epoch) and 1970 (Unix epoch).
+NTP_OFFSET = 2208988800
+#: aiortc's RTP history size (``rtcrtpsender.RTP_HISTORY_SIZE``), for NACK retransmissions.
+RTP_HISTORY_SIZE = 128
+#: A subscriber whose socket buffer holds more than this is not keeping up: drop frames.
+MAX_WRITE_BUFFER = 512 * 1024
+
+_HEADER = struct.Struct("!BBHII")
+
+
+def ntp_now() -> int:
+    """64-bit NTP time of now (what ``aiortc.clock.current_ntp_time`` returns, without datetime)."""
+    return int((time.time() + NTP_OFFSET) * (1 << 32))
+
+
+def _extension_block(ids: Any, mid: str | None) -> tuple[bytes, bytes] | None:
+    """(bytes before, bytes after) the 3-byte abs-send-time value in a one-byte-header block.
+
+    Returns None when the negotiated ids do not fit the one-byte form (aiortc would then use
+    the two-byte form; we let it, by not installing).
+    """
+    elements: list[tuple[int, bytes | None]] = []
+    if mid is not None and ids.mid:
+        elements.append((ids.mid, mid.encode("utf8")))
+    if ids.abs_send_time:
+        elements.append((ids.abs_send_time, None))  # filled per frame
+    if not elements:
+        return b"", b""
+    for x_id, value in elements:
+        if x_id > 14 or (value is not None and not 1 <= len(value) <= 16):
+            return None
+    body = b""
+    before = b""
+    for x_id, value in elements:
+        if value is None:
+            body += bytes([(x_id << 4) | 2])
+            before, body = body, b""
+        else:
+            body += bytes([(x_id << 4) | (len(value) - 1)]) + value
+    length = len(before) + len(body) + (3 if ids.abs_send_time else 0)
+    padding = b"\x00" * (-length % 4)
+    head = struct.pack("!HH", 0xBEDE, (length + len(padding)) // 4)
+    if not ids.abs_send_time:
+        return head + body + padding, b""
+    return head + before, body + padding
+
+
+class FastSender:
+    """Sends one subscriber's forwarded frames for one aiortc sender, synchronously."""
+
+    def __init__(self, sender: RTCRtpSender, codec: Any) -> None:
+        self._sender = sender
+        self._codec = codec.name.lower()
+        self._payload_type: int = codec.payloadType
+        self._ssrc: int = sender._ssrc
+        ids = sender._RTCRtpSender__rtp_header_extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+        mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        block = _extension_block(ids, mid)
+        if block is None:
+            raise RuntimeError("header extension ids need the two-byte form")
+        self._ext_before, self._ext_after = block
+        self._has_ext = bool(self._ext_before or self._ext_after)
+        self._mid = mid if ids.mid else None
+        self._abs = bool(ids.abs_send_time)
+        self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        self._dtls = sender.transport
+        self._dtls._tx_srtp  # noqa: B018 - fail now, not per packet, if the internals moved
+        self._ice = self._dtls.transport._connection
+        self._ice._nominated  # noqa: B018
+        self._seq = random.randint(0, 0xFFFF)
+        self._ts_origin = random.getrandbits(32)
+        self._picture_id = random.randint(0, (1 << 15) - 1)
+        self._h264 = H264Encoder() if self._codec == "h264" else None
+        self.sent_packets = 0
+        self.errors = 0
+
+    def _payloads(self, data: bytes) -> list[bytes]:
+        if self._codec == "vp8":
+            payloads = Vp8Encoder._packetize(data, self._picture_id)
+            self._picture_id = (self._picture_id + 1) & 0x7FFF
+            return payloads
+        if self._h264 is not None:
+            return self._h264._packetize(self._h264._split_bitstream(data))
+        return [data]  # opus (and any codec sent as one payload per frame)
+
+    def send(self, frame: EncodedFrame) -> bool:
+        """Packetize, protect and send one frame now; False if it could not go out."""
+        sender = self._sender
+        if not sender._enabled:
+            return False
+        dtls = self._dtls
+        pair = self._ice._nominated.get(1)
+        if dtls._state is not DtlsState.CONNECTED or pair is None:
+            return False
+        transport = pair.protocol.transport
+        if transport is None or transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            return False
+        try:
+            return self._send(frame, dtls, pair, transport)
+        except Exception:  # one subscriber's failure must not stop the others
+            self.errors += 1
+            if self.errors == 1:
+                logger.exception("fast send failed (ssrc %s)", self._ssrc)
+            return False
+
+    def _send(self, frame: EncodedFrame, dtls: Any, pair: Any, transport: Any) -> bool:
+        payloads = self._payloads(frame.data)
+        if not payloads:
+            return False
+        ntp = ntp_now()
+        if self._has_ext:
+            ext = self._ext_before + (((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big") if self._abs else b"") \
+                + self._ext_after
+            first = 0x90
+        else:
+            ext = b""
+            first = 0x80
+        timestamp = (self._ts_origin + frame.timestamp) & 0xFFFFFFFF
+        protect = dtls._tx_srtp.protect
+        addr = pair.remote_addr
+        direct = type(pair.protocol).__name__ == "StunProtocol"  # TURN wraps data: use its coroutine
+        sendto = transport.sendto
+        pack = _HEADER.pack
+        history = self._history
+        pt, ssrc, seq, mid = self._payload_type, self._ssrc, self._seq, self._mid
+        abs_send_time = (ntp >> 14) & 0xFFFFFF
+        last = len(payloads) - 1
+        octets = sent_bytes = 0
+        for i, payload in enumerate(payloads):
+            marker = 1 if i == last else 0
+            data = protect(pack(first, (marker << 7) | pt, seq, timestamp, ssrc) + ext + payload)
+            if direct:
+                sendto(data, addr)
+            else:
+                asyncio.ensure_future(pair.protocol.send_data(data, addr))
+            # aiortc's _retransmit() serializes history entries again for NACKs
+            packet = RtpPacket(payload_type=pt, marker=marker, sequence_number=seq, timestamp=timestamp,
+                               ssrc=ssrc, payload=payload)
+            packet.extensions.mid = mid
+            packet.extensions.abs_send_time = abs_send_time
+            history[seq % RTP_HISTORY_SIZE] = packet
+            octets += len(payload)
+            sent_bytes += len(data)
+            seq = (seq + 1) & 0xFFFF
+        self._seq = seq
+        n = len(payloads)
+        self.sent_packets += n
+        # RTCP sender reports and getStats() read these
+        sender = self._sender
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += n  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_bytes += sent_bytes
+        dtls._RTCDtlsTransport__tx_packets += n
+        return True
+
+
+_REQUIRED = (
+    "_RTCRtpSender__rtp_started", "_RTCRtpSender__rtp_exited", "_RTCRtpSender__rtp_history",
+    "_RTCRtpSender__rtp_header_extensions_map", "_RTCRtpSender__mid", "_RTCRtpSender__track",
+    "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__octet_count", "_RTCRtpSender__packet_count",
+)
+
+
+def install(sender: RTCRtpSender, track: ForwardedTrack) -> bool:
+    """Make ``sender`` send ``track``'s frames through a :class:`FastSender`.
+
+    Must be called before aiortc starts the sender (i.e. before negotiation completes).
+    Returns False (and leaves aiortc's path in place) if this aiortc lacks the internals used.
+    """
+    if not all(hasattr(sender, name) for name in _REQUIRED) or RTP_HISTORY_SIZE != _aiortc_history_size():
+        logger.warning("aiortc internals changed: forwarded media uses aiortc's own send path")
+        return False
+    stock: Callable[[Any], Awaitable[None]] = sender._run_rtp  # bound method: aiortc's loop
+
+    async def run_rtp(codec: Any) -> None:
+        started: asyncio.Event = sender._RTCRtpSender__rtp_started  # type: ignore[attr-defined]
+        exited: asyncio.Event = sender._RTCRtpSender__rtp_exited  # type: ignore[attr-defined]
+        if sender.track is not track:
+            await stock(codec)
+            return
+        try:
+            fast = FastSender(sender, codec)
+        except (AttributeError, RuntimeError) as exc:
+            logger.warning("fast send path unavailable (%s): using aiortc's", exc)
+            await stock(codec)
+            return
+        started.set()
+        track.attach_sender(fast.send)
+        try:
+            await track.wait_ended()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            track.detach_sender()
+            track.stop()  # as aiortc's _run_rtp does when it exits
+            sender._RTCRtpSender__track = None  # type: ignore[attr-defined]
+            exited.set()
+
+    sender._run_rtp = run_rtp  # type: ignore[method-assign]
+    return True
+
+
+def _aiortc_history_size() -> int:
+    from aiortc import rtcrtpsender
+
+    return int(getattr(rtcrtpsender, "RTP_HISTORY_SIZE", -1))
