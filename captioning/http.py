@@ -49,7 +49,7 @@ async def translate(request: web.Request) -> web.Response:
             data = await request.json()
         else:
             data = dict(await request.post())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…"
         return _error(400, "Invalid request: the body is not valid JSON.")
     if not isinstance(data, dict):
         return _error(400, "Invalid request: expected an object with q, source and target.")

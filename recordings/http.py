@@ -172,7 +172,7 @@ class RecordingsApi:
             if len(raw) > MAX_PATCH_BODY:
                 return error(413, "too-large", "The request body is too large.")
             data: Any = json.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
             return error(400, "bad-json", "The body is not valid JSON.")
         if not isinstance(data, dict) or not data:
             return error(400, "bad-request", "Send an object with title and/or published.")

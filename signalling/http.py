@@ -67,7 +67,7 @@ def add_routes(app: web.Application, security: Security) -> None:
             return _error(413, "too-large", f"The request body is larger than {MAX_BODY} bytes.")
         try:
             body: Any = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
             return _error(400, "bad-request", "The body must be JSON.")
         if not isinstance(body, dict):
             return _error(400, "bad-request", "The body must be a JSON object {room, role, name, ttl}.")

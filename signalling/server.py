@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import socketio
+from aiohttp import web
 
 from media_server import SFU
 from media_server.peer import NegotiationError
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Largest Socket.IO message accepted (an SDP answer with many m-lines fits easily).
-MAX_MESSAGE_BYTES = 256_000
+#: Largest Socket.IO message received. Fields have their own, tighter limits, which answer
+#: ``too-large``; only a message over this closes the connection (engine.io's only recourse).
+MAX_MESSAGE_BYTES = 1_000_000
 
 Handler = Callable[[str, Any], Awaitable[None]]
 
@@ -127,11 +129,17 @@ class SignallingServer:
     async def _error(self, sid: str, code: str, message: str, event: str | None) -> None:
         await self.sio.emit("error", {"code": code, "message": message, "event": event}, to=sid)
 
-    async def _unknown(self, event: str, sid: str, *args: Any) -> None:
+    async def _unknown(self, event: Any, sid: Any = None, *args: Any) -> None:
+        """Any event without a handler: python-socketio passes ``(event, sid, *args)``, except for
+        an event literally named ``*``, which arrives as ``(sid, *args)``."""
+        if not (isinstance(sid, str) and self.sio.manager.is_connected(sid, "/")):
+            event, sid = "*", event
+            if not (isinstance(sid, str) and self.sio.manager.is_connected(sid, "/")):
+                return
         if not self.limiter.allow(sid):
             await self._error(sid, "rate-limited", "Too many requests — slow down.", None)
             return
-        await self._error(sid, "unknown-event", f"Unknown event '{event[:64]}'.", None)
+        await self._error(sid, "unknown-event", f"Unknown event '{str(event)[:64]}'.", None)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -278,12 +286,16 @@ class SignallingServer:
 
     # -- connection ---------------------------------------------------------------------------
 
-    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    async def _connect(self, sid: str, environ: Any = None, *args: Any) -> None:
+        if not (isinstance(environ, dict) and isinstance(environ.get("aiohttp.request"), web.Request)):
+            # an event named "connect" from a connected client, not a connection
+            await self._unknown("connect", sid)
+            return
         logger.debug("socket %s connected", sid)
 
-    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+    async def _disconnect(self, sid: str, *args: Any) -> None:
         if self.sio.manager.is_connected(sid, "/"):  # an event named "disconnect", not a disconnect
-            await self._error(sid, "unknown-event", "Unknown event 'disconnect'.", None)
+            await self._unknown("disconnect", sid)
             return
         self.limiter.forget(sid)
         await self._leave(sid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,19 @@ async def _index(request: web.Request) -> web.StreamResponse:
     return response
 
 
+STATIC_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\.(js|css|svg|html)")
+
+
+async def _static(request: web.Request) -> web.StreamResponse:
+    """The web client's own files (flat; not node_modules or package.json): names are checked
+    before they touch the file system."""
+    name = request.match_info["name"]
+    path = WEB_CLIENT / name
+    if not STATIC_RE.fullmatch(name) or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
 async def _vendor(request: web.Request) -> web.StreamResponse:
     path = VENDOR.get(request.match_info["name"])
     if path is None:
@@ -76,11 +90,22 @@ async def _health(request: web.Request) -> web.Response:
 async def _security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response = await handler(request)
-    except web.HTTPException as exc:  # 404s and other raised answers get them too
+    except web.HTTPRequestEntityTooLarge as exc:  # aiohttp's own answer is text/plain
+        response = _json_error(exc.status, "too-large", "The request body is too large.")
+    except web.HTTPNotFound as exc:
+        if not request.path.startswith("/api/"):
+            _add_security_headers(request, exc)
+            raise
+        response = _json_error(404, "not-found", "There is no such API endpoint.")
+    except web.HTTPException as exc:  # other raised answers get the headers too
         _add_security_headers(request, exc)
         raise
     _add_security_headers(request, response)
     return response
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -169,7 +194,7 @@ def create_app(
     app.router.add_get("/r/{room}", _index)
     app.router.add_get("/vendor/{name}", _vendor)
     app.router.add_get("/healthz", _health)
-    app.router.add_static("/static", WEB_CLIENT, follow_symlinks=False)
+    app.router.add_get("/static/{name}", _static)
 
     async def _shutdown(app: web.Application) -> None:
         await server.close()
