@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from media_server.client import HubClient, PreEncodedTrack, encode_test_audio  # noqa: E402
+from nginx_hls import serve_live_folder  # noqa: E402
 from sfu_forwarding import free_port, hardware, proc_cpu_seconds, proc_rss_mb  # noqa: E402
 
 CHROMIUM_ARGS = [
@@ -534,6 +535,8 @@ class WrkRun:
     requests_per_hub_cpu_s: float  # requests served per CPU-second the hub got (the machine is shared)
     hub_frames_in_per_s: float | None = None  # the publisher's frames reaching the hub (compare: cpu section)
     load_average_1m: float | None = None
+    served_by: str = "hub"
+    nginx_cpu_percent: float | None = None  # master + workers, when nginx serves the files
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -571,6 +574,9 @@ async def run_wrk(wrk: str, url: str, script: Path, connections: int, threads: i
         viewers_per_node=int(rps),
         hub_cpu_percent=round(cpu["hub"], 1),
         worker_cpu_percent=round(cpu["worker"], 1) if "worker" in cpu else None,
+        served_by="nginx" if any(k.startswith("nginx") for k in cpu) else "hub",
+        nginx_cpu_percent=round(sum(v for k, v in cpu.items() if k.startswith("nginx")), 1)
+        if any(k.startswith("nginx") for k in cpu) else None,
         wrk_cpu_percent=round(100 * wrk_cpu / elapsed, 1),
         requests_per_hub_cpu_s=round(raw["requests"] / max(1e-9, cpu["hub"] * elapsed / 100), 1),
         load_average_1m=round(os.getloadavg()[0], 2),
@@ -654,6 +660,8 @@ async def main() -> None:
                         help="a request slower than this counts as a timeout error (s)")
     parser.add_argument("--clip-seconds", type=float, help="numbered clip length; it loops (default 30)")
     parser.add_argument("--wrk", default="/usr/bin/wrk")
+    parser.add_argument("--serve-with", choices=["hub", "nginx"], default="hub",
+                        help="who serves viewers: the hub itself, or nginx on the live folder (docs/DEPLOYMENT.md)")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
     parser.add_argument("--name", default="hls")
@@ -804,23 +812,30 @@ async def main() -> None:
                 runs: list[WrkRun] = []
                 print(f"{'conns':>6} {'req/s':>8} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'seg KB':>7} "
                       f"{'MB/s':>6} {'viewers':>8} {'hub%':>5} {'req/hub-cpu-s':>13} {'worker%':>7} {'wrk%':>5} {'in fr/s':>7} "
-                      f"{'load':>5}")
+                      f"{'load':>5} {'nginx%':>6}")
+                serving = contextlib.ExitStack()
+                serve_url, pids = hub.url, {"hub": hub.pid, "worker": worker_pid}
+                if args.serve_with == "nginx":
+                    serve_url, nginx_pid = serving.enter_context(serve_live_folder(hub.data_dir / "live"))
+                    pids |= {f"nginx{i}": p for i, p in enumerate([nginx_pid, *descendants(nginx_pid)])}
+                    print(f"   served by nginx at {serve_url} ({len(pids) - 2} processes)", flush=True)
                 for c in conns:
                     h0, t0 = (await hub.health())["frames_in"], time.monotonic()
-                    r = await run_wrk(args.wrk, hub.url, script, c, args.wrk_threads, wrk_s, args.wrk_timeout,
-                                      {"hub": hub.pid, "worker": worker_pid})
+                    r = await run_wrk(args.wrk, serve_url, script, c, args.wrk_threads, wrk_s, args.wrk_timeout, pids)
                     r.hub_frames_in_per_s = round(((await hub.health())["frames_in"] - h0) / (time.monotonic() - t0), 1)
                     runs.append(r)
                     print(f"{r.connections:>6} {r.requests_per_s:>8} {r.errors:>7} {r.latency_p50_ms:>8} "
                           f"{r.latency_p99_ms:>8} {fmt(r.mean_segment_kb):>7} {r.mbytes_per_s:>6} "
                           f"{r.viewers_per_node:>8} {r.hub_cpu_percent:>5} {r.requests_per_hub_cpu_s:>13} "
                           f"{fmt(r.worker_cpu_percent):>7} {r.wrk_cpu_percent:>5} {fmt(r.hub_frames_in_per_s):>7} "
-                          f"{fmt(r.load_average_1m):>5}", flush=True)
+                          f"{fmt(r.load_average_1m):>5} {fmt(r.nginx_cpu_percent):>6}", flush=True)
                     if r.errors:
                         print(f"       errors: {r.errors_detail}", flush=True)
                     await asyncio.sleep(2.0)
+                serving.close()
                 best = max(runs, key=lambda r: r.requests_per_s)
                 result["viewers"] = {
+                    "served_by": args.serve_with,
                     "assumption": "one viewer = 1 playlist + 1 segment request per 2 s segment = 1 request/s; "
                                   "viewers per node = requests/s",
                     "note": f"wrk, the hub, the live worker and the bench (publisher) share "

@@ -41,10 +41,12 @@ def test_the_frame_code_reads_back_from_scaled_letterboxed_pictures() -> None:
 
 
 @pytest.mark.timeout(360)
-def test_quick_hls_bench_writes_well_formed_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize("served_by", ["hub", "nginx"])
+def test_quick_hls_bench_writes_well_formed_results(tmp_path: Path, served_by: str) -> None:
     assert shutil.which("wrk") or Path("/usr/bin/wrk").exists(), "wrk is needed (make test-deps installs it)"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "hls.py"), "--quick", "--no-browser", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "bench" / "hls.py"), "--quick", "--no-browser", "--out", str(tmp_path),
+         "--serve-with", served_by],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -75,3 +77,5 @@ def test_quick_hls_bench_writes_well_formed_results(tmp_path: Path) -> None:
     assert run["playlist_responses"] > 0 and run["segment_responses"] > 0
     assert viewers["viewers_per_node"] == run["viewers_per_node"]
     assert "1 request/s" in viewers["assumption"]
+    assert viewers["served_by"] == run["served_by"] == served_by
+    assert run["errors"] == 0, run["errors_detail"]  # e.g. nginx refusing to read the live folder

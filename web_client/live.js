@@ -235,7 +235,12 @@ function startHls(playlist) {
   const Hls = window.Hls;
   const hls = new Hls({
     lowLatencyMode: false,
-    liveSyncDurationCount: 2, // 2 segments (4 s) behind the live edge, not hls.js's default 3
+    // 3 s behind the live edge (hls.js's default is 3 segments, 6 s): glass to viewer ≈ one
+    // segment (2 s) + 3 s + decoding, measured 5.x s (docs/BENCHMARKS.md). After a stall it catches
+    // up by playing slightly faster rather than jumping.
+    liveSyncDuration: 3,
+    liveMaxLatencyDuration: 10,
+    maxLiveSyncPlaybackRate: 1.1,
     renderTextTracksNatively: true, // subtitles become video.textTracks
     enableWorker: false, // a blob: worker is forbidden by the Content-Security-Policy
     subtitleDisplay: true,
