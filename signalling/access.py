@@ -59,6 +59,10 @@ def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only:
         raise SignallingError("rejected", "You were removed from this meeting; this link no longer works.")
     if (req.client and req.client in room.banned_clients) or req.name.casefold() in room.banned_names:
         raise SignallingError("banned", "A host removed you from this meeting; you cannot rejoin it.")
+    if req.client and req.client in room.admitted:
+        # back after a dropped connection (or a rejoin to publish): the role hosts last gave it,
+        # whatever its link says, and no lobby, passcode or lock again
+        return "join", room.admitted[req.client]
     settings = room.settings
     if grant is not None:
         if settings.locked and grant.role != "host":
@@ -74,5 +78,7 @@ def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only:
         if not hmac.compare_digest(req.passcode.encode(), (settings.passcode or "").encode()):
             raise SignallingError("bad-passcode", "That passcode is not right.")
     if settings.access == "lobby":
+        if not room.participants:  # remembered (emptied) room: nobody is there to let anyone in
+            raise SignallingError("rejected", "Nobody is in this meeting to let you in yet — try again in a moment.")
         return "lobby", "speaker"
-    return "join", "speaker"
+    return "join", "speaker" if room.participants else "host"

@@ -106,12 +106,14 @@ class HostControls:
             raise SignallingError("forbidden", "You cannot remove yourself — leave instead.")
         if target.jti:
             room.revoked.add(target.jti)
+        if target.client:
+            room.admitted.pop(target.client, None)  # a removed browser is a stranger again
         if ban:
             if target.client:
                 room.banned_clients.add(target.client)
             room.banned_names.add(target.name.casefold())
         logger.info("room %s: %s removed %s%s", room.name, host.id, target.id, " (banned)" if ban else "")
-        await self.server.sio.emit("removed", {"ban": ban, "by": host.name}, to=target.sid)
+        await self.server.sio.emit("removed", {"ban": ban, "by": host.id, "name": host.name}, to=target.sid)
         await self.server._leave(target.sid)
         await self.server.sio.disconnect(target.sid)
 
@@ -130,10 +132,11 @@ class HostControls:
             raise SignallingError("bad-request", "The event payload must be a JSON object.")
         room, host = self._host(sid)
         logger.info("room %s: %s ended the meeting", room.name, host.id)
-        await self.server.sio.emit("ended", {"by": host.name}, room=f"room:{room.name}")
+        await self.server.sio.emit("ended", {"by": host.id, "name": host.name}, room=f"room:{room.name}")
         for knocker in list(room.lobby.values()):
             self.server.take_knocker(room, knocker.id)
             await self.server._error(knocker.sid, "rejected", "The host ended the meeting.", "join")
         for participant in list(room.participants.values()):
             await self.server._leave(participant.sid)
             await self.server.sio.disconnect(participant.sid)
+        self.server.registry.forget(room.name)  # an ended meeting is not resumed by reconnecting

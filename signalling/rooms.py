@@ -59,6 +59,7 @@ class Room:
     settings: RoomSettings = field(default_factory=RoomSettings)
     lobby: dict[str, Knocker] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)  # signed-link ids of removed participants
+    admitted: dict[str, str] = field(default_factory=dict)  # browser (client id) -> role, to resume
     banned_clients: set[str] = field(default_factory=set)
     banned_names: set[str] = field(default_factory=set)
 
@@ -66,14 +67,38 @@ class Room:
         return [p for p in self.participants.values() if p.role == "host"]
 
 
+#: How long an emptied room's settings, bans and admitted browsers are kept: someone whose
+#: connection dropped (the last one in, or a host) comes back to the same meeting.
+ROOM_MEMORY_S = 120.0
+
+
 class RoomRegistry:
     """Rooms by name and participants by socket id, with the server's size limits."""
 
-    def __init__(self, max_participants: int = 50, max_rooms: int = 200) -> None:
+    def __init__(self, max_participants: int = 50, max_rooms: int = 200, memory_s: float = ROOM_MEMORY_S) -> None:
         self.max_participants = max_participants
         self.max_rooms = max_rooms
+        self.memory_s = memory_s
         self.rooms: dict[str, Room] = {}
         self.by_sid: dict[str, Participant] = {}
+        self._memory: dict[str, tuple[Room, float]] = {}  # emptied rooms, until they expire
+
+    def room_or_memory(self, name: str) -> Room | None:
+        """The room, or what is remembered of it if it emptied within ``memory_s``."""
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        self._prune()
+        kept = self._memory.get(name)
+        return kept[0] if kept else None
+
+    def forget(self, name: str) -> None:
+        self._memory.pop(name, None)
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for name in [n for n, (_, until) in self._memory.items() if until < now]:
+            del self._memory[name]
 
     def check_capacity(self, room_name: str) -> None:
         """``server-full`` / ``room-full`` before anything else is decided about a join."""
@@ -92,9 +117,8 @@ class RoomRegistry:
         if sid in self.by_sid:
             raise SignallingError("already-joined", "This connection has already joined a room.")
         self.check_capacity(req.room)
-        room = self.rooms.get(req.room)
-        if room is None:
-            room = Room(req.room)
+        room = self.room_or_memory(req.room) or Room(req.room)
+        self._memory.pop(req.room, None)
         self.rooms[req.room] = room
         publishes = role != "viewer"  # a viewer's devices stay home, whatever it asked for
         participant = Participant(
@@ -115,6 +139,8 @@ class RoomRegistry:
         )
         room.participants[participant.id] = participant
         self.by_sid[sid] = participant
+        if req.client:
+            room.admitted[req.client] = role
         return room, participant
 
     def leave(self, sid: str) -> tuple[Room, Participant] | None:
@@ -125,6 +151,10 @@ class RoomRegistry:
         room.participants.pop(participant.id, None)
         if not room.participants:
             del self.rooms[room.name]
+            room.lobby.clear()
+            self._prune()
+            if len(self._memory) < self.max_rooms:
+                self._memory[room.name] = (room, time.monotonic() + self.memory_s)
         return room, participant
 
     def get(self, sid: str) -> tuple[Room, Participant]:

@@ -352,7 +352,7 @@ class SignallingServer:
             grant = self.security.signer.verify(req.token, req.room)
             req = dataclasses.replace(req, name=grant.name, lang=grant.lang or req.lang)
         self.registry.check_capacity(req.room)
-        decision, role = access.decide(self.registry.rooms.get(req.room), req, grant, self.security.token_only)
+        decision, role = access.decide(self.registry.room_or_memory(req.room), req, grant, self.security.token_only)
         if decision == "lobby":
             await self._knock(sid, self.registry.rooms[req.room], req)
             return
@@ -450,6 +450,8 @@ class SignallingServer:
     async def set_role(self, room: Room, participant: Participant, role: str) -> None:
         """Promote/demote: hosts get the lobby, a viewer's media stops."""
         old, participant.role = participant.role, role
+        if participant.client:
+            room.admitted[participant.client] = role
         if role == "host" and old != "host":
             await self.sio.enter_room(participant.sid, _hosts_key(room.name))
             for knocker in room.lobby.values():

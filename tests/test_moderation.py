@@ -116,8 +116,9 @@ async def test_each_role_may_do_what_its_role_allows(make_hub: MakeHub, connect:
     # Ending the meeting disconnects everyone.
     await host.sio.emit("end", {})  # (no ack: the host is disconnected too)
     for client in (host, speaker, viewer):
-        assert (await client.wait_for("ended"))["by"] == "Hana"
+        assert (await client.wait_for("ended"))["name"] == "Hana"
     assert await eventually(lambda: "matrix" not in hub.server.registry.rooms)
+    assert hub.server.registry.room_or_memory("matrix") is None  # an ended meeting is not resumed
     assert await eventually(lambda: not any(c.sio.connected for c in (host, speaker, viewer)))
 
 
@@ -371,3 +372,54 @@ async def test_on_a_token_hub_only_hosts_manage_the_archive(make_hub: MakeHub) -
         async with browser.get(f"{hub.url}/?room=r&token={link('r', 'host', 'Hana')}") as r:
             assert r.status == 200 and r.cookies["unionhub_token"]["httponly"]
         assert await can_manage(browser)
+
+
+async def test_a_dropped_connection_resumes_its_role_without_the_lobby(hub: RunningHub, connect: Connect) -> None:
+    """A shaky office network: the host's connection drops and comes back (same browser id): still
+    host, no lobby, no lock. A knocker is not let in by reconnecting, and a removed browser is a
+    stranger again."""
+    host, bo = await connect(hub.url), await connect(hub.url)
+    await host.join("shaky", "Ana", client="browser-ana-0001")
+    b = await bo.join("shaky", "Bo", client="browser-bo-00001")
+    assert await host.send("settings", {"access": "lobby", "locked": True}) == []
+    await host.close()  # the host's Wi-Fi drops: Bo becomes host meanwhile
+    assert (await bo.wait_for("participant-updated", lambda d: d["id"] == b["id"]))["role"] == "host"
+    again = await connect(hub.url)
+    back = await again.join("shaky", "Ana", client="browser-ana-0001")
+    assert back["role"] == "host" and back["settings"]["locked"] is True
+    stranger = await connect(hub.url)
+    assert (await join_error(stranger, {"room": "shaky", "name": "Eve", "client": "browser-eve-0001"}))["code"] == "room-locked"
+
+    # Everyone drops at once: the room's settings survive a short gap, and the first one back
+    # resumes as host; a stranger meets the same lobby (nobody can let them in yet).
+    await again.close()
+    await bo.close()
+    assert await eventually(lambda: "shaky" not in hub.server.registry.rooms)
+    late = await connect(hub.url)
+    assert (await join_error(late, {"room": "shaky", "name": "Eve"}))["code"] == "room-locked"
+    bo_again = await connect(hub.url)
+    resumed = await bo_again.join("shaky", "Bo", client="browser-bo-00001")
+    assert resumed["role"] == "host" and resumed["settings"]["access"] == "lobby"
+    assert await bo_again.send("settings", {"locked": False}) == []
+    # A knocker who reconnects knocks again: reconnecting is no way past the lobby.
+    cy = await connect(hub.url)
+    await cy.send("join", {"room": "shaky", "name": "Cy", "lang": "en", "audio": False, "video": False,
+                           "client": "browser-cy-00001"})
+    await bo_again.wait_for("knock", lambda d: d["name"] == "Cy")
+    await cy.close()
+    cy_again = await connect(hub.url)
+    await cy_again.send("join", {"room": "shaky", "name": "Cy", "lang": "en", "audio": False, "video": False,
+                                 "client": "browser-cy-00001"})
+    assert (await cy_again.wait_for("lobby"))["state"] == "waiting" and not cy_again.received("joined")
+    # A removed browser is a stranger again: back to the lobby.
+    dee = await connect(hub.url)
+    await dee.send("join", {"room": "shaky", "name": "Dee", "lang": "en", "audio": False, "video": False,
+                            "client": "browser-dee-0001"})
+    knock = await bo_again.wait_for("knock", lambda d: d["name"] == "Dee")
+    assert await bo_again.send("admit", {"id": knock["id"]}) == []
+    d = await dee.wait_for("joined")
+    assert await bo_again.send("remove", {"id": d["id"]}) == []
+    dee_again = await connect(hub.url)
+    await dee_again.send("join", {"room": "shaky", "name": "Dee", "lang": "en", "audio": False, "video": False,
+                                  "client": "browser-dee-0001"})
+    assert (await dee_again.wait_for("lobby"))["state"] == "waiting" and not dee_again.received("joined")

@@ -110,7 +110,7 @@ export function bindSocket(socket) {
   socket.on('muted', onMuted);
   socket.on('removed', (msg) => {
     const ban = !!(msg && msg.ban);
-    const who = msg && typeof msg.by === 'string' && msg.by ? `${msg.by} (host)` : 'A host';
+    const who = msg && typeof msg.name === 'string' && msg.name ? `${msg.name} (host)` : 'A host';
     ctx.teardown();
     lobby.showGone('removed', ban
       ? `${who} removed you from this meeting and banned you from rejoining it.`
