@@ -454,7 +454,7 @@ class SignallingServer:
             room.admitted[participant.client] = role
         if role == "host" and old != "host":
             await self.sio.enter_room(participant.sid, _hosts_key(room.name))
-            for knocker in room.lobby.values():
+            for knocker in list(room.lobby.values()):  # (it changes while we await)
                 await self.sio.emit("knock", knocker.public(), to=participant.sid)
         elif old == "host" and role != "host":
             await self.sio.leave_room(participant.sid, _hosts_key(room.name))
