@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -269,3 +270,39 @@ def joined_id(page: Any, timeout: int = WAIT_MS) -> str:
     """Wait (polling) until the page's `joined` arrived; its participant id."""
     return poll(page, "() => window.unionhub && window.unionhub.state.myId", timeout=timeout,
                 what="the server's `joined`")
+
+
+# ---- polling and HTTP without a browser ------------------------------------------------------------
+
+def wait_until(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str,
+         page: Any = None, interval: float = 0.25) -> Any:
+    """Call ``probe()`` until ``done(value)``; fails the test with the last value on timeout.
+
+    Pages are probed with ``page.evaluate`` rather than ``page.wait_for_function``, which may not
+    work under the pages' ``script-src 'self'``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f} s; last seen: {value!r}", pytrace=False)
+        if page is not None:
+            page.wait_for_timeout(interval * 1000)
+        else:
+            time.sleep(interval)
+
+
+def get(url: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def get_json(url: str) -> Any:
+    status, _, body = get(url)
+    assert status == 200, (url, status, body[:500])
+    return json.loads(body)

@@ -11,9 +11,6 @@ import json
 import re
 import secrets
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -21,8 +18,9 @@ import av
 import pytest
 
 from e2e_helpers import (
-    CAPTION_WAIT_MS, EN_ES, WAIT_MS, join, normalise, unique_room, wait_captions_ready, wait_joined,
+    CAPTION_WAIT_MS, EN_ES, WAIT_MS, get, get_json, join, normalise, unique_room, wait_captions_ready, wait_joined,
 )
+from e2e_helpers import wait_until as poll
 from rtmp_server import free_port, nginx_rtmp
 
 try:
@@ -49,40 +47,6 @@ SPANISH = {w.lower() for w in EN_ES.values() if len(w) > 2} - {"por"}
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-def poll(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str,
-         page: Any = None, interval: float = 0.5) -> Any:
-    """Call ``probe()`` until ``done(value)``; fails the test with the last value on timeout.
-
-    Pages are probed with ``page.evaluate`` (``wait_for_function`` may not work under the pages'
-    ``script-src 'self'``).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s; last seen: {value!r}", pytrace=False)
-        if page is not None:
-            page.wait_for_timeout(interval * 1000)
-        else:
-            time.sleep(interval)
-
-
-def get(url: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def get_json(url: str) -> Any:
-    status, _, body = get(url)
-    assert status == 200, (url, status, body[:500])
-    return json.loads(body)
-
 
 def live_api(hub: Any, room: str, viewer: str | None = None) -> dict[str, Any]:
     viewer = viewer or "test-" + secrets.token_hex(8)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -25,8 +23,9 @@ import pytest
 
 from e2e_helpers import (
     CAPTION_WAIT_MS, COLLECT_FINALS_JS, UTTERANCES_JS, WAIT_MS, join, transcript, unique_room,
-    wait_captions_ready, wait_finals, wait_joined,
+    get, get_json, wait_captions_ready, wait_finals, wait_joined,
 )
+from e2e_helpers import wait_until as poll
 
 try:
     from playwright.sync_api import expect
@@ -44,40 +43,6 @@ NONSENSE = "qzxwvjrecording"
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-def poll(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str,
-         page: Any = None, interval: float = 0.25) -> Any:
-    """Call ``probe()`` until ``done(value)``; fails the test with the last value on timeout.
-
-    Pages are probed with ``page.evaluate`` rather than ``page.wait_for_function``, which may not
-    work under the archive pages' ``script-src 'self'``.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s; last seen: {value!r}", pytrace=False)
-        if page is not None:
-            page.wait_for_timeout(interval * 1000)
-        else:
-            time.sleep(interval)
-
-
-def get(url: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def get_json(url: str) -> Any:
-    status, _, body = get(url)
-    assert status == 200, (url, status, body[:500])
-    return json.loads(body)
-
 
 class PageWatch:
     """Pages for a module-scoped fixture, with the checks of conftest's ``new_page``: no uncaught
