@@ -106,10 +106,15 @@ class FastSender:
         self._abs = bool(ids.abs_send_time)
         self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
         self._dtls = sender.transport
-        self._dtls._tx_srtp  # noqa: B018 - fail now, not per packet, if the internals moved
+        # fail now (aiortc's own path takes over), not per packet, if the internals moved
+        for name in ("_tx_srtp", "_state", "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"):
+            getattr(self._dtls, name)
+        sender._enabled  # noqa: B018
         self._ice = self._dtls.transport._connection
         self._ice._nominated  # noqa: B018
-        self._seq = random.randint(0, 0xFFFF)
+        # as aiortc: start in the lower half, so early losses never make a receiver guess the
+        # SRTP rollover counter wrong
+        self._seq = random.randint(0, 0x7FFF)
         self._ts_origin = random.getrandbits(32)
         self._picture_id = random.randint(0, (1 << 15) - 1)
         self._h264 = H264Encoder() if self._codec == "h264" else None
@@ -127,17 +132,18 @@ class FastSender:
 
     def send(self, frame: EncodedFrame) -> bool:
         """Packetize, protect and send one frame now; False if it could not go out."""
-        sender = self._sender
-        if not sender._enabled:
-            return False
-        dtls = self._dtls
-        pair = self._ice._nominated.get(1)
-        if dtls._state is not DtlsState.CONNECTED or pair is None:
-            return False
-        transport = pair.protocol.transport
-        if transport is None or transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            return False
         try:
+            if not self._sender._enabled:
+                return False
+            dtls = self._dtls
+            pair = self._ice._nominated.get(1)
+            if dtls._state is not DtlsState.CONNECTED or pair is None:
+                return False
+            transport = pair.protocol.transport
+            # (a TURN-relayed pair's transport has no write buffer of its own to ask)
+            buffered = getattr(transport, "get_write_buffer_size", lambda: 0)
+            if transport is None or buffered() > MAX_WRITE_BUFFER:
+                return False
             return self._send(frame, dtls, pair, transport)
         except Exception:  # one subscriber's failure must not stop the others
             self.errors += 1

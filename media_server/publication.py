@@ -116,8 +116,11 @@ class Publication:
                 if not frame.keyframe:
                     return
                 self._gated = False
-        for sub in self._subscribers:
-            sub.push(frame)
+        for sub in tuple(self._subscribers):
+            try:
+                sub.push(frame)
+            except Exception:  # one subscriber's failure must not starve the others
+                logger.exception("forwarding to a subscriber of %s failed", self.id)
 
     # -- keyframes -----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 import av
 import pytest
 from aioice.ice import StunProtocol
+from aioice.turn import TurnTransport
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCRtpSender
 from aiortc.codecs import HEADER_EXTENSIONS
 from aiortc.codecs.vpx import VpxPayloadDescriptor
@@ -518,3 +519,65 @@ async def test_hub_falls_back_to_aiortc_when_internals_differ(
     finally:
         await pub.close()
         await sub.close()
+
+
+# -- regressions (found by these tests, fixed) ------------------------------------------------------
+
+class TurnInner:
+    """The TURN client protocol under aioice 0.13's TurnTransport: records what it relays."""
+
+    def __init__(self) -> None:
+        self.relayed: list[bytes] = []
+
+        class _T:
+            def is_closing(self) -> bool:
+                return False
+
+        self.transport = _T()
+
+    async def send_data(self, data: bytes, addr: Any) -> None:
+        self.relayed.append(data)
+
+
+async def test_a_turn_relayed_subscriber_does_not_break_the_send_path(make_link: Callable[..., Link]) -> None:
+    """With aioice 0.13 a relayed pair's protocol is a StunProtocol whose transport is a
+    TurnTransport, which has no get_write_buffer_size(): the frame still goes out, relayed."""
+    link = make_link("audio")
+    fast = await link.start()
+    inner = TurnInner()
+    turn = TurnTransport(inner)  # type: ignore[arg-type]
+    connection = link.dtls.transport._connection
+    protocol = StunProtocol(connection)  # aioice 0.13 relayed candidates: StunProtocol over TURN
+    protocol.transport = turn  # type: ignore[assignment]
+    connection._nominated[1] = Pair(protocol)
+    link.track.push(EncodedFrame(b"opus", 0, True, "opus"))  # (raised AttributeError before the fix)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(inner.relayed) == 1 and fast.errors == 0
+
+
+async def test_the_first_sequence_number_leaves_room_before_the_wrap(
+    make_link: Callable[..., Link], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastSender draws its first sequence number from 0..65535; aiortc draws from 0..32767
+    (rtcrtpsender.random_sequence_number) because a receiver whose first packet arrives after
+    a wrap guesses the SRTP rollover counter wrong and can never decrypt that stream."""
+    import media_server.fastsend as fastsend
+
+    class Top:  # the largest value fastsend's own call can return
+        randint = staticmethod(lambda a, b: b)
+        getrandbits = staticmethod(lambda k: 0)
+
+    monkeypatch.setattr(fastsend, "random", Top)
+    link = make_link("audio")
+    await link.start()
+    for i in range(5):
+        link.track.push(EncodedFrame(b"opus%d" % i, i * 960, True, "opus"))
+    first_lost, *rest = link.rtp()  # one packet lost on the way (or before the browser's SRTP was ready)
+    decrypted = []
+    for data in rest:
+        try:
+            decrypted.append(link.parse(data).payload)
+        except Exception:
+            pass
+    assert decrypted == [b"opus%d" % i for i in range(1, 5)]
