@@ -120,5 +120,5 @@ class RtmpPusher(threading.Thread):
         finally:
             try:
                 container.close()
-            except Exception:
-                pass
+            except Exception as exc:  # the connection is already broken: the retry loop reports it
+                logger.debug("closing the RTMP connection to %s: %s", redact(self.url), exc)

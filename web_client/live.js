@@ -7,6 +7,8 @@
 // where Media Source Extensions exist; elsewhere (iOS Safari) the browser's own HLS does.
 // Protocol: docs/PROTOCOL.md ("Live streaming").
 
+import { languageName, make } from './dom.js';
+
 const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const POLL_MS = 5000; // the server counts viewers seen in the last 15 s
 const RESTART_MS = 3000; // wait before reloading the stream after a fatal error
@@ -65,23 +67,6 @@ function viewerId() {
     sessionStorage.setItem(KEY, id);
   } catch { /* ignore */ }
   return id;
-}
-
-function make(tag, { text, attrs } = {}) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-  return node;
-}
-
-/** A language's own name for itself ("Español", "English"), as on the recording page. */
-function languageName(code) {
-  try {
-    const name = new Intl.DisplayNames([code], { type: 'language' }).of(code) || code;
-    return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
-  } catch {
-    return code;
-  }
 }
 
 let errorKind = null;

@@ -3,6 +3,8 @@
 // ?t=90, ?t=1m30s or ?t=1:30 start at that time; ?lang=es picks the caption language.
 // API: recordings/http.py.
 
+import { languageName, make } from './dom.js';
+
 const POLL_MS = 3000; // while the recording is still being processed
 const USER_SCROLL_HOLD_MS = 4000; // don't auto-scroll the transcript right after the user scrolled
 const EPSILON = 0.05; // seconds: a seek to a line's start must land inside that line
@@ -37,15 +39,6 @@ window.unionhubRecording = { state, video };
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-function make(tag, { cls, testid, text, attrs } = {}) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (testid) node.setAttribute('data-testid', testid);
-  if (text !== undefined) node.textContent = text;
-  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-  return node;
-}
-
 export function formatTime(seconds) {
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return '0:00';
   const total = Math.floor(seconds);
@@ -67,16 +60,6 @@ export function parseTime(value) {
   m = v.match(/^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$/);
   if (m) return Number(m[1] || 0) * 3600 + Number(m[2]) * 60 + parseFloat(m[3]);
   return null;
-}
-
-/** A language's own name for itself ("Español", "English"), as in the join form. */
-function languageName(code) {
-  try {
-    const name = new Intl.DisplayNames([code], { type: 'language' }).of(code) || code;
-    return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
-  } catch {
-    return code;
-  }
 }
 
 function showError(text) {

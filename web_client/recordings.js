@@ -2,6 +2,8 @@
 // (titles, names and what was said, in any caption language), with rename / publish / delete for
 // those allowed to manage the archive. API: recordings/http.py.
 
+import { languageName, make } from './dom.js';
+
 const SEARCH_DEBOUNCE_MS = 250;
 const POLL_MS = 3000; // refresh while a recording is being made or processed
 
@@ -23,15 +25,6 @@ let pollTimer = 0;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-function make(tag, { cls, testid, text, attrs } = {}) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (testid) node.setAttribute('data-testid', testid);
-  if (text !== undefined) node.textContent = text;
-  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-  return node;
-}
-
 export function formatDuration(seconds) {
   if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return '';
   const total = Math.round(seconds);
@@ -39,16 +32,6 @@ export function formatDuration(seconds) {
   const m = Math.floor((total % 3600) / 60);
   const s = String(total % 60).padStart(2, '0');
   return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
-}
-
-/** A language's own name for itself ("Español", "English"), as in the join form. */
-function languageName(code) {
-  try {
-    const name = new Intl.DisplayNames([code], { type: 'language' }).of(code) || code;
-    return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
-  } catch {
-    return code;
-  }
 }
 
 function showError(text) {

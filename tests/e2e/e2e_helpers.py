@@ -115,7 +115,7 @@ def wait_videos_advance(page: Any, seconds: float = 0.5, timeout: int = WAIT_MS)
 # Luma mean and standard deviation of the current frame of each remote video, from a small
 # canvas copy. Chromium's fake camera draws a coloured, moving test pattern: clearly neither black
 # nor a flat colour.
-_FRAME_STATS_JS = """
+FRAME_STATS_JS = """
 (v) => {
     const c = document.createElement('canvas');
     c.width = 80; c.height = 60;
@@ -140,7 +140,7 @@ MIN_STD = 5.0
 def frame_stats(page: Any) -> list[dict[str, float]]:
     return page.evaluate(
         f"""() => {{
-            const stats = {_FRAME_STATS_JS};
+            const stats = {FRAME_STATS_JS};
             return [...document.querySelectorAll('[data-testid="remote-video"]')].map(stats);
         }}"""
     )
@@ -150,7 +150,7 @@ def wait_frames_not_black(page: Any, timeout: int = WAIT_MS) -> None:
     """Every remote camera video shows a picture (not black, not a flat colour)."""
     page.wait_for_function(
         f"""([minMean, minStd]) => {{
-            const stats = {_FRAME_STATS_JS};
+            const stats = {FRAME_STATS_JS};
             const vs = [...document.querySelectorAll(
                 '.tile[data-source="camera"] [data-testid="remote-video"]')];
             return vs.length > 0 && vs.every((v) => {{

@@ -18,7 +18,8 @@ import av
 import pytest
 
 from e2e_helpers import (
-    CAPTION_WAIT_MS, EN_ES, WAIT_MS, get, get_json, join, normalise, unique_room, wait_captions_ready, wait_joined,
+    CAPTION_WAIT_MS, EN_ES, FRAME_STATS_JS, WAIT_MS, get, get_json, join, normalise, unique_room,
+    wait_captions_ready, wait_joined,
 )
 from e2e_helpers import wait_until as poll
 from rtmp_server import free_port, nginx_rtmp
@@ -101,25 +102,6 @@ _TRACKS_JS = """
                   texts: t.cues ? [...t.cues].map((c) => c.text) : []}))
 """
 
-# Luma standard deviation of the video's current frame (a flat or black frame has ~0).
-_FRAME_STD_JS = """
-() => {
-    const v = document.querySelector('[data-testid="live-video"]');
-    const c = document.createElement('canvas');
-    c.width = 96; c.height = 54;
-    const g = c.getContext('2d', {willReadFrequently: true});
-    g.drawImage(v, 0, 0, c.width, c.height);
-    const d = g.getImageData(0, 0, c.width, c.height).data;
-    let sum = 0, sq = 0;
-    const n = d.length / 4;
-    for (let i = 0; i < d.length; i += 4) {
-        const y = 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
-        sum += y; sq += y * y;
-    }
-    const mean = sum / n;
-    return Math.sqrt(Math.max(0, sq / n - mean * mean));
-}
-"""
 
 
 def _viewer_count(page: Any) -> int:
@@ -185,7 +167,7 @@ def test_go_live_watch_with_captions_end_and_archive(hub: Any, new_page: Any, sp
     expect(viewer.get_by_test_id("live-indicator")).to_be_visible(timeout=WAIT_MS)
     expect(viewer.get_by_test_id("error")).to_be_hidden()
     # Ana's camera (a moving test pattern) is in the picture: not black, not a flat colour.
-    poll(lambda: viewer.evaluate(_FRAME_STD_JS), lambda std: std > 5.0, WAIT_MS / 1000,
+    poll(lambda: video.evaluate(FRAME_STATS_JS)["std"], lambda std: std > 5.0, WAIT_MS / 1000,
          "the live video shows a picture", page=viewer)
 
     # The API agrees, and counts distinct viewers (this test's ids and the page's).
