@@ -1,4 +1,4 @@
-# unionhub: `make run` starts the hub, `make test` runs every test. Both set up first.
+# unionhub: `make run` starts the hub, `make test` runs the linters and every test. Both set up first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA ?= data
 
-.PHONY: setup run test test-deps clean
+.PHONY: setup run lint test test-deps clean
 
 setup: $(BIN)/unionhub web_client/node_modules/.installed
 
@@ -34,7 +34,16 @@ test-deps:
 run: setup
 	$(BIN)/unionhub serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-test: setup test-deps
+# Import contracts, ruff, mypy: all configured in pyproject.toml. Each runs even when an earlier one
+# fails, so one run shows every finding; the target fails if any of them did.
+lint: $(BIN)/unionhub
+	@status=0; \
+	echo "$(BIN)/lint-imports"; $(BIN)/lint-imports --no-logo || status=1; \
+	echo "$(BIN)/ruff check ."; $(BIN)/ruff check . || status=1; \
+	echo "$(BIN)/python -m mypy"; $(BIN)/python -m mypy || status=1; \
+	exit $$status
+
+test: setup test-deps lint
 	$(BIN)/python -m pytest -q -rs
 
 clean:

@@ -82,7 +82,9 @@ def _distance_table(ref: list[str], hyp: list[str]) -> list[list[int]]:
     return d
 
 
-def _backtrack(ref: list[str], hyp: list[str], d: list[list[int]], i: int, j: int) -> list[tuple[int | None, int | None]]:
+def _backtrack(
+    ref: list[str], hyp: list[str], d: list[list[int]], i: int, j: int
+) -> list[tuple[int | None, int | None]]:
     """Alignment pairs (ref index, hyp index) ending at ``(i, j)``, in order; matches preferred."""
     pairs: list[tuple[int | None, int | None]] = []
     while i > 0 or j > 0:
@@ -181,7 +183,8 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def summary(values: list[float], total: int) -> dict[str, Any]:
-    return {"p50": pct(values, 50), "p95": pct(values, 95), "mean": round(float(np.mean(values)), 3) if values else None,
+    return {"p50": pct(values, 50), "p95": pct(values, 95),
+            "mean": round(float(np.mean(values)), 3) if values else None,
             "words": len(values), "words_total": total}
 
 
@@ -320,7 +323,7 @@ async def stream_track(
     stream = SpeakerStream(scheduler, run_vad, on_caption, language="en")
     step = int(round(chunk * SAMPLE_RATE))
     audio = np.concatenate([track.audio, np.zeros(int(tail * SAMPLE_RATE), np.float32)])
-    for k, i in enumerate(range(0, len(audio), step)):
+    for i in range(0, len(audio), step):
         due = start_at + (i + step) / SAMPLE_RATE  # the chunk is complete, as from a microphone
         delay = due - time.monotonic()
         if delay > 0:

@@ -171,7 +171,7 @@ class ChurnClient:
         try:
             await self.sio.connect(self.url, transports=["websocket"], wait_timeout=JOIN_TIMEOUT)
             return True
-        except Exception as exc:  # noqa: BLE001 - any failure to connect is counted
+        except Exception as exc:  # any failure to connect is counted
             self.stats.error("connect", f"client {self.index}: {exc!r}")
             return False
 
@@ -222,7 +222,7 @@ class ChurnClient:
         if self.sio is not None and self.sio.connected:
             try:
                 await self.sio.disconnect()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.stats.error("disconnect", repr(exc))
 
 
@@ -250,7 +250,8 @@ async def churn(args: argparse.Namespace) -> dict[str, Any]:
             while True:
                 await asyncio.sleep(1.0)
                 cpu, now = proc_cpu_seconds(pid), time.monotonic()
-                samples.append({"t": round(now - t0, 2), "hub_cpu_percent": round(100 * (cpu - last_cpu) / (now - last_t), 1),
+                samples.append({"t": round(now - t0, 2),
+                                "hub_cpu_percent": round(100 * (cpu - last_cpu) / (now - last_t), 1),
                                 "hub_rss_mb": round(proc_rss_mb(pid), 1)})
                 last_cpu, last_t = cpu, now
 

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import fractions
+import itertools
 import json
 import os
 import re
@@ -52,9 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from media_server.client import HubClient, PreEncodedTrack, encode_test_audio  # noqa: E402
 from nginx_hls import serve_live_folder  # noqa: E402
 from sfu_forwarding import free_port, hardware, proc_cpu_seconds, proc_rss_mb  # noqa: E402
+from testkit.rtc_client import HubClient, PreEncodedTrack, encode_test_audio  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -167,7 +168,7 @@ class SendClock:
 
     def sent(self, n: int, seen: float) -> float | None:
         """Send time of frame n, in the newest loop of the clip that is not after ``seen``."""
-        start = self.track._start
+        start = self.track.started_at
         if start is None or not 0 <= n < self.frames:
             return None
         first = start + n / self.fps
@@ -337,7 +338,7 @@ async def segment_latency(http: aiohttp.ClientSession, base: str, clock: SendClo
         numbers = await loop.run_in_executor(None, decode_segment, init, data)
         seg.frames, seg.decoded = len(numbers), sum(n is not None for n in numbers)
         read = [n for n in numbers if n is not None]
-        steps = [(b - a) % clock.frames for a, b in zip(read, read[1:])]
+        steps = [(b - a) % clock.frames for a, b in itertools.pairwise(read)]
         seg.repeats = sum(1 for d in steps if d == 0)
         seg.max_step = max(steps) if steps else None
         sends = [s for s in (clock.sent(n, seg.appeared) for n in numbers if n is not None) if s is not None]
@@ -350,7 +351,8 @@ async def segment_latency(http: aiohttp.ClientSession, base: str, clock: SendClo
         async with http.get(f"{base}/video.m3u8") as r:
             text = await r.text() if r.status == 200 else ""
         now = time.monotonic()
-        durations = dict((name, float(d)) for d, name in re.findall(r"#EXTINF:([\d.]+),\s*\n(seg[-0-9a-f]*\.m4s)", text))
+        extinf = re.findall(r"#EXTINF:([\d.]+),\s*\n(seg[-0-9a-f]*\.m4s)", text)
+        durations = {name: float(d) for d, name in extinf}
         for name in re.findall(r"seg[-0-9a-f]*\.m4s", text):
             if name in seen:
                 continue
@@ -636,7 +638,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"unionhub live stream: one VGA publisher, 854x480 H.264 fMP4 HLS, {result['hardware']['cores']} cores")
+    cores = result["hardware"]["cores"]
+    fig.suptitle(f"unionhub live stream: one VGA publisher, 854x480 H.264 fMP4 HLS, {cores} cores")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
@@ -811,7 +814,8 @@ async def main() -> None:
                 script.write_text(WRK_LUA % {"room": ROOM})
                 runs: list[WrkRun] = []
                 print(f"{'conns':>6} {'req/s':>8} {'errors':>7} {'p50 ms':>8} {'p99 ms':>8} {'seg KB':>7} "
-                      f"{'MB/s':>6} {'viewers':>8} {'hub%':>5} {'req/hub-cpu-s':>13} {'worker%':>7} {'wrk%':>5} {'in fr/s':>7} "
+                      f"{'MB/s':>6} {'viewers':>8} {'hub%':>5} {'req/hub-cpu-s':>13} {'worker%':>7} {'wrk%':>5} "
+                      f"{'in fr/s':>7} "
                       f"{'load':>5} {'nginx%':>6}")
                 serving = contextlib.ExitStack()
                 serve_url, pids = hub.url, {"hub": hub.pid, "worker": worker_pid}

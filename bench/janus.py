@@ -4,7 +4,7 @@
 (only the VideoRoom plugin and the plain-HTTP transport; no STUN, no event handlers), so the
 bench measures Janus's own forwarding work and nothing else. :class:`JanusPublisher` and
 :class:`JanusSubscriber` speak Janus's HTTP REST API (long-poll GET for events) and use
-aiortc like :class:`media_server.client.HubClient` does: the publisher sends the same
+aiortc like :class:`testkit.rtc_client.HubClient` does: the publisher sends the same
 pre-encoded VP8 + Opus packets, subscribers receive encoded frames through the same
 :class:`~media_server.forwarding.ReceiverTap` without decoding. Both expose ``pc``,
 ``tracks`` and ``received`` so ``bench/sfu_forwarding.py`` measures them like hub clients.
@@ -28,8 +28,8 @@ import av
 from aioice.ice import get_host_addresses
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from media_server.client import PreEncodedTrack, Received
-from media_server.forwarding import EncodedFrame, ReceiverTap
+from media_server.forwarding import EncodedFrame, ReceiverTap, route_keyframe_requests
+from testkit.rtc_client import PreEncodedTrack, Received
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,8 @@ class JanusPublisher:
         for track in self.tracks.values():
             sender = self.pc.addTransceiver(track, direction="sendonly").sender
             # PLI/FIR from Janus: the pre-encoded clip has a keyframe every second anyway
-            sender._send_keyframe = track.request_keyframe  # type: ignore[attr-defined,method-assign]
+            if isinstance(track, PreEncodedTrack):
+                route_keyframe_requests(sender, track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = {"type": "offer", "sdp": self.pc.localDescription.sdp}
         data, jsep = await self.session.message(handle, {"request": "publish", "audio": True, "video": True},

@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.janus import JanusPublisher, JanusServer, JanusSubscriber  # noqa: E402
-from media_server.client import HubClient, Received, encode_test_audio, encode_test_video  # noqa: E402
 from media_server.forwarding import EncodedFrame  # noqa: E402
+from testkit.rtc_client import HubClient, Received, encode_test_audio, encode_test_video  # noqa: E402
 
 logger = logging.getLogger(__name__)
 Participant = HubClient | JanusPublisher | JanusSubscriber
@@ -458,7 +458,8 @@ async def main() -> None:
     clip = (encode_test_video(seconds=4, width=args.width, height=args.height, bit_rate=args.bitrate),
             encode_test_audio(seconds=4))
     trials: list[Trial] = []
-    header = f"{'mode':8} {'subs':>4} {'streams':>7} {'srv CPU%':>8} {'ms/stream-s':>11} {'loss%':>6} {'p50 ms':>7} {'p99 ms':>7} {'fps':>5} {'MB/part':>7} {'gen CPU%':>8} {'load':>5}"
+    header = (f"{'mode':8} {'subs':>4} {'streams':>7} {'srv CPU%':>8} {'ms/stream-s':>11} {'loss%':>6} "
+              f"{'p50 ms':>7} {'p99 ms':>7} {'fps':>5} {'MB/part':>7} {'gen CPU%':>8} {'load':>5}")
     print(header)
     async with contextlib.AsyncExitStack() as stack:
         # every server stays up for the whole run so repeats interleave modes under the same load

@@ -64,8 +64,9 @@ async def translate(request: web.Request) -> web.Response:
         return _error(400, "Invalid request: missing source or target language.")
     if source == "auto":
         return _error(400, "Language detection is not supported: give the source language.")
-    texts = q if isinstance(q, list) else [q]
-    if not texts or not all(isinstance(t, str) for t in texts):
+    given_texts: list[Any] = q if isinstance(q, list) else [q]
+    texts = [t for t in given_texts if isinstance(t, str)]
+    if not texts or len(texts) != len(given_texts):
         return _error(400, "Invalid request: q must be a string or a list of strings.")
     if sum(len(t) for t in texts) > MAX_TEXT:
         return _error(413, f"Text too long (at most {MAX_TEXT} characters).")

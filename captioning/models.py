@@ -152,7 +152,9 @@ def install_translation(pairs: list[tuple[str, str]], dirs: ModelDirs) -> list[s
     for pair in pairs:
         pkg = available.get(pair)
         if pkg is None:
-            raise ModelError(f"no Argos package for {pair[0]}→{pair[1]} (English pivots: try {pair[0]}:en,en:{pair[1]})")
+            raise ModelError(
+                f"no Argos package for {pair[0]}→{pair[1]} (English pivots: try {pair[0]}:en,en:{pair[1]})"
+            )
         path = pkg.download()
         package.install_from_path(path)
         installed.append(f"{pair[0]}:{pair[1]}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from media_server import MediaRoom, Publication
+from media_server import SFU, MediaRoom, Publication
 
 from .asr import AsrSpec, default_threads
 from .audio import PcmConverter
@@ -95,12 +95,15 @@ class CaptionService:
         self.emitted = 0
         self.translations = 0
         self.on_status: Callable[[], None] | None = None  # called when start-up has finished
-        self._sfu: Any = None  # set by attach(): the SFU whose publications we caption
+        self._sfu: SFU | None = None  # set by attach(): the SFU whose publications we caption
+        self._unwatch: Callable[[], None] | None = None
 
-    def attach(self, sfu: Any) -> None:
-        """Caption every audio publication of ``sfu``, including ones that exist already."""
+    def attach(self, sfu: SFU) -> None:
+        """Caption every audio publication of ``sfu``, including ones that exist already (from
+        when the models are loaded: people who spoke meanwhile get captions from then on)."""
         self._sfu = sfu
-        sfu.publication_hooks.append(self.on_publication)
+        if self.available and self._unwatch is None:
+            self._unwatch = sfu.watch(self.on_publication)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -146,11 +149,8 @@ class CaptionService:
                 self.message = f"Captions on ({model_label(Path(model))})."
                 logger.info("speech model %s loaded (multilingual=%s)", model, self.multilingual)
         await self._start_translation()
-        if self.available and self._sfu is not None:
-            # people who started speaking while the model was loading get captions from now on
-            for room in list(self._sfu.rooms.values()):
-                for publication in list(room.publications.values()):
-                    self.on_publication(room, publication)
+        if self._sfu is not None:
+            self.attach(self._sfu)
         if self.on_status is not None:
             self.on_status()
 
@@ -167,10 +167,12 @@ class CaptionService:
             logger.error("translation unavailable: %s", exc)
             return
         self._translation = pool
-        self.pairs = [tuple(p) for p in info["pairs"]]  # type: ignore[misc]
+        self.pairs = [(str(a), str(b)) for a, b in info["pairs"]]
         self.translation_available = bool(self.pairs)
 
     async def close(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
         if self._start_task is not None:
             self._start_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -126,7 +126,9 @@ class AsrScheduler:
             "compute_seconds": round(self.compute_seconds, 3),
         }
 
-    def _submit(self, priority: int, audio: np.ndarray, language: str | None, prompt: str | None) -> asyncio.Future[Transcript | None]:
+    def _submit(
+        self, priority: int, audio: np.ndarray, language: str | None, prompt: str | None
+    ) -> asyncio.Future[Transcript | None]:
         self.start()
         future: asyncio.Future[Transcript | None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._heap, _Job(priority, next(self._order), time.monotonic(), audio, language, prompt, future))

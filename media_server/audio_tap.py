@@ -60,6 +60,9 @@ class AudioTap:
         try:
             while True:
                 frame = await self._track.recv()
+                if not isinstance(frame, AudioFrame):  # a receiver's audio track decodes: never
+                    logger.warning("audio tap got %s, not decoded audio", type(frame).__name__)
+                    continue
                 if self.muted:
                     frame = _silence(frame)
                 for q in tuple(self._queues):

@@ -118,6 +118,7 @@ class FastSender:
         self._ts_origin = random.getrandbits(32)
         self._picture_id = random.randint(0, (1 << 15) - 1)
         self._h264 = H264Encoder() if self._codec == "h264" else None
+        self._relayed: set[asyncio.Future[Any]] = set()
         self.sent_packets = 0
         self.errors = 0
 
@@ -139,8 +140,9 @@ class FastSender:
             pair = self._ice._nominated.get(1)
             if dtls._state is not DtlsState.CONNECTED or pair is None:
                 return False
-            transport = pair.protocol.transport
-            # (a TURN-relayed pair's transport has no write buffer of its own to ask)
+            # typed DatagramTransport by aioice, but a TURN-relayed pair's is its TurnTransport
+            # (no write buffer of its own to ask), and unset until the socket is up
+            transport: Any = getattr(pair.protocol, "transport", None)
             buffered = getattr(transport, "get_write_buffer_size", lambda: 0)
             if transport is None or buffered() > MAX_WRITE_BUFFER:
                 return False
@@ -180,7 +182,9 @@ class FastSender:
             if direct:
                 sendto(data, addr)
             else:
-                asyncio.ensure_future(pair.protocol.send_data(data, addr))
+                relayed = asyncio.ensure_future(pair.protocol.send_data(data, addr))
+                self._relayed.add(relayed)  # (the loop keeps only weak references to tasks)
+                relayed.add_done_callback(self._relayed.discard)
             # aiortc's _retransmit() serializes history entries again for NACKs
             packet = RtpPacket(payload_type=pt, marker=marker, sequence_number=seq, timestamp=timestamp,
                                ssrc=ssrc, payload=payload)

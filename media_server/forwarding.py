@@ -9,6 +9,11 @@ On the send side, :class:`ForwardedTrack` hands each frame straight to a
 :class:`~media_server.fastsend.FastSender` once aiortc starts the subscriber's sender (see
 ``fastsend.py`` for why); until then, and wherever that path is unavailable, it yields
 ``av.Packet`` objects, which aiortc's sender packetizes with ``encoder.pack`` instead of encoding.
+
+This module and ``fastsend.py`` are the only places that touch aiortc's private names. Other
+code goes through the small functions at the end of this module (:func:`depayloaded`,
+:func:`media_ssrcs`, :func:`send_pli`, :func:`route_keyframe_requests`), so an aiortc upgrade
+that renames an internal breaks here and nowhere else.
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import operator
 import queue
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 from .jitter import AssembledFrame, FrameAssembler
 
@@ -98,8 +105,8 @@ class ReceiverTap:
         self._sink = sink
         self.decode = False
         self.frames = 0
-        self.assembler = FrameAssembler(is_video=kind == "video")
-        setattr(receiver, "_RTCRtpReceiver__jitter_buffer", self.assembler)
+        self.assembler = FrameAssembler(depayloaded, is_video=kind == "video")
+        receiver._RTCRtpReceiver__jitter_buffer = self.assembler  # aiortc private (mypy knows mangled names)
         setattr(receiver, attr, self)
 
     # called by aiortc on the event loop
@@ -223,7 +230,7 @@ class ForwardedTrack(MediaStreamTrack):
     def queued(self) -> int:
         return len(self._frames)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -244,10 +251,33 @@ class ForwardedTrack(MediaStreamTrack):
         self._ended.set()
 
 
-def route_keyframe_requests(sender: RTCRtpSender, track: ForwardedTrack) -> None:
-    """Make the sender's PLI/FIR handling ask the publisher instead of a local encoder.
+class KeyframeSource(Protocol):
+    """Whatever can produce a keyframe on request: a forwarded track, a pre-encoded test clip."""
+
+    def request_keyframe(self) -> None: ...
+
+
+def route_keyframe_requests(sender: RTCRtpSender, track: KeyframeSource) -> None:
+    """Make the sender's PLI/FIR handling ask ``track`` instead of a local encoder.
 
     aiortc's sender reacts to PLI/FIR by calling ``_send_keyframe()``, which only flags its
-    own encoder; with forwarded packets there is no encoder, so we redirect it.
+    own encoder; with forwarded (or pre-encoded) packets there is no encoder, so we redirect it.
     """
-    sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+    sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]  # aiortc private
+
+
+#: The depayloaded media bytes of a received RTP packet (codec payload descriptor removed).
+#: aiortc's receiver stores them on the packet as the private ``_data`` before handing the
+#: packet to its jitter buffer (ours: :class:`~media_server.jitter.FrameAssembler`).
+depayloaded: Callable[[RtpPacket], bytes] = operator.attrgetter("_data")
+
+
+def media_ssrcs(receiver: RTCRtpReceiver) -> list[int]:
+    """The SSRCs a publisher's receiver gets media on, leaving out RTX retransmission streams."""
+    rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+    return [s.source for s in receiver.getSynchronizationSources() if s.source not in rtx]
+
+
+def send_pli(receiver: RTCRtpReceiver, ssrc: int) -> Coroutine[Any, Any, None]:
+    """Send a Picture Loss Indication for ``ssrc`` to the publisher behind ``receiver``."""
+    return receiver._send_rtcp_pli(ssrc)

@@ -14,6 +14,7 @@ discontinuity (so the SFU holds subscribers until a keyframe) and a PLI is reque
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
@@ -42,15 +43,21 @@ def _ts_delta(a: int, b: int) -> int:
 
 
 class FrameAssembler:
-    """Drop-in replacement for ``aiortc.jitterbuffer.JitterBuffer`` on a forwarding receiver."""
+    """Drop-in replacement for ``aiortc.jitterbuffer.JitterBuffer`` on a forwarding receiver.
+
+    ``payload`` reads a packet's depayloaded media bytes: :func:`media_server.forwarding.depayloaded`,
+    the seam to where aiortc's receiver keeps them (passed in, as ``forwarding`` imports this module).
+    """
 
     def __init__(
         self,
+        payload: Callable[[RtpPacket], bytes],
         capacity: int = 512,
         is_video: bool = True,
         clock_rate: int = 90000,
         max_wait: float = 0.15,
     ) -> None:
+        self._payload = payload
         self._capacity = capacity
         self._is_video = is_video
         self._max_wait_ticks = int(max_wait * clock_rate)
@@ -75,7 +82,7 @@ class FrameAssembler:
         if not self._is_video:
             self._next = (seq + 1) & 0xFFFF
             self.frames += 1
-            return False, AssembledFrame(packet._data, packet.timestamp)  # type: ignore[attr-defined]
+            return False, AssembledFrame(self._payload(packet), packet.timestamp)
         if self._next is None:
             self._next = seq
         self._packets[seq] = packet
@@ -128,8 +135,9 @@ class FrameAssembler:
         parts: list[bytes] = []
         seq = self._next
         timestamp = self._packets[seq].timestamp
+        payload = self._payload
         while True:
-            parts.append(self._packets.pop(seq)._data)  # type: ignore[attr-defined]
+            parts.append(payload(self._packets.pop(seq)))
             if seq == end:
                 break
             seq = (seq + 1) & 0xFFFF

@@ -25,8 +25,11 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from core.errors import HubError
+
 from . import fastsend
 from .forwarding import ForwardedTrack, route_keyframe_requests
+from .publication import Source
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +39,11 @@ ANSWER_TIMEOUT = 20.0
 BATCH_DELAY = 0.05
 
 SendOffer = Callable[[dict[str, Any]], Awaitable[None]]
-OnTrack = Callable[["Peer", str, RTCRtpReceiver, MediaStreamTrack], None]
+OnTrack = Callable[["Peer", Source, RTCRtpReceiver, MediaStreamTrack], None]
 
 
-class NegotiationError(Exception):
+class NegotiationError(HubError):
     """An answer could not be applied; ``code`` is the protocol error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -53,7 +51,7 @@ class Slot:
     """What a transceiver is for, as told to the client in each offer."""
 
     role: str  # "publish" | "subscribe" | "inactive"
-    source: str
+    source: Source
     kind: str
     participant: str | None = None
     publication: str | None = None
@@ -113,16 +111,16 @@ class Peer:
 
     # -- slots --------------------------------------------------------------------------
 
-    def add_publish_slot(self, source: str, kind: str) -> None:
+    def add_publish_slot(self, source: Source, kind: str) -> None:
         transceiver = self.pc.addTransceiver(kind, direction="recvonly")
         _prefer_codec(transceiver, self.codec)
         self._slots[transceiver] = Slot("publish", source, kind)
         self.renegotiate()
 
-    def has_publish_slot(self, source: str) -> bool:
+    def has_publish_slot(self, source: Source) -> bool:
         return any(s.role == "publish" and s.source == source for s in self._slots.values())
 
-    def close_publish_slot(self, source: str) -> bool:
+    def close_publish_slot(self, source: Source) -> bool:
         for transceiver, slot in self._slots.items():
             if slot.role == "publish" and slot.source == source:
                 self._deactivate(transceiver, slot)
@@ -131,7 +129,7 @@ class Peer:
         return False
 
     def add_subscribe_slot(
-        self, publication: str, participant: str, source: str, track: MediaStreamTrack
+        self, publication: str, participant: str, source: Source, track: MediaStreamTrack
     ) -> None:
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         _prefer_codec(transceiver, self.codec)
@@ -213,6 +211,10 @@ class Peer:
         except Exception as exc:
             logger.info("answer from %s rejected: %s", self.participant, exc)
             raise NegotiationError("bad-sdp", f"The answer could not be applied: {exc}") from exc
+        self._answered()
+
+    def _answered(self) -> None:
+        # (the offer may have timed out while the answer was applied)
         if self._answer is not None and not self._answer.done():
             self._answer.set_result(None)
 

@@ -6,18 +6,32 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Literal
+from typing import Literal, TypeGuard, get_args
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 
 from .audio_tap import AudioTap
-from .forwarding import EncodedFrame, ForwardedTrack, ReceiverTap
+from .forwarding import EncodedFrame, ForwardedTrack, ReceiverTap, media_ssrcs, send_pli
 
 logger = logging.getLogger(__name__)
 
+#: What a participant publishes: the one vocabulary for sources, from signalling to recordings.
 Source = Literal["mic", "camera", "screen"]
+SOURCES: tuple[Source, ...] = get_args(Source)
 Mode = Literal["forward", "relay"]
+
+
+def is_source(value: object) -> TypeGuard[Source]:
+    """Whether ``value`` names a source (narrows a ``str`` from the wire to :data:`Source`)."""
+    return value in SOURCES
+
+
+def parse_source(value: object) -> Source:
+    """``value`` as a :data:`Source`; ValueError if it is not one."""
+    if not is_source(value):
+        raise ValueError(f"unknown source {value!r}; expected one of {', '.join(SOURCES)}")
+    return value
 
 #: Minimum spacing of PLIs sent to one publisher, however many subscribers ask.
 PLI_INTERVAL = 0.3
@@ -138,11 +152,9 @@ class Publication:
     def _send_pli(self) -> None:
         self._pli_pending = None
         self._last_pli = time.monotonic()
-        rtx = getattr(self._receiver, "_RTCRtpReceiver__rtx_ssrc", {})
-        ssrcs = [s.source for s in self._receiver.getSynchronizationSources() if s.source not in rtx]
-        for ssrc in ssrcs:
+        for ssrc in media_ssrcs(self._receiver):
             self.plis += 1
-            task = asyncio.ensure_future(self._receiver._send_rtcp_pli(ssrc))
+            task = asyncio.ensure_future(send_pli(self._receiver, ssrc))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +17,7 @@ from .speaker import ActiveSpeakerDetector
 
 logger = logging.getLogger(__name__)
 
-SOURCES_KIND: dict[str, str] = {"mic": "audio", "camera": "video", "screen": "video"}
+SOURCES_KIND: dict[Source, str] = {"mic": "audio", "camera": "video", "screen": "video"}
 SUPPORTED_CODECS = ("vp8", "h264")
 
 SendOffer = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -41,8 +43,8 @@ class SFU:
 
     The signalling layer drives it (join, answer, publish, leave) and is called back to
     deliver offers (``send_offer``) and active-speaker changes (``on_active_speaker``).
-    Other components (captions, recordings) register ``on_publication`` hooks to get each new
-    publication and its :class:`~media_server.audio_tap.AudioTap`.
+    Other components (captions, recordings) :meth:`watch` it to get every publication, those
+    already published and each new one, with its :class:`~media_server.audio_tap.AudioTap`.
     """
 
     def __init__(
@@ -64,7 +66,60 @@ class SFU:
         self._ice_servers = ice_servers or []
         self.rooms: dict[str, MediaRoom] = {}
         self._room_of: dict[str, str] = {}
-        self.publication_hooks: list[PublicationHook] = []
+        self._hooks: list[PublicationHook] = []
+
+    # -- watchers -----------------------------------------------------------------------
+
+    def watch(self, hook: PublicationHook) -> Callable[[], None]:
+        """Call ``hook(room, publication)`` for every publication; returns an unwatch function.
+
+        The hook is first called, right away, for each publication already in any room (so a
+        feature started mid-meeting sees what is being published), then for each new one as
+        it starts. It must not block: start a task for any real work. A hook that raises is
+        logged and does not affect the SFU or other hooks. Calling the returned function
+        stops further calls (publications already seen are the watcher's to let go of).
+        """
+        self._hooks.append(hook)
+        for room in list(self.rooms.values()):
+            for publication in list(room.publications.values()):
+                self._notify(hook, room, publication)
+        watching = True
+
+        def unwatch() -> None:
+            nonlocal watching
+            if watching:
+                watching = False
+                with contextlib.suppress(ValueError):  # (dropped through the deprecated list)
+                    self._hooks.remove(hook)
+
+        return unwatch
+
+    @property
+    def publication_hooks(self) -> list[PublicationHook]:
+        """Deprecated: use :meth:`watch`. Hooks appended here miss publications made before."""
+        warnings.warn(
+            "SFU.publication_hooks is deprecated; use SFU.watch(hook)", DeprecationWarning, stacklevel=2
+        )
+        return self._hooks
+
+    def _notify(self, hook: PublicationHook, room: MediaRoom, publication: Publication) -> None:
+        try:
+            hook(room, publication)
+        except Exception:  # a feature's bug must not break publishing for everyone
+            logger.exception("publication hook %r failed for %s", hook, publication.id)
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def room(self, name: str) -> MediaRoom | None:
+        """The media state of room ``name``, if anyone in it has joined the media side."""
+        return self.rooms.get(name)
+
+    def active_speaker(self, room: str) -> str | None:
+        """Participant id of the room's current active speaker (None: nobody, or no detector)."""
+        media_room = self.rooms.get(room)
+        if media_room is None or media_room.speaker is None:
+            return None
+        return media_room.speaker.current
 
     # -- membership ---------------------------------------------------------------------
 
@@ -74,8 +129,7 @@ class SFU:
         if room is None:
             room = MediaRoom(room_name, self.codec)
             if self._on_active_speaker is not None:
-                notify = self._on_active_speaker
-                room.speaker = ActiveSpeakerDetector(lambda pid, r=room_name: notify(r, pid))
+                room.speaker = ActiveSpeakerDetector(self._speaker_notifier(room_name))
             self.rooms[room_name] = room
 
         async def send_offer(offer: dict[str, Any]) -> None:
@@ -96,6 +150,15 @@ class SFU:
             self._subscribe(peer, publication)
         # a listener in an empty room is offered a connection once there is media to receive
         return peer
+
+    def _speaker_notifier(self, room_name: str) -> Callable[[str | None], None]:
+        notify = self._on_active_speaker
+        assert notify is not None
+
+        def on_change(participant: str | None) -> None:
+            notify(room_name, participant)
+
+        return on_change
 
     async def leave(self, participant: str) -> None:
         room_name = self._room_of.pop(participant, None)
@@ -150,13 +213,13 @@ class SFU:
         return closed
 
     def _handle_track(
-        self, peer: Peer, source: str, receiver: RTCRtpReceiver, track: MediaStreamTrack
+        self, peer: Peer, source: Source, receiver: RTCRtpReceiver, track: MediaStreamTrack
     ) -> None:
         room_name = self._room_of.get(peer.participant)
         if room_name is None:
             return
         room = self.rooms[room_name]
-        publication = Publication(peer.participant, source, receiver, track, self.mode)  # type: ignore[arg-type]
+        publication = Publication(peer.participant, source, receiver, track, self.mode)
         room.publications[publication.id] = publication
         logger.info("room %s: %s publishes %s", room_name, peer.participant, source)
         for other in room.peers.values():
@@ -164,8 +227,8 @@ class SFU:
                 self._subscribe(other, publication)
         if publication.audio is not None and room.speaker is not None:
             room.speaker.add(peer.participant, publication.audio)
-        for hook in self.publication_hooks:
-            hook(room, publication)
+        for hook in tuple(self._hooks):
+            self._notify(hook, room, publication)
         if self._on_publications_changed is not None:
             self._on_publications_changed(room_name, peer.participant)
 
@@ -197,7 +260,7 @@ class SFU:
                 found = True
         return found
 
-    def sources_of(self, participant: str) -> set[str]:
+    def sources_of(self, participant: str) -> set[Source]:
         room_name = self._room_of.get(participant)
         if room_name is None:
             return set()

@@ -4,8 +4,9 @@ One row per recording in ``recordings`` (the same SQLite file the caption store 
 under ``<root>/<id>/``. Captions are not copied: they are read from the caption store's
 ``captions`` table by session, moved onto the recording's clock (minus ``caption_offset``) and
 clipped to its duration, so there is one source of truth. An external-content FTS5 index over
-``captions.text``, kept current by triggers, answers searches in any language. SQLite calls run
-on one dedicated thread, like captioning/store.py.
+``captions.text``, kept current by triggers, answers searches in any language. The tables, the
+index and its triggers are created by core/migrations.py; queries run on the database's own
+thread (core/database.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import secrets
 import shutil
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from captioning.store import SCHEMA as CAPTIONS_SCHEMA
+from core.database import Database
+from core.errors import HubError
 
 logger = logging.getLogger(__name__)
 
@@ -40,50 +41,6 @@ _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WORD = re.compile(r"[^\W_]")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS recordings (
-    id TEXT PRIMARY KEY,
-    room TEXT NOT NULL,
-    title TEXT NOT NULL,
-    session_id TEXT,
-    caption_offset REAL NOT NULL DEFAULT 0,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    duration REAL,
-    status TEXT NOT NULL,
-    progress REAL,
-    error TEXT,
-    published INTEGER NOT NULL DEFAULT 0,
-    participants TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at);
-CREATE INDEX IF NOT EXISTS recordings_session ON recordings(session_id);
-"""
-
-# External content: the index holds only tokens, the text stays in `captions`. CaptionStore
-# writes with INSERT OR REPLACE, and REPLACE deletes the old row *without* firing delete
-# triggers (unless recursive_triggers is on), which would leave a stale index entry. So a BEFORE
-# INSERT trigger deletes the row being replaced itself; that delete fires the ordinary delete
-# trigger whatever the connection's settings, and REPLACE then finds nothing to replace.
-FTS_SCHEMA = """
-CREATE VIRTUAL TABLE IF NOT EXISTS captions_fts USING fts5(
-    text, content='captions', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS captions_fts_insert AFTER INSERT ON captions BEGIN
-    INSERT INTO captions_fts(rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS captions_fts_delete AFTER DELETE ON captions BEGIN
-    INSERT INTO captions_fts(captions_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-CREATE TRIGGER IF NOT EXISTS captions_fts_update AFTER UPDATE ON captions BEGIN
-    INSERT INTO captions_fts(captions_fts, rowid, text) VALUES ('delete', old.id, old.text);
-    INSERT INTO captions_fts(rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS captions_fts_replace BEFORE INSERT ON captions BEGIN
-    DELETE FROM captions WHERE utterance = new.utterance AND lang = new.lang;
-END;
-"""
-
 # Captions that overlap a recording (aliases r, c): the SQL twin of Recording.length.
 _LENGTH = "COALESCE(r.duration, r.ended_at - r.started_at)"
 _WINDOW = f'c."end" > r.caption_offset AND ({_LENGTH} IS NULL OR c.start < r.caption_offset + {_LENGTH})'
@@ -92,13 +49,8 @@ _COLUMNS = ("id, room, title, session_id, caption_offset, started_at, ended_at, 
             "progress, error, published, participants")
 
 
-class ArchiveError(ValueError):
+class ArchiveError(HubError, ValueError):
     """Bad input to the archive (the HTTP layer turns it into a 400)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def valid_id(rec_id: object) -> bool:
@@ -294,26 +246,10 @@ def _parse_snippet(marked: str) -> tuple[str, builtins.list[tuple[int, int]]]:
 class Archive:
     """Recordings metadata and captions; ``root`` holds one folder per recording."""
 
-    def __init__(self, db_path: Path, root: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, db: Database, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-db")
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        existed = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'captions_fts'"
-        ).fetchone() is not None
-        rebuild = "" if existed else "INSERT INTO captions_fts(captions_fts) VALUES ('rebuild');"
-        self._db.executescript(f"BEGIN IMMEDIATE;{CAPTIONS_SCHEMA}{SCHEMA}{FTS_SCHEMA}{rebuild}COMMIT;")
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._db.close()
+        self._db = db
 
     def folder(self, rec_id: str) -> Path:
         """The recording's folder; the id is checked so no path can leave ``root``."""
@@ -338,7 +274,10 @@ class Archive:
         return Recording(rec_id, room, title, started_at, ended_at, duration, status, progress,
                          error, bool(published), names, languages, session_id, offset or 0.0)
 
-    def _languages(self, rec_ids: builtins.list[str] | None = None) -> dict[str, builtins.list[str]]:
+    @staticmethod
+    def _languages(
+        db: sqlite3.Connection, rec_ids: builtins.list[str] | None = None
+    ) -> dict[str, builtins.list[str]]:
         """Languages with captions inside each recording, the most captioned first."""
         sql = ("SELECT r.id, c.lang, COUNT(*) AS n FROM recordings r "
                f"JOIN captions c ON c.session_id = r.session_id AND {_WINDOW}")
@@ -348,25 +287,27 @@ class Archive:
             args = tuple(rec_ids)
         sql += " GROUP BY r.id, c.lang ORDER BY r.id, n DESC, c.lang"
         out: dict[str, builtins.list[str]] = {}
-        for rec_id, lang, _ in self._db.execute(sql, args):
+        for rec_id, lang, _ in db.execute(sql, args):
             out.setdefault(rec_id, []).append(lang)
         return out
 
-    def _get(self, rec_id: str) -> Recording | None:
+    def _get(self, db: sqlite3.Connection, rec_id: str) -> Recording | None:
         if not valid_id(rec_id):
             return None
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+        row = db.execute(f"SELECT {_COLUMNS} FROM recordings WHERE id = ?", (rec_id,)).fetchone()
         if row is None:
             return None
-        return self._row(row, self._languages([rec_id]).get(rec_id, []))
+        return self._row(row, self._languages(db, [rec_id]).get(rec_id, []))
 
-    def _all(self, published_only: bool, where: str = "", args: tuple[Any, ...] = ()) -> builtins.list[Recording]:
+    def _all(
+        self, db: sqlite3.Connection, published_only: bool, where: str = "", args: tuple[Any, ...] = ()
+    ) -> builtins.list[Recording]:
         sql = f"SELECT {_COLUMNS} FROM recordings WHERE 1 = 1 {where}"
         if published_only:
             sql += " AND published = 1"
         sql += " ORDER BY started_at DESC, id"
-        rows = self._db.execute(sql, args).fetchall()
-        langs = self._languages() if rows else {}
+        rows = db.execute(sql, args).fetchall()
+        langs = self._languages(db) if rows else {}
         return [self._row(row, langs.get(row[0], [])) for row in rows]
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -376,11 +317,11 @@ class Archive:
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(started_at))
         title = f"{room} — {date}"
 
-        def insert() -> str:
+        def insert(db: sqlite3.Connection) -> str:
             for _ in range(8):
                 rec_id = secrets.token_hex(6)
                 try:
-                    self._db.execute(
+                    db.execute(
                         "INSERT INTO recordings (id, room, title, session_id, caption_offset, started_at, status) "
                         "VALUES (?, ?, ?, ?, ?, ?, 'recording')",
                         (rec_id, room, title, session_id, float(caption_offset), float(started_at)),
@@ -390,7 +331,7 @@ class Archive:
                     continue
             raise RuntimeError("could not allocate a recording id")
 
-        rec_id = await self._run(insert)
+        rec_id = await self._db.run(insert)
         self.folder(rec_id).mkdir(parents=True, exist_ok=True)
         logger.info("recording %s of room %s started", rec_id, room)
         return Recording(rec_id, room, title, float(started_at), None, None, "recording", None, None,
@@ -407,8 +348,7 @@ class Archive:
         """
         self._check_status(status)
         length = float(duration) if duration and duration > 0 else None
-        await self._run(
-            self._db.execute,
+        await self._db.execute(
             "UPDATE recordings SET ended_at = ?, duration = ?, participants = ?, status = ?, "
             "progress = NULL, error = NULL WHERE id = ?",
             (float(ended_at), length, json.dumps([str(p) for p in participants]), status, rec_id),
@@ -424,16 +364,14 @@ class Archive:
             progress = min(1.0, max(0.0, float(progress)))
         elif status == "ready":
             progress = 1.0
-        await self._run(
-            self._db.execute, "UPDATE recordings SET status = ?, progress = ?, error = ? WHERE id = ?",
+        await self._db.execute(
+            "UPDATE recordings SET status = ?, progress = ?, error = ? WHERE id = ?",
             (status, progress, error, rec_id),
         )
         return await self.get(rec_id)
 
     async def set_duration(self, rec_id: str, seconds: float) -> Recording | None:
-        await self._run(
-            self._db.execute, "UPDATE recordings SET duration = ? WHERE id = ?", (max(0.0, float(seconds)), rec_id)
-        )
+        await self._db.execute("UPDATE recordings SET duration = ? WHERE id = ?", (max(0.0, float(seconds)), rec_id))
         return await self.get(rec_id)
 
     @staticmethod
@@ -444,12 +382,11 @@ class Archive:
     # -- reading and editing ---------------------------------------------------------------------
 
     async def get(self, rec_id: str) -> Recording | None:
-        result: Recording | None = await self._run(self._get, rec_id)
-        return result
+        return await self._db.run(self._get, rec_id)
 
     async def list(self, query: str | None = None, published_only: bool = False) -> builtins.list[Recording]:
         """Newest first; ``query`` keeps those whose title, room or a participant contains it."""
-        recordings: builtins.list[Recording] = await self._run(self._all, published_only)
+        recordings = await self._db.run(self._all, published_only)
         if query and query.strip():
             needle = query.strip().casefold()
             recordings = [r for r in recordings if _metadata_matches(r, needle)]
@@ -457,8 +394,7 @@ class Archive:
 
     async def unfinished(self) -> builtins.list[Recording]:
         """Recordings still marked "recording": after a crash, these need recovering."""
-        result: builtins.list[Recording] = await self._run(self._all, False, "AND status = 'recording'")
-        return result
+        return await self._db.run(self._all, False, "AND status = 'recording'")
 
     async def rename(self, rec_id: str, title: str) -> Recording | None:
         if not isinstance(title, str):
@@ -466,36 +402,34 @@ class Archive:
         clean = " ".join(_CONTROL.sub(" ", title).split())
         if not clean or len(clean) > MAX_TITLE:
             raise ArchiveError("bad-title", f"The title must have 1–{MAX_TITLE} characters.")
-        await self._run(self._db.execute, "UPDATE recordings SET title = ? WHERE id = ?", (clean, rec_id))
+        await self._db.execute("UPDATE recordings SET title = ? WHERE id = ?", (clean, rec_id))
         return await self.get(rec_id)
 
     async def set_published(self, rec_id: str, published: bool) -> Recording | None:
-        await self._run(
-            self._db.execute, "UPDATE recordings SET published = ? WHERE id = ?", (1 if published else 0, rec_id)
-        )
+        await self._db.execute("UPDATE recordings SET published = ? WHERE id = ?", (1 if published else 0, rec_id))
         return await self.get(rec_id)
 
     async def delete(self, rec_id: str) -> bool:
         """Remove the recording, its folder, and its session's captions if no other recording uses them."""
         folder = self.folder(rec_id)
 
-        def remove() -> bool:
-            row = self._db.execute("SELECT session_id FROM recordings WHERE id = ?", (rec_id,)).fetchone()
+        def remove(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT session_id FROM recordings WHERE id = ?", (rec_id,)).fetchone()
             if row is None:
                 return False
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("DELETE FROM recordings WHERE id = ?", (rec_id,))
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM recordings WHERE id = ?", (rec_id,))
                 session_id = row[0]
                 if session_id is not None:
-                    shared = self._db.execute(
+                    shared = db.execute(
                         "SELECT 1 FROM recordings WHERE session_id = ? LIMIT 1", (session_id,)
                     ).fetchone()
                     if shared is None:
-                        self._db.execute("DELETE FROM captions WHERE session_id = ?", (session_id,))
+                        db.execute("DELETE FROM captions WHERE session_id = ?", (session_id,))
             return True
 
-        found: bool = await self._run(remove)
+        found = await self._db.run(remove)
         if folder.exists():
             await asyncio.to_thread(shutil.rmtree, folder, True)
         if found:
@@ -504,10 +438,11 @@ class Archive:
 
     # -- captions --------------------------------------------------------------------------------
 
-    def _cues(self, rec: Recording, lang: str) -> builtins.list[Cue]:
+    @staticmethod
+    def _cues(db: sqlite3.Connection, rec: Recording, lang: str) -> builtins.list[Cue]:
         if rec.session_id is None:
             return []
-        rows = self._db.execute(
+        rows = db.execute(
             'SELECT speaker_name, text, start, "end" FROM captions WHERE session_id = ? AND lang = ? '
             "ORDER BY start, id",
             (rec.session_id, lang),
@@ -530,8 +465,7 @@ class Archive:
         rec = await self.get(rec_id)
         if rec is None or not valid_lang(lang):
             return None
-        result: builtins.list[Cue] = await self._run(self._cues, rec, lang)
-        return result
+        return await self._db.run(self._cues, rec, lang)
 
     async def languages(self, rec_id: str) -> builtins.list[str]:
         rec = await self.get(rec_id)
@@ -551,7 +485,7 @@ class Archive:
 
     # -- search ----------------------------------------------------------------------------------
 
-    def _search(self, match: str, published_only: bool) -> builtins.list[SearchHit]:
+    def _search(self, db: sqlite3.Connection, match: str, published_only: bool) -> builtins.list[SearchHit]:
         sql = (
             'SELECT r.id, c.id, MAX(0.0, c.start - r.caption_offset) AS t, c.lang, c.speaker_name '
             "FROM captions_fts JOIN captions c ON c.id = captions_fts.rowid "
@@ -562,16 +496,16 @@ class Archive:
             sql += " AND r.published = 1"
         first: dict[str, tuple[int, float, str, str]] = {}
         counts: dict[str, int] = {}
-        for rec_id, caption_id, t, lang, speaker in self._db.execute(sql, (match,)):
+        for rec_id, caption_id, t, lang, speaker in db.execute(sql, (match,)):
             counts[rec_id] = counts.get(rec_id, 0) + 1
             if rec_id not in first or t < first[rec_id][1]:
                 first[rec_id] = (caption_id, t, lang, speaker)
         hits = []
         for rec_id, (caption_id, t, lang, speaker) in first.items():
-            rec = self._get(rec_id)
+            rec = self._get(db, rec_id)
             if rec is None:
                 continue
-            row = self._db.execute(
+            row = db.execute(
                 "SELECT snippet(captions_fts, 0, ?, ?, '…', ?) FROM captions_fts "
                 "WHERE captions_fts MATCH ? AND rowid = ?",
                 (_MARK_OPEN, _MARK_CLOSE, SNIPPET_TOKENS, match, caption_id),
@@ -592,7 +526,7 @@ class Archive:
         hits: builtins.list[SearchHit] = []
         if match is not None:
             try:
-                hits = await self._run(self._search, match, published_only)
+                hits = await self._db.run(self._search, match, published_only)
             except sqlite3.Error:
                 logger.exception("search for %r failed", q)
                 hits = []
@@ -609,6 +543,6 @@ def _metadata_matches(rec: Recording, needle: str) -> bool:
 
 
 __all__ = [
-    "Archive", "ArchiveError", "Cue", "MEDIA_FILES", "Recording", "STATUSES", "SearchHit",
+    "MEDIA_FILES", "STATUSES", "Archive", "ArchiveError", "Cue", "Recording", "SearchHit",
     "fts_query", "render_srt", "render_webvtt", "srt_time", "valid_id", "valid_lang", "vtt_time",
 ]

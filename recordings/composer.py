@@ -42,9 +42,12 @@ def track_end(path: Path) -> float:
     try:
         with av.open(str(path)) as container:
             stream = container.streams[0]
+            time_base = stream.time_base
+            if time_base is None:  # PyAV types it optional; a demuxed stream always has one
+                return end
             for packet in container.demux(stream):
                 if packet.pts is not None:
-                    end = max(end, float(packet.pts * stream.time_base))
+                    end = max(end, float(packet.pts * time_base))
     except (av.FFmpegError, IndexError, OSError):
         pass
     return end
@@ -186,7 +189,10 @@ def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]
     if total <= 0:
         raise ValueError("the recording has no media")
     started = time.monotonic()
-    videos = [_VideoTrack(folder / "tracks" / t["file"], t["offset"], t.get("name", "")) for t in tracks if t["kind"] == "video"]
+    videos = [
+        _VideoTrack(folder / "tracks" / t["file"], t["offset"], t.get("name", ""))
+        for t in tracks if t["kind"] == "video"
+    ]
     audios = [_audio_chunks(folder / "tracks" / t["file"], t["offset"]) for t in tracks if t["kind"] == "audio"]
     pending: list[tuple[int, np.ndarray] | None] = [None] * len(audios)
 

@@ -18,12 +18,14 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from core.http import json_error
 
 from .archive import MAX_QUERY, MEDIA_FILES, Archive, ArchiveError, Recording, valid_id, valid_lang
 
@@ -57,20 +59,16 @@ class FeedInfo:
     image: str | None = None
 
 
-def error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
 def _bad_id() -> web.Response:
-    return error(400, "bad-id", "A recording id is 8–32 lowercase hex digits.")
+    return json_error(400, "bad-id", "A recording id is 8–32 lowercase hex digits.")
 
 
 def _not_found() -> web.Response:
-    return error(404, "not-found", "There is no such recording.")
+    return json_error(404, "not-found", "There is no such recording.")
 
 
 def _bad_lang() -> web.Response:
-    return error(400, "bad-lang", "A language is a tag like en, pt or zh-Hant.")
+    return json_error(400, "bad-lang", "A language is a tag like en, pt or zh-Hant.")
 
 
 def _clock(seconds: float) -> str:
@@ -114,7 +112,7 @@ class RecordingsApi:
         if not valid_id(rec_id):
             return _bad_id()
         if not await self.is_host(request):
-            return error(403, "forbidden", "Only the hub's hosts can change recordings.")
+            return json_error(403, "forbidden", "Only the hub's hosts can change recordings.")
         rec = await self.archive.get(rec_id)
         return _not_found() if rec is None else rec
 
@@ -122,7 +120,7 @@ class RecordingsApi:
     def _query(request: web.Request) -> str | web.Response | None:
         q = request.query.get("q")
         if q is not None and len(q) > MAX_QUERY:
-            return error(400, "bad-query", f"A search has at most {MAX_QUERY} characters.")
+            return json_error(400, "bad-query", f"A search has at most {MAX_QUERY} characters.")
         return q
 
     # -- API -------------------------------------------------------------------------------------
@@ -146,7 +144,7 @@ class RecordingsApi:
         if isinstance(q, web.Response):
             return q
         if q is None or not q.strip():
-            return error(400, "bad-query", "Give the words to search for as ?q=…")
+            return json_error(400, "bad-query", "Give the words to search for as ?q=…")
         host = await self.is_host(request)
         hits = await self.archive.search(q, published_only=not host)
         return web.json_response(
@@ -164,23 +162,23 @@ class RecordingsApi:
         if isinstance(rec, web.Response):
             return rec
         if request.content_type != "application/json":
-            return error(415, "bad-content-type", "Send the changes as application/json.")
+            return json_error(415, "bad-content-type", "Send the changes as application/json.")
         if request.content_length is not None and request.content_length > MAX_PATCH_BODY:
-            return error(413, "too-large", "The request body is too large.")
+            return json_error(413, "too-large", "The request body is too large.")
         try:
             raw = await request.content.read(MAX_PATCH_BODY + 1)
             if len(raw) > MAX_PATCH_BODY:
-                return error(413, "too-large", "The request body is too large.")
+                return json_error(413, "too-large", "The request body is too large.")
             data: Any = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
-            return error(400, "bad-json", "The body is not valid JSON.")
+            return json_error(400, "bad-json", "The body is not valid JSON.")
         if not isinstance(data, dict) or not data:
-            return error(400, "bad-request", "Send an object with title and/or published.")
+            return json_error(400, "bad-request", "Send an object with title and/or published.")
         unknown = set(data) - {"title", "published"}
         if unknown:
-            return error(400, "bad-request", f"Unknown field(s): {', '.join(sorted(unknown))}.")
+            return json_error(400, "bad-request", f"Unknown field(s): {', '.join(sorted(unknown))}.")
         if "published" in data and not isinstance(data["published"], bool):
-            return error(400, "bad-published", "published must be true or false.")
+            return json_error(400, "bad-published", "published must be true or false.")
         try:
             updated: Recording | None = rec
             if "title" in data:
@@ -188,7 +186,7 @@ class RecordingsApi:
             if "published" in data:
                 updated = await self.archive.set_published(rec.id, data["published"])
         except ArchiveError as exc:
-            return error(400, exc.code, exc.message)
+            return json_error(400, exc.code, exc.message)
         if updated is None:
             return _not_found()
         logger.info("recording %s updated: %s", rec.id, sorted(data))
@@ -199,20 +197,20 @@ class RecordingsApi:
         if isinstance(rec, web.Response):
             return rec
         if rec.status == "recording":
-            return error(409, "still-recording", "This session is still being recorded; stop it first.")
+            return json_error(409, "still-recording", "This session is still being recorded; stop it first.")
         await self.archive.delete(rec.id)
         return web.Response(status=204)
 
     async def captions(self, request: web.Request) -> web.Response:
         match = CAPTION_FILE_RE.fullmatch(request.match_info["file"])
         if match is None or not valid_lang(match["lang"]):
-            return error(400, "bad-captions", "Captions are <lang>.vtt or <lang>.srt, e.g. en.vtt.")
+            return json_error(400, "bad-captions", "Captions are <lang>.vtt or <lang>.srt, e.g. en.vtt.")
         rec = await self._visible(request)
         if isinstance(rec, web.Response):
             return rec
         lang, ext = match["lang"], match["ext"]
         if lang not in rec.languages:
-            return error(404, "no-captions", f"This recording has no captions in {lang}.")
+            return json_error(404, "no-captions", f"This recording has no captions in {lang}.")
         text = await (self.archive.webvtt(rec.id, lang) if ext == "vtt" else self.archive.srt(rec.id, lang))
         if text is None:
             return _not_found()
@@ -228,7 +226,7 @@ class RecordingsApi:
         if isinstance(rec, web.Response):
             return rec
         if lang not in rec.languages:
-            return error(404, "no-captions", f"This recording has no captions in {lang}.")
+            return json_error(404, "no-captions", f"This recording has no captions in {lang}.")
         lines = await self.archive.transcript(rec.id, lang)
         if lines is None:
             return _not_found()
@@ -237,16 +235,16 @@ class RecordingsApi:
     async def media(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         if name not in MEDIA_FILES:
-            return error(400, "bad-name", f"Media is one of {', '.join(MEDIA_FILES)}.")
+            return json_error(400, "bad-name", f"Media is one of {', '.join(MEDIA_FILES)}.")
         rec = await self._visible(request)
         if isinstance(rec, web.Response):
             return rec
         if rec.status != "ready":
             detail = f" ({round((rec.progress or 0) * 100)}%)" if rec.status == "processing" else ""
-            return error(404, "not-ready", f"The recording is not ready: {rec.status}{detail}.")
+            return json_error(404, "not-ready", f"The recording is not ready: {rec.status}{detail}.")
         path = self.archive.media_path(rec.id, name)
         if not path.is_file():
-            return error(404, "not-found", f"{name} is missing from this recording.")
+            return json_error(404, "not-found", f"{name} is missing from this recording.")
         # FileResponse answers Range / If-Range requests with 206 (and 416 when unsatisfiable).
         return web.FileResponse(path, headers={"Content-Type": MEDIA_TYPES[name], **NO_CACHE})
 
@@ -274,7 +272,7 @@ class RecordingsApi:
         """RSS 2.0 podcast (iTunes tags) of the published, ready recordings' audio."""
         base = self._base_url(request)
         if base is None:
-            return error(400, "bad-host", "The Host header is not a valid host name.")
+            return json_error(400, "bad-host", "The Host header is not a valid host name.")
         info = self.feed_info
         recs = [r for r in await self.archive.list(published_only=True) if r.status == "ready"]
 
@@ -286,7 +284,7 @@ class RecordingsApi:
         _text(channel, "language", info.language)
         ET.SubElement(channel, f"{{{ATOM_NS}}}link",
                       {"href": f"{base}/recordings/feed.xml", "rel": "self", "type": "application/rss+xml"})
-        _text(channel, "lastBuildDate", format_datetime(datetime.now(timezone.utc), usegmt=True))
+        _text(channel, "lastBuildDate", format_datetime(datetime.now(UTC), usegmt=True))
         _text(channel, "generator", "unionhub")
         _text(channel, f"{{{ITUNES_NS}}}author", info.author)
         _text(channel, f"{{{ITUNES_NS}}}explicit", "false")
@@ -305,7 +303,7 @@ class RecordingsApi:
             _text(item, "description", _summary(rec))
             guid = ET.SubElement(item, "guid", {"isPermaLink": "false"})
             guid.text = f"unionhub-recording-{rec.id}"
-            published = datetime.fromtimestamp(rec.started_at, timezone.utc)
+            published = datetime.fromtimestamp(rec.started_at, UTC)
             _text(item, "pubDate", format_datetime(published, usegmt=True))
             ET.SubElement(item, "enclosure", {
                 "url": f"{base}/api/recordings/{rec.id}/media/audio.m4a",

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import av
 from aiortc.mediastreams import MediaStreamError
 
 from media_server import SFU, MediaRoom, Publication
@@ -58,6 +59,7 @@ class _Stream:
     dropped: int = 0
     push: dict[str, Any] | None = None  # last RTMP status shown to the room
     prefix: str = ""  # makes this stream's file names unique
+    unwatch: Callable[[], None] | None = None  # stops the SFU's calls about this room's media
 
 
 class LiveManager:
@@ -81,7 +83,6 @@ class LiveManager:
         self._viewers: dict[str, dict[str, float]] = {}
         self._pruned: dict[str, float] = {}
         root.mkdir(parents=True, exist_ok=True)
-        sfu.publication_hooks.append(self._on_publication)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -89,6 +90,9 @@ class LiveManager:
         stream = self._streams.get(room)
         return {"on": stream is not None, "url": f"/live/{room}", "available": True,
                 "push": stream.push if stream else None}
+
+    def is_live(self, room: str) -> bool:
+        return room in self._streams
 
     def push(self, room: str, url: str | None) -> bool:
         """Start (or, with None, stop) pushing the room's stream to an RTMP(S) destination."""
@@ -173,10 +177,7 @@ class LiveManager:
         self._streams[room] = stream
         self._ended.pop(room, None)
         self._write_master(stream)
-        media_room = self._sfu.rooms.get(room)
-        if media_room is not None:
-            for publication in list(media_room.publications.values()):
-                self._on_publication(media_room, publication)
+        stream.unwatch = self._sfu.watch(self._publication_hook(room))  # what is published already, too
         stream.subtitles = asyncio.create_task(self._subtitle_loop(stream), name=f"live-subs-{room}")
         if self._recordings is not None and not self._recordings.state(room)["on"]:
             stream.recording = await self._recordings.start(room)  # the stream is archived
@@ -188,6 +189,8 @@ class LiveManager:
         if stream is None:
             return
         self._on_change(room, self.state(room))
+        if stream.unwatch is not None:
+            stream.unwatch()
         for task in stream.tasks.values():
             task.cancel()
         for task in stream.tasks.values():
@@ -214,6 +217,13 @@ class LiveManager:
 
     # -- media ----------------------------------------------------------------------------------
 
+    def _publication_hook(self, name: str) -> Callable[[MediaRoom, Publication], None]:
+        def hook(room: MediaRoom, publication: Publication) -> None:
+            if room.name == name:
+                self._on_publication(room, publication)
+
+        return hook
+
     def _on_publication(self, room: MediaRoom, publication: Publication) -> None:
         stream = self._streams.get(room.name)
         if stream is None or publication.id in stream.tasks:
@@ -228,6 +238,8 @@ class LiveManager:
         try:
             while True:
                 packet = await track.recv()
+                if not isinstance(packet, av.Packet):  # forwarded tracks carry encoded packets
+                    continue
                 try:
                     stream.queue.put_nowait((publication.kind, key, bytes(packet)))
                 except Exception:  # queue full: the worker is behind; drop rather than buffer

@@ -10,6 +10,8 @@ import re
 
 from aiohttp import web
 
+from core.http import json_error
+
 from .live import LiveManager
 
 LIVE_KEY = web.AppKey("live", LiveManager)
@@ -19,10 +21,6 @@ HLS_FILE = re.compile(r"(index|video|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)\.m3u8|i
                       r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?(-[0-9a-f]{8})?_\d{5}\.vtt")
 TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment",
          ".vtt": "text/vtt"}
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 def add_routes(app: web.Application, live: LiveManager, page: str) -> None:
@@ -36,16 +34,16 @@ def add_routes(app: web.Application, live: LiveManager, page: str) -> None:
     async def status(request: web.Request) -> web.Response:
         room = request.match_info["room"]
         if not ROOM.fullmatch(room):
-            return _error(404, "bad-room", "No such room.")
+            return json_error(404, "bad-room", "No such room.")
         return web.json_response(live.status(room, request.query.get("viewer")))
 
     async def hls(request: web.Request) -> web.StreamResponse:
         room, name = request.match_info["room"], request.match_info["file"]
         if not ROOM.fullmatch(room) or not HLS_FILE.fullmatch(name):
-            return _error(404, "not-found", "No such file.")
+            return json_error(404, "not-found", "No such file.")
         path = live.folder(room) / name
         if not path.is_file():
-            return _error(404, "not-found", "No such file (the stream may not have started).")
+            return json_error(404, "not-found", "No such file (the stream may not have started).")
         suffix = path.suffix
         cache = "no-cache" if suffix == ".m3u8" else "max-age=60"
         return web.FileResponse(path, headers={"Content-Type": TYPES[suffix], "Cache-Control": cache})

@@ -16,7 +16,7 @@ import queue as queue_mod
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -36,7 +36,8 @@ MAX_AUDIO_BACKLOG = RATE // 2  # never let a speaker's audio lag more than 0.5 s
 
 class _LiveVideo:
     def __init__(self, codec: str) -> None:
-        self.decoder = av.CodecContext.create(codec, "r")
+        # a codec name known only at run time: PyAV's stubs type that as the generic CodecContext
+        self.decoder = cast("av.VideoCodecContext", av.CodecContext.create(codec, "r"))
         self.current: av.VideoFrame | None = None
         self.arrived = 0.0
         self._tile_key: tuple[int, int, int] | None = None

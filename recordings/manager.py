@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from media_server import SFU, MediaRoom, Publication
 
@@ -20,11 +20,21 @@ from .composer import compose
 from .recorder import RoomRecorder
 
 if TYPE_CHECKING:
-    from captioning.service import CaptionService
-
     from .archive import Archive
 
 logger = logging.getLogger(__name__)
+
+
+class CaptionSession(Protocol):
+    id: str
+    started: float  # wall clock; caption times count from here
+
+
+class CaptionSessions(Protocol):
+    """Where a room's captions are kept (captioning's service): a recording names its session
+    and offset, so the archive shows the captions under the recording."""
+
+    async def session(self, room: str) -> CaptionSession: ...
 
 
 @dataclass
@@ -32,6 +42,7 @@ class _Active:
     id: str
     recorder: RoomRecorder
     participants: set[str] = field(default_factory=set)
+    unwatch: Callable[[], None] | None = None  # stops the SFU's calls about this room's media
 
 
 class RecordingManager:
@@ -44,7 +55,7 @@ class RecordingManager:
         archive: Archive,
         names: Callable[[str], str | None],
         on_change: Callable[[str, dict[str, Any]], None],
-        captions: CaptionService | None = None,
+        captions: CaptionSessions | None = None,
         auto_record: bool = False,
     ) -> None:
         self.root = root
@@ -59,13 +70,19 @@ class RecordingManager:
         self._worker: asyncio.Task[None] | None = None
         self._executor: ProcessPoolExecutor | None = None
         root.mkdir(parents=True, exist_ok=True)
-        sfu.publication_hooks.append(self._on_publication)
 
     # -- state -------------------------------------------------------------------------
 
     def state(self, room: str) -> dict[str, Any]:
         active = self._active.get(room)
         return {"on": active is not None, "id": active.id if active else None}
+
+    def _publication_hook(self, name: str) -> Callable[[MediaRoom, Publication], None]:
+        def hook(room: MediaRoom, publication: Publication) -> None:
+            if room.name == name:
+                self._on_publication(room, publication)
+
+        return hook
 
     def _on_publication(self, room: MediaRoom, publication: Publication) -> None:
         active = self._active.get(room.name)
@@ -89,10 +106,7 @@ class RecordingManager:
         recorder = RoomRecorder(self.root / recording.id, room, self._sfu.codec)
         active = _Active(recording.id, recorder)
         self._active[room] = active
-        media_room = self._sfu.rooms.get(room)
-        if media_room is not None:
-            for publication in list(media_room.publications.values()):
-                self._on_publication(media_room, publication)
+        active.unwatch = self._sfu.watch(self._publication_hook(room))  # what is published already, too
         logger.info("room %s: recording %s started", room, recording.id)
         self._on_change(room, self.state(room))
         return recording.id
@@ -107,6 +121,8 @@ class RecordingManager:
         active = self._active.pop(room, None)
         if active is None:
             return None
+        if active.unwatch is not None:
+            active.unwatch()
         self._on_change(room, self.state(room))
         duration = await active.recorder.stop()
         if not active.recorder.tracks:  # nobody published anything: nothing worth keeping

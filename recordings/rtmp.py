@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from pathlib import Path
@@ -21,13 +20,7 @@ import av
 
 logger = logging.getLogger(__name__)
 
-URL = re.compile(r"rtmps?://[A-Za-z0-9.\-\[\]:]+(:\d+)?/\S+")
-MAX_URL = 2048
 BACKOFF = (1, 2, 4, 8, 15, 30)
-
-
-def valid_url(url: object) -> bool:
-    return isinstance(url, str) and len(url) <= MAX_URL and URL.fullmatch(url) is not None
 
 
 def redact(url: str) -> str:

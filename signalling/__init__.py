@@ -1,7 +1,12 @@
-"""Socket.IO signalling: rooms, presence, chat and SDP exchange."""
+"""Socket.IO signalling: rooms, presence, chat and SDP exchange; features meet rooms here."""
 
-from .rooms import Participant, Room, RoomRegistry
+from .errors import SignallingError
+from .features import Feature, RoomHub
+from .rooms import Participant, Room
 from .server import SignallingServer
-from .validation import SignallingError
+from .store import MemoryRoomStore, RoomStore
 
-__all__ = ["Participant", "Room", "RoomRegistry", "SignallingError", "SignallingServer"]
+__all__ = [
+    "Feature", "MemoryRoomStore", "Participant", "Room", "RoomHub", "RoomStore", "SignallingError",
+    "SignallingServer",
+]

@@ -8,48 +8,18 @@ opens a locked room. Without one, the room's host-chosen ``access`` applies.
 from __future__ import annotations
 
 import hmac
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from .validation import JoinRequest, SignallingError
-
-if TYPE_CHECKING:
-    from .auth import Grant
-    from .rooms import Room
+from .auth import Grant
+from .errors import SignallingError
+from .rooms import Room
+from .validation import JoinRequest
+from .vocabulary import Role
 
 Decision = Literal["join", "lobby"]
 
 
-@dataclass
-class RoomSettings:
-    """What hosts control; broadcast to the room (the passcode never leaves the server)."""
-
-    access: str = "open"  # open | passcode | lobby | token
-    locked: bool = False
-    record: str = "hosts"  # who may record: hosts | everyone
-    live: str = "hosts"  # who may go live and push to RTMP: hosts | everyone
-    passcode: str | None = field(default=None, repr=False)
-
-    def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["passcode"]
-        return out
-
-
-@dataclass
-class Knocker:
-    """Someone waiting in a room's lobby for a host."""
-
-    id: str
-    sid: str
-    req: JoinRequest
-    verified: bool = False
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.req.name, "lang": self.req.lang, "verified": self.verified}
-
-
-def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only: bool) -> tuple[Decision, str]:
+def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only: bool) -> tuple[Decision, Role]:
     """("join" | "lobby", role) for a join request, or the error that refuses it."""
     if grant is None and token_only:
         raise SignallingError("auth-required", "This server only admits signed join links — ask the host for one.")

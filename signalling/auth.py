@@ -16,16 +16,17 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import jwt
 
-from .validation import SignallingError, display_name, language, room_name
+from .errors import SignallingError
+from .validation import display_name, language, room_name
+from .vocabulary import ROLES, Role
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("host", "speaker", "viewer")
 MAX_TOKEN = 4096
 MAX_TTL = 366 * 24 * 3600
 #: Clock skew tolerated between the signer and this server.
@@ -41,7 +42,7 @@ class Grant:
     """What a valid signed link grants."""
 
     room: str
-    role: str
+    role: Role
     name: str
     jti: str
     expires: float
@@ -59,7 +60,8 @@ class TokenSigner:
     def __repr__(self) -> str:  # never print the secret
         return "TokenSigner(secret=***)"
 
-    def create(self, room: str, role: str, name: str, ttl: float = 3600.0, lang: str | None = None) -> str:
+    def create(self, room: object, role: object, name: object, ttl: float = 3600.0, lang: str | None = None) -> str:
+        """A signed link's token; ``bad-room`` / ``bad-name`` / ValueError for what is not valid."""
         room_name(room)
         display_name(name)
         if role not in ROLES:
@@ -103,7 +105,7 @@ class TokenSigner:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:  # a link without an id is revoked by its signature
             jti = hashlib.sha256(token.encode()).hexdigest()[:32]
-        return Grant(room=room, role=role, name=name, jti=jti, expires=float(claims["exp"]), lang=lang)
+        return Grant(room=room, role=cast(Role, role), name=name, jti=jti, expires=float(claims["exp"]), lang=lang)
 
 
     def host_of_any_room(self, token: Any) -> bool:

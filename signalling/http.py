@@ -14,8 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import ROLES, Security, api_key_matches, join_url
-from .validation import SignallingError
+from core.http import json_error
+
+from .auth import Security, api_key_matches, join_url
+from .errors import SignallingError
+from .vocabulary import ROLES
 
 logger = logging.getLogger(__name__)
 
@@ -49,43 +52,39 @@ def remember_host_link(request: web.Request, response: web.StreamResponse, secur
                             secure=request.secure, max_age=12 * 3600, path="/")
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
 def add_routes(app: web.Application, security: Security) -> None:
     async def create_token(request: web.Request) -> web.Response:
         if security.signer is None or not security.api_key:
-            return _error(404, "not-available",
+            return json_error(404, "not-available",
                           "Signed join links are turned off: set UNIONHUB_JWT_SECRET and UNIONHUB_API_KEY.")
         if not api_key_matches(security.api_key, request.headers.get("Authorization")):
-            return _error(401, "unauthorized", "Send 'Authorization: Bearer <API key>'.")
+            return json_error(401, "unauthorized", "Send 'Authorization: Bearer <API key>'.")
         if request.content_length is not None and request.content_length > MAX_BODY:
-            return _error(413, "too-large", f"The request body is larger than {MAX_BODY} bytes.")
+            return json_error(413, "too-large", f"The request body is larger than {MAX_BODY} bytes.")
         raw = await request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
-            return _error(413, "too-large", f"The request body is larger than {MAX_BODY} bytes.")
+            return json_error(413, "too-large", f"The request body is larger than {MAX_BODY} bytes.")
         try:
             body: Any = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
-            return _error(400, "bad-request", "The body must be JSON.")
+            return json_error(400, "bad-request", "The body must be JSON.")
         if not isinstance(body, dict):
-            return _error(400, "bad-request", "The body must be a JSON object {room, role, name, ttl}.")
+            return json_error(400, "bad-request", "The body must be a JSON object {room, role, name, ttl}.")
         role = body.get("role", "speaker")
         ttl = body.get("ttl", 3600)
         lang = body.get("lang")
         if role not in ROLES:
-            return _error(400, "bad-request", f"'role' must be one of: {', '.join(ROLES)}.")
+            return json_error(400, "bad-request", f"'role' must be one of: {', '.join(ROLES)}.")
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-            return _error(400, "bad-request", "'ttl' must be a number of seconds.")
+            return json_error(400, "bad-request", "'ttl' must be a number of seconds.")
         if lang is not None and not isinstance(lang, str):
-            return _error(400, "bad-lang", "'lang' must be a language code.")
+            return json_error(400, "bad-lang", "'lang' must be a language code.")
         try:
             token = security.signer.create(body.get("room"), role, body.get("name"), float(ttl), lang)
         except SignallingError as exc:
-            return _error(400, exc.code, exc.message)
+            return json_error(400, exc.code, exc.message)
         except (ValueError, TypeError) as exc:
-            return _error(400, "bad-request", str(exc))
+            return json_error(400, "bad-request", str(exc))
         base = f"{request.scheme}://{request.host}"
         logger.info("token created for room %s (%s)", body.get("room"), role)
         return web.json_response(

@@ -5,32 +5,25 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, cast
+
+from .errors import SignallingError
+from .vocabulary import ACCESS, PUBLISHABLE, ROLES, WHO, Access, Publishable, Role, Who
+
+__all__ = ["JoinRequest", "SignallingError"]  # SignallingError: re-exported for existing callers
 
 ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 MAX_NAME = 64
 MAX_CHAT = 2000
 MAX_SDP = 100_000
-SOURCES = ("screen",)
-
-
-class SignallingError(Exception):
-    """A rejected client event; sent to the client as ``error {code, message, event}``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
 
 MAX_TOKEN = 4096
+RTMP_URL_RE = re.compile(r"rtmps?://[A-Za-z0-9.\-\[\]:]+(:\d+)?/\S+")
+MAX_RTMP_URL = 2048
 MAX_PASSCODE = 128
 CLIENT_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PARTICIPANT_RE = re.compile(r"^[0-9a-f]{12}$")
-ROLES = ("host", "speaker", "viewer")
-ACCESS = ("open", "passcode", "lobby", "token")
-WHO = ("hosts", "everyone")
 
 
 @dataclass(frozen=True)
@@ -146,15 +139,29 @@ def remove(data: Any) -> tuple[str, bool]:
     return participant_id(d), _bool(d, "ban", False)
 
 
-def role(data: Any) -> tuple[str, str]:
-    d = _obj(data)
-    value = d.get("role")
+def role_name(value: Any) -> Role:
     if value not in ROLES:
         raise SignallingError("bad-request", f"'role' must be one of: {', '.join(ROLES)}.")
-    return participant_id(d), str(value)
+    return cast(Role, value)
 
 
-def settings(data: Any) -> dict[str, Any]:
+def role(data: Any) -> tuple[str, Role]:
+    d = _obj(data)
+    value = d.get("role")
+    return participant_id(d), role_name(value)
+
+
+class SettingsChange(TypedDict, total=False):
+    """What a host's ``settings`` event changes (``passcode`` comes with ``access: passcode``)."""
+
+    access: Access
+    passcode: str
+    locked: bool
+    record: Who
+    live: Who
+
+
+def settings(data: Any) -> SettingsChange:
     """A partial RoomSettings (plus ``passcode`` with ``access: passcode``)."""
     d = _obj(data)
     unknown = set(d) - {"access", "passcode", "locked", "record", "live"}
@@ -162,11 +169,11 @@ def settings(data: Any) -> dict[str, Any]:
         raise SignallingError("bad-request", f"Unknown setting '{sorted(unknown)[0][:32]}'.")
     if not d:
         raise SignallingError("bad-request", "Give at least one setting.")
-    out: dict[str, Any] = {}
+    out = SettingsChange()
     if "access" in d:
         if d["access"] not in ACCESS:
             raise SignallingError("bad-request", f"'access' must be one of: {', '.join(ACCESS)}.")
-        out["access"] = d["access"]
+        out["access"] = cast(Access, d["access"])
     if "passcode" in d:
         code = _str(d, "passcode", "bad-request", MAX_PASSCODE).strip()
         if len(code) < 4:
@@ -176,12 +183,17 @@ def settings(data: Any) -> dict[str, Any]:
         raise SignallingError("passcode-required", "Give the passcode people will need.")
     if "locked" in d:
         out["locked"] = _bool(d, "locked", False)
-    for key in ("record", "live"):
-        if key in d:
-            if d[key] not in WHO:
-                raise SignallingError("bad-request", f"'{key}' must be 'hosts' or 'everyone'.")
-            out[key] = d[key]
+    if "record" in d:
+        out["record"] = _who(d, "record")
+    if "live" in d:
+        out["live"] = _who(d, "live")
     return out
+
+
+def _who(d: dict[str, Any], key: str) -> Who:
+    if d[key] not in WHO:
+        raise SignallingError("bad-request", f"'{key}' must be 'hosts' or 'everyone'.")
+    return cast(Who, d[key])
 
 
 def answer(data: Any) -> str:
@@ -192,12 +204,12 @@ def answer(data: Any) -> str:
     return sdp
 
 
-def source(data: Any) -> str:
+def source(data: Any) -> Publishable:
     d = _obj(data)
     value = d.get("source")
-    if value not in SOURCES:
-        raise SignallingError("bad-source", f"'source' must be one of: {', '.join(SOURCES)}.")
-    return str(value)
+    if value not in PUBLISHABLE:
+        raise SignallingError("bad-source", f"'source' must be one of: {', '.join(PUBLISHABLE)}.")
+    return cast(Publishable, value)
 
 
 def media_state(data: Any) -> tuple[bool | None, bool | None]:
@@ -242,14 +254,17 @@ def record(data: Any) -> bool:
 
 def push_url(data: Any) -> str | None:
     """An RTMP(S) destination (server URL + stream key), or None to stop pushing."""
-    from recordings.rtmp import valid_url
-
     d = _obj(data)
     url = d.get("url")
     if url is None:
         return None
-    if not valid_url(url):
+    if not valid_rtmp_url(url):
         raise SignallingError(
             "bad-rtmp-url", "Give the full stream URL with its key, e.g. rtmp://a.rtmp.youtube.com/live2/KEY."
         )
     return str(url)
+
+
+def valid_rtmp_url(url: object) -> bool:
+    """An ``rtmp://`` or ``rtmps://`` URL with a path (the stream key): what live-push accepts."""
+    return isinstance(url, str) and len(url) <= MAX_RTMP_URL and RTMP_URL_RE.fullmatch(url) is not None

@@ -21,6 +21,7 @@ import pytest
 from hubtest import RunningHub, running_hub
 from sigclient import Client, Connect
 
+
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[RunningHub]:
     """The hub with default limits."""

@@ -271,7 +271,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
 def payload_for(event: str) -> st.SearchStrategy[Any]:
     fields = FIELDS.get(event, {})
     near_valid = st.fixed_dictionaries(
-        {}, optional={**fields, **{"extra": json_values()}, **{"__proto__": json_values()}}
+        {}, optional={**fields, "extra": json_values(), "__proto__": json_values()}
     )
     return st.one_of(near_valid, near_valid, near_valid, ANY)
 
@@ -546,12 +546,11 @@ async def eventually(condition: Callable[[], bool], timeout: float = ACK_TIMEOUT
 
 def room_snapshot(server: SignallingServer, room: str) -> Any:
     """Everything the server keeps about a room (participants, chat, settings, lobby, bans)."""
-    r = server.registry.rooms.get(room)
+    r = server.store.rooms.get(room)
     state: dict[str, Any] = {"room": dataclasses.asdict(r) if r is not None else None}
-    if server.recordings is not None:
-        state["recording"] = server.recordings.state(room)
-    if server.live is not None:
-        state["live"] = room in server.live._streams
+    for feature in server.features:
+        if feature.name in ("recording", "live"):
+            state[feature.name] = feature.state(room)
     return repr(state)
 
 
@@ -639,8 +638,8 @@ def check_state_intact(fuzz: Fuzz) -> None:
     the SFU has no peers left, /healthz answers 200 and nothing was logged as an error."""
 
     async def case() -> None:
-        assert await eventually(lambda: not fuzz.server.registry.by_sid and not fuzz.server.registry.rooms), (
-            f"ghost participants: {fuzz.server.registry.by_sid}"
+        assert await eventually(lambda: not fuzz.server.store.by_sid and not fuzz.server.store.rooms), (
+            f"ghost participants: {fuzz.server.store.by_sid}"
         )
         assert not getattr(fuzz.server, "_knocking", {}), "ghost knockers"
         ana, bo = await Actor(fuzz.hub.url).connect(), await Actor(fuzz.hub.url).connect()
@@ -653,12 +652,12 @@ def check_state_intact(fuzz: Fuzz) -> None:
             assert await ana.send("chat", ({"text": "still here?"},)) == "ack"
             assert (await bo.wait_for("chat"))["text"] == "still here?"
             assert (await ana.wait_for("chat"))["from"] == ana_joined["id"]
-            assert set(fuzz.server.registry.by_sid) == {ana.sid, bo.sid}
-            assert set(fuzz.server.registry.rooms) == {room}
+            assert set(fuzz.server.store.by_sid) == {ana.sid, bo.sid}
+            assert set(fuzz.server.store.rooms) == {room}
         finally:
             await ana.close()
             await bo.close()
-        assert await eventually(lambda: not fuzz.server.registry.by_sid and not fuzz.server.registry.rooms)
+        assert await eventually(lambda: not fuzz.server.store.by_sid and not fuzz.server.store.rooms)
         assert await eventually(lambda: fuzz.server.sfu.stats()["peers"] == 0)
         async with aiohttp.ClientSession() as session, session.get(fuzz.hub.url + "/healthz") as r:
             assert r.status == 200

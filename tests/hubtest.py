@@ -14,8 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
+from captioning.service import CaptionService
+from recordings.archive import Archive
+from recordings.live import LiveManager
+from recordings.manager import RecordingManager
 from signalling import SignallingServer
-from unionhub.app import SIGNALLING_KEY, create_app
+from unionhub.app import ARCHIVE_KEY, CAPTIONS_KEY, LIVE_KEY, RECORDINGS_KEY, SIGNALLING_KEY, create_app
 
 #: Bounds teardown if a test leaves a websocket open.
 SHUTDOWN_TIMEOUT = 5.0
@@ -29,6 +33,25 @@ class RunningHub:
     app: web.Application
     server: SignallingServer
     runner: web.AppRunner
+
+    @property
+    def captions(self) -> CaptionService | None:
+        feature = self.app.get(CAPTIONS_KEY)
+        return feature.service if feature is not None else None
+
+    @property
+    def recordings(self) -> RecordingManager | None:
+        feature = self.app.get(RECORDINGS_KEY)
+        return feature.manager if feature is not None else None
+
+    @property
+    def live(self) -> LiveManager | None:
+        feature = self.app.get(LIVE_KEY)
+        return feature.manager if feature is not None else None
+
+    @property
+    def archive(self) -> Archive:
+        return self.app[ARCHIVE_KEY]
 
 
 @contextlib.asynccontextmanager

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import aiohttp
+from pathlib import Path
 
-from hubtest import RunningHub
+from pytest_aiohttp import AiohttpClient
+
+from unionhub.app import create_app
 
 
-async def test_pages_and_apis_carry_strict_security_headers(hub: RunningHub) -> None:
-    async with aiohttp.ClientSession() as http:
-        for path in ("/", "/r/branch-7", "/recordings", "/live/branch-7", "/api/recordings", "/healthz",
-                     "/static/app.js", "/no-such-page"):
-            async with http.get(hub.url + path) as r:
-                headers = r.headers
-                csp = headers.get("Content-Security-Policy", "")
-                assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp, (path, csp)
-                assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp, (path, csp)
-                assert headers.get("X-Frame-Options") == "DENY", path
-                assert headers.get("X-Content-Type-Options") == "nosniff", path
-                # a signed link's token in the address bar never leaks to other sites
-                assert headers.get("Referrer-Policy") == "no-referrer", path
-                assert "camera=(self)" in headers.get("Permissions-Policy", ""), path
+async def test_pages_and_apis_carry_strict_security_headers(tmp_path: Path, aiohttp_client: AiohttpClient) -> None:
+    client = await aiohttp_client(create_app(tmp_path / "hub"))
+    for path in ("/", "/r/branch-7", "/recordings", "/live/branch-7", "/api/recordings", "/healthz",
+                 "/static/app.js", "/no-such-page"):
+        async with client.get(path) as r:
+            headers = r.headers
+            csp = headers.get("Content-Security-Policy", "")
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp, (
+                path, csp)
+            assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp, (path, csp)
+            assert headers.get("X-Frame-Options") == "DENY", path
+            assert headers.get("X-Content-Type-Options") == "nosniff", path
+            # a signed link's token in the address bar never leaks to other sites
+            assert headers.get("Referrer-Policy") == "no-referrer", path
+            assert "camera=(self)" in headers.get("Permissions-Policy", ""), path

@@ -8,6 +8,7 @@ caption store's INSERT OR REPLACE.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import sqlite3
@@ -20,15 +21,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from captioning.store import CaptionStore, StoredCaption
+from core.database import Database
 from recordings.archive import (
     Archive,
     ArchiveError,
+    Cue,
     Recording,
     fts_query,
     render_webvtt,
     srt_time,
     vtt_time,
-    Cue,
 )
 
 T0 = 1_780_000_000.0  # a fixed wall-clock start
@@ -45,13 +47,13 @@ class Env:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     db = tmp_path / "data" / "unionhub.sqlite3"
-    store = CaptionStore(db)
-    archive = Archive(db, tmp_path / "data" / "recordings")
+    database = Database(db)
+    store = CaptionStore(database)
+    archive = Archive(database, tmp_path / "data" / "recordings")
     try:
         yield Env(db, tmp_path / "data" / "recordings", store, archive)
     finally:
-        archive.close()
-        store.close()
+        database.close()
 
 
 def cap(session: str, utterance: str, lang: str, text: str, start: float, end: float,
@@ -83,7 +85,8 @@ async def test_create_finish_status(env: Env) -> None:
 
     got = await env.archive.finish(rec.id, T0 + 60, 59.5, ["Bob", "Ana García"])
     assert got is not None
-    assert (got.status, got.duration, got.ended_at, got.participants) == ("processing", 59.5, T0 + 60, ["Bob", "Ana García"])
+    assert (got.status, got.duration, got.ended_at, got.participants) == (
+        "processing", 59.5, T0 + 60, ["Bob", "Ana García"])
     assert await env.archive.unfinished() == []
 
     got = await env.archive.set_status(rec.id, "processing", progress=1.7)
@@ -349,10 +352,15 @@ def test_fts_query_is_always_valid_syntax(text: str) -> None:
 
 async def test_index_follows_replace_and_existing_rows(tmp_path: Path) -> None:
     db = tmp_path / "unionhub.sqlite3"
-    store = CaptionStore(db)
-    session = await store.start_session("metal")
-    await store.add([cap(session, "u1", "es", "palabra antigua", 1, 2)])  # before the archive exists
-    archive = Archive(db, tmp_path / "recordings")
+    # Captions written before the index existed: unionhub 0.1's CaptionStore alone made this file
+    # (session "metal", caption u1/es "palabra antigua" 1-2 s; see tests/test_database.py).
+    dump = Path(__file__).parent / "data" / "db-v0.1-captions-only.sql"
+    with contextlib.closing(sqlite3.connect(str(db))) as old:
+        old.executescript(dump.read_text(encoding="utf-8"))
+    database = Database(db)  # migration 1 builds the index from the existing rows
+    store = CaptionStore(database)
+    (session,) = await store.sessions("metal")
+    archive = Archive(database, tmp_path / "recordings")
     try:
         rec = await archive.create("metal", session, 0.0, T0)
         assert [h.recording.id for h in await archive.search("antigua")] == [rec.id]  # rebuilt
@@ -380,10 +388,10 @@ async def test_index_follows_replace_and_existing_rows(tmp_path: Path) -> None:
         assert stale == []
         other.close()
         assert [c.text for c in await store.captions(session)] == ["palabra final"]
-        # a second Archive on the same file (restart) neither duplicates nor breaks the index
-        again = Archive(db, tmp_path / "recordings")
+        # a second Database and Archive on the same file (restart) neither duplicate nor break the index
+        reopened = Database(db)
+        again = Archive(reopened, tmp_path / "recordings")
         assert [h.hits for h in await again.search("palabra")] == [1]
-        again.close()
+        reopened.close()
     finally:
-        archive.close()
-        store.close()
+        database.close()

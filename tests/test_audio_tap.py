@@ -6,8 +6,8 @@ import asyncio
 from types import SimpleNamespace
 
 import numpy as np
-from av import AudioFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
 from media_server.audio_tap import AudioTap
 

@@ -41,14 +41,15 @@ def test_expired_forged_and_other_room_links_are_refused() -> None:
     now = int(time.time())
     expired = jwt.encode({"room": "r", "role": "host", "name": "A", "exp": now - 3600}, SECRET, algorithm="HS256")
     assert "expired" in refused(signer.verify, expired, "r")
-    forged = jwt.encode({"room": "r", "role": "host", "name": "A", "exp": now + 60}, "another-secret-that-is-also-long-enough", algorithm="HS256")
+    forged = jwt.encode({"room": "r", "role": "host", "name": "A", "exp": now + 60},
+                        "another-secret-that-is-also-long-enough", algorithm="HS256")
     refused(signer.verify, forged, "r")
     assert "another room" in refused(signer.verify, signer.create("r", "host", "A"), "other")
     early = jwt.encode({"room": "r", "role": "host", "name": "A", "exp": now + 7200, "nbf": now + 3600},
                        SECRET, algorithm="HS256")
     assert "not valid yet" in refused(signer.verify, early, "r")
     # alg=none, a tampered payload, a bad role, missing claims, garbage
-    header, payload, sig = signer.create("r", "speaker", "A").split(".")
+    header, _payload, sig = signer.create("r", "speaker", "A").split(".")
     claims = jwt.decode(signer.create("r", "speaker", "A"), SECRET, algorithms=["HS256"])
     tampered = base64.urlsafe_b64encode(jwt.api_jws.json.dumps({**claims, "role": "host"}).encode()).rstrip(b"=")
     refused(signer.verify, f"{header}.{tampered.decode()}.{sig}", "r")
@@ -69,7 +70,8 @@ def test_a_short_secret_is_refused_and_never_printed() -> None:
 def test_ice_servers_parse_and_turn_rest_credentials_verify() -> None:
     assert IceServer.parse("stun:stun.example.org:3478") == IceServer("stun:stun.example.org:3478")
     static = IceServer.parse("turns:ana:p%40ss@turn.example.org:5349?transport=tcp")
-    assert (static.url, static.username, static.credential) == ("turns:turn.example.org:5349?transport=tcp", "ana", "p@ss")
+    assert (static.url, static.username, static.credential) == (
+        "turns:turn.example.org:5349?transport=tcp", "ana", "p@ss")
     for bad in ("http://x", "turn:", "stun:user:pw@host", "turn:@host", "nope"):
         with pytest.raises(ValueError) as info:
             IceServer.parse(bad)

@@ -2,21 +2,22 @@
 
 The hub runs with captions configured but no speech model (``asr_model="none"``): ASR is
 skipped, translation still starts in its worker process, using a tiny real en→es Argos package
-built by tests/argos_model.py.
+built by tests/argos_model.py (once per module). Each test starts its own hub through
+pytest-aiohttp's ``aiohttp_client``, whose event loop is the test's own: a second or two each,
+while the translation worker starts and loads the package.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-import pytest_asyncio
 from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 import captioning.service
 from argos_model import argos_env, build_argosmodel, crash_worker, install_argos_models
@@ -24,8 +25,6 @@ from captioning.http import CAPTIONS_KEY, MAX_TEXT, add_routes
 from captioning.models import ModelDirs
 from captioning.service import CaptionConfig, CaptionService
 from unionhub.app import create_app
-
-pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 EN_ES = {
     "hello": "hola",
@@ -41,7 +40,7 @@ READY_TIMEOUT = 60.0
 
 @dataclass
 class TranslatingHub:
-    url: str
+    client: TestClient[web.Request, web.Application]
     service: CaptionService
 
 
@@ -49,42 +48,39 @@ def _captions(models_dir: Path) -> CaptionConfig:
     return CaptionConfig(models_dir=models_dir, asr_model="none")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def translating_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TranslatingHub]:
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """<models> with the en→es package, where `unionhub models install --translate en:es` puts it
+    (ARGOS_PACKAGES_DIR=<models>/argos); built once for the module."""
     root = tmp_path_factory.mktemp("captions-http")
     models = root / "models"
     archive = build_argosmodel(root / "build", "en", "es", EN_ES)
-    # Where `unionhub models install --translate en:es` puts it (ARGOS_PACKAGES_DIR=<models>/argos).
     install_argos_models(ModelDirs(models).argos, [archive])
-    with pytest.MonkeyPatch.context() as mp:
-        # Spawned workers keep argostranslate out of ~; configure()'s env changes are undone.
-        for key, value in argos_env(ModelDirs(models).argos, root / "home").items():
-            mp.setenv(key, value)
-        app = create_app(root / "data", captions=_captions(models))
-        runner = web.AppRunner(app, shutdown_timeout=5.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            service = app[CAPTIONS_KEY]
-            await asyncio.wait_for(service.ready(), READY_TIMEOUT)
-            assert service.translation_available, "translation did not start"
-            yield TranslatingHub(f"http://127.0.0.1:{port}", service)
-        finally:
-            await runner.cleanup()
+    return models
+
+
+@pytest.fixture
+async def translating_hub(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aiohttp_client: AiohttpClient
+) -> TranslatingHub:
+    # Spawned workers keep argostranslate out of ~; configure()'s env changes are undone.
+    for key, value in argos_env(ModelDirs(models_dir).argos, models_dir.parent / "home").items():
+        monkeypatch.setenv(key, value)
+    client = await aiohttp_client(create_app(tmp_path / "data", captions=_captions(models_dir)))
+    service = client.app[CAPTIONS_KEY]
+    await asyncio.wait_for(service.ready(), READY_TIMEOUT)
+    assert service.translation_available, "translation did not start"
+    return TranslatingHub(client, service)
 
 
 async def _post(hub: TranslatingHub, **kwargs: Any) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{hub.url}/translate", **kwargs) as response:
-            return response.status, await response.json()
+    async with hub.client.post("/translate", **kwargs) as response:
+        return response.status, await response.json()
 
 
 async def _get(hub: TranslatingHub, path: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{hub.url}{path}") as response:
-            return response.status, await response.json()
+    async with hub.client.get(path) as response:
+        return response.status, await response.json()
 
 
 # -- translating ----------------------------------------------------------------------------
@@ -270,47 +266,35 @@ async def test_service_finds_translation_models_where_argos_installs_them(tmp_pa
             await runner.cleanup()
 
 
-async def test_no_translation_without_packages(tmp_path: Path) -> None:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in argos_env(tmp_path / "models" / "argos", tmp_path / "home").items():
-            mp.setenv(key, value)
-        app = create_app(tmp_path / "data", captions=_captions(tmp_path / "models"))
-        runner = web.AppRunner(app, shutdown_timeout=5.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            service = app[CAPTIONS_KEY]
-            await asyncio.wait_for(service.ready(), READY_TIMEOUT)
-            assert not service.translation_available
-            hub = TranslatingHub(f"http://127.0.0.1:{port}", service)
-            assert await _get(hub, "/languages") == (200, [])
-            status, body = await _post(hub, json={"q": "hello", "source": "en", "target": "es"})
-            assert status == 400
-            assert "error" in body
-        finally:
-            await runner.cleanup()
+async def test_no_translation_without_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aiohttp_client: AiohttpClient
+) -> None:
+    for key, value in argos_env(tmp_path / "models" / "argos", tmp_path / "home").items():
+        monkeypatch.setenv(key, value)
+    client = await aiohttp_client(create_app(tmp_path / "data", captions=_captions(tmp_path / "models")))
+    service = client.app[CAPTIONS_KEY]
+    await asyncio.wait_for(service.ready(), READY_TIMEOUT)
+    assert not service.translation_available
+    hub = TranslatingHub(client, service)
+    assert await _get(hub, "/languages") == (200, [])
+    status, body = await _post(hub, json={"q": "hello", "source": "en", "target": "es"})
+    assert status == 400
+    assert "error" in body
 
 
-async def test_a_token_hub_translates_only_with_the_api_key(translating_hub: TranslatingHub) -> None:
+async def test_a_token_hub_translates_only_with_the_api_key(
+    translating_hub: TranslatingHub, aiohttp_client: AiohttpClient
+) -> None:
     """`--auth token`: translation CPU is for the meetings and for integrations holding the key."""
     app = web.Application()
     add_routes(app, translating_hub.service, api_key="integration-key-0123456789")
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/translate"  # type: ignore[union-attr]
-        body = {"q": "the union", "source": "en", "target": "es"}
-        async with aiohttp.ClientSession() as http:
-            for extra, headers in (({}, {}), ({"api_key": "wrong"}, {}), ({}, {"Authorization": "Bearer wrong"})):
-                async with http.post(url, json={**body, **extra}, headers=headers) as r:
-                    assert r.status == 403 and (await r.json()) == {"error": "Invalid API key"}
-            async with http.post(url, json={**body, "api_key": "integration-key-0123456789"}) as r:
-                assert r.status == 200 and (await r.json())["translatedText"]
-            async with http.post(url, json=body, headers={"Authorization": "Bearer integration-key-0123456789"}) as r:
-                assert r.status == 200
-    finally:
-        await runner.cleanup()
+    http = await aiohttp_client(app)
+    url = "/translate"
+    body = {"q": "the union", "source": "en", "target": "es"}
+    for extra, headers in (({}, {}), ({"api_key": "wrong"}, {}), ({}, {"Authorization": "Bearer wrong"})):
+        async with http.post(url, json={**body, **extra}, headers=headers) as r:
+            assert r.status == 403 and (await r.json()) == {"error": "Invalid API key"}
+    async with http.post(url, json={**body, "api_key": "integration-key-0123456789"}) as r:
+        assert r.status == 200 and (await r.json())["translatedText"]
+    async with http.post(url, json=body, headers={"Authorization": "Bearer integration-key-0123456789"}) as r:
+        assert r.status == 200

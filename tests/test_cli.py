@@ -35,3 +35,19 @@ def test_models_install_explains_bad_requests(tmp_path: Path) -> None:
 def test_serve_rejects_an_unknown_codec(tmp_path: Path) -> None:
     result = run("serve", "--codec", "av1", "--data-dir", str(tmp_path), home=tmp_path)
     assert result.returncode == 2 and "invalid choice: 'av1'" in result.stderr
+
+
+def test_serve_refuses_a_data_directory_from_a_newer_unionhub(tmp_path: Path) -> None:
+    """A downgrade must not misread (or damage) the archive: a clear message, the file untouched."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "unionhub.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    before = db.read_bytes()
+    result = run("serve", "--data-dir", str(data), "--asr-model", "none", "--port", "0", home=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "schema version 999" in result.stderr and "Traceback" not in result.stderr
+    assert db.read_bytes() == before

@@ -10,6 +10,7 @@ fallback to aiortc's own loop still carries media.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,9 +30,9 @@ from pylibsrtp import Policy, Session
 
 from hubtest import RunningHub as Hub
 from media_server import fastsend
-from media_server.client import HubClient, encode_test_audio, encode_test_video
 from media_server.fastsend import MAX_WRITE_BUFFER, RTP_HISTORY_SIZE, FastSender
 from media_server.forwarding import EncodedFrame, ForwardedTrack, is_keyframe
+from testkit.rtc_client import HubClient, encode_test_audio, encode_test_video
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96})
@@ -183,7 +184,7 @@ async def test_vp8_frames_go_out_as_valid_rtp_that_rebuilds_the_frames(
     assert {p.payload_type for p in packets} == {VP8.payloadType}
     assert [p.version for p in packets] == [2] * len(packets)
     seqs = [p.sequence_number for p in packets]
-    assert [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:])] == [1] * (len(seqs) - 1)
+    assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)] == [1] * (len(seqs) - 1)
     # one RTP timestamp per frame, offset from the frame's own clock by one constant
     by_frame: dict[int, set[int]] = {}
     frame_index = 0
@@ -195,7 +196,7 @@ async def test_vp8_frames_go_out_as_valid_rtp_that_rebuilds_the_frames(
     assert len(offsets) == 1
     # VP8 picture ids count frames, so a receiver can tell a whole frame went missing
     ids = [VpxPayloadDescriptor.parse(p.payload)[0].picture_id for p in packets if p.marker]
-    assert [(b - a) & 0x7FFF for a, b in zip(ids, ids[1:])] == [1] * (len(ids) - 1)
+    assert [(b - a) & 0x7FFF for a, b in itertools.pairwise(ids)] == [1] * (len(ids) - 1)
     assert fast.sent_packets == len(packets) and fast.errors == 0
     assert link.track.forwarded == len(frames) and link.track.dropped == 0
 
@@ -245,7 +246,7 @@ async def test_sequence_numbers_and_timestamps_wrap_around(
     marked = [p.timestamp for p in packets if p.marker]
     assert marked[0] == 0xFFFFFFFF - 5000  # first frame has timestamp 0
     assert marked[-1] < marked[0]  # wrapped past 2**32
-    assert [(b - a) & 0xFFFFFFFF for a, b in zip(marked, marked[1:])] == [3000] * 5
+    assert [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(marked)] == [3000] * 5
 
 
 # -- NACK / RTX ----------------------------------------------------------------------------------
@@ -573,7 +574,7 @@ async def test_the_first_sequence_number_leaves_room_before_the_wrap(
     await link.start()
     for i in range(5):
         link.track.push(EncodedFrame(b"opus%d" % i, i * 960, True, "opus"))
-    first_lost, *rest = link.rtp()  # one packet lost on the way (or before the browser's SRTP was ready)
+    _first_lost, *rest = link.rtp()  # one packet lost on the way (or before the browser's SRTP was ready)
     decrypted = []
     for data in rest:
         try:

@@ -15,8 +15,6 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from media_server.client import encode_test_video
-from media_server.jitter import AssembledFrame
 from media_server.forwarding import (
     AUDIO_QUEUE_FRAMES,
     VIDEO_QUEUE_FRAMES,
@@ -25,6 +23,8 @@ from media_server.forwarding import (
     ReceiverTap,
     is_keyframe,
 )
+from media_server.jitter import AssembledFrame
+from testkit.rtc_client import encode_test_video
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 
@@ -272,7 +272,7 @@ async def video_receiver() -> AsyncIterator[RTCRtpReceiver]:
 
 
 def decoder_queue(receiver: RTCRtpReceiver) -> Any:
-    return getattr(receiver, "_RTCRtpReceiver__decoder_queue")
+    return receiver._RTCRtpReceiver__decoder_queue
 
 
 def drain_queue(q: queue.Queue[Any]) -> list[Any]:
@@ -303,7 +303,7 @@ async def test_receiver_tap_forwards_every_frame_without_decoding(
 
 async def test_receiver_tap_takes_over_frame_assembly(video_receiver: RTCRtpReceiver) -> None:
     tap = ReceiverTap(video_receiver, lambda frame: None)
-    assert getattr(video_receiver, "_RTCRtpReceiver__jitter_buffer") is tap.assembler
+    assert video_receiver._RTCRtpReceiver__jitter_buffer is tap.assembler
 
 
 async def test_receiver_tap_forwards_each_frame_one_packet_completed(

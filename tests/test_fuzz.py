@@ -125,8 +125,8 @@ def test_any_event_before_joining(fuzz: Fuzz, event: str, args: st.DataObject) -
         finally:
             await actor.close()
         sid = actor.sid
-        assert await eventually(lambda: sid not in fuzz.server.registry.by_sid
-                                and sid not in getattr(fuzz.server, "_knocking", {})), "ghost participant"
+        assert await eventually(lambda: sid not in fuzz.server.store.by_sid
+                                and not fuzz.server.meeting.is_knocking(sid)), "ghost participant"
         check_logs(fuzz, f"{event!r} before joining")
 
     fuzz.run(case())
@@ -283,11 +283,11 @@ def test_any_event_in_a_room(
             for actor in scene.actors:
                 await actor.close()
         sids = {a.sid for a in scene.actors}
-        knocking = getattr(fuzz.server, "_knocking", {})
         assert await eventually(
-            lambda: not sids & set(fuzz.server.registry.by_sid) and not sids & set(knocking)
-            and scene.room not in fuzz.server.registry.rooms
-        ), f"ghosts left in {scene.room}: {[p for p in fuzz.server.registry.by_sid if p in sids]}"
+            lambda: not sids & set(fuzz.server.store.by_sid)
+            and not any(fuzz.server.meeting.is_knocking(sid) for sid in sids)
+            and scene.room not in fuzz.server.store.rooms
+        ), f"ghosts left in {scene.room}: {[p for p in fuzz.server.store.by_sid if p in sids]}"
         check_logs(fuzz, f"{sender} sent {event!r}")
 
     fuzz.run(case())
@@ -412,7 +412,7 @@ def test_raw_frames(fuzz: Fuzz, frames: list[str | bytes]) -> None:
                             break
             await ws.close()
         await asyncio.sleep(0.02)
-        assert await eventually(lambda: not any(r.startswith("fz-raw") for r in fuzz.server.registry.rooms)), (
+        assert await eventually(lambda: not any(r.startswith("fz-raw") for r in fuzz.server.store.rooms)), (
             "a raw socket that joined was left behind"
         )
         check_logs(fuzz, f"raw frames {[f[:80] for f in frames]!r}", library_ok=True)
@@ -457,7 +457,7 @@ def test_reserved_event_names_are_unknown_events(fuzz: Fuzz, event: str, args: t
         finally:
             await victim.close()
             await actor.close()
-        assert await eventually(lambda: not fuzz.server.registry.by_sid)
+        assert await eventually(lambda: not fuzz.server.store.by_sid)
         fuzz.take_errors()
 
     fuzz.run(case())
@@ -511,14 +511,14 @@ def test_a_broken_connection_leaves_no_ghost(fuzz: Fuzz, bad_frame: str) -> None
                 await ws.send_str(bad_frame)
                 await asyncio.sleep(0.2)
                 await ws.close()
-            gone = await eventually(lambda: len(fuzz.server.registry.rooms["fz-ghost"].participants) == 1, 3.0)
+            gone = await eventually(lambda: len(fuzz.server.store.rooms["fz-ghost"].participants) == 1, 3.0)
         finally:
             # clean-up only (after the measurement): end the ghost's session as the ping timeout would
-            for sid, participant in list(fuzz.server.registry.by_sid.items()):
+            for sid, participant in list(fuzz.server.store.by_sid.items()):
                 if participant.room == "fz-ghost" and sid != watcher.sid:
                     await fuzz.server.sio.disconnect(sid)
             await watcher.close()
-            assert await eventually(lambda: "fz-ghost" not in fuzz.server.registry.rooms)
+            assert await eventually(lambda: "fz-ghost" not in fuzz.server.store.rooms)
             fuzz.take_errors(library_ok=True)
         assert gone, "the participant is still in the room 3 s after its connection closed"
 
@@ -541,7 +541,7 @@ def test_oversized_event_is_refused_with_too_large(fuzz: Fuzz) -> None:
             codes = [e["code"] for e in actor.received("error")]
         finally:
             await actor.close()
-        assert await eventually(lambda: "fz-big" not in fuzz.server.registry.rooms)
+        assert await eventually(lambda: "fz-big" not in fuzz.server.store.rooms)
         fuzz.take_errors(library_ok=True)
         assert outcome == "ack" and codes == ["too-large"], (outcome, codes)
 
@@ -581,7 +581,7 @@ def test_a_flood_is_rate_limited_with_errors_and_the_socket_recovers(fuzz: Fuzz)
         finally:
             await flooder.close()
             await listener.close()
-        assert await eventually(lambda: "fz-flood" not in fuzz.server.registry.rooms)
+        assert await eventually(lambda: "fz-flood" not in fuzz.server.store.rooms)
         check_logs(fuzz, "flood")
 
     fuzz.run(case())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket
 
+from media_server.forwarding import depayloaded
 from media_server.jitter import AssembledFrame, FrameAssembler
 
 
 def pkt(seq: int, ts: int, data: bytes, marker: bool = False) -> RtpPacket:
     p = RtpPacket(payload_type=96, sequence_number=seq & 0xFFFF, timestamp=ts & 0xFFFFFFFF)
     p.marker = int(marker)
-    p._data = data  # type: ignore[attr-defined]
+    p._data = data  # type: ignore[attr-defined]  # as aiortc's receiver does: see forwarding.depayloaded
     return p
 
 
@@ -20,7 +21,7 @@ def frames_of(result: tuple[bool, AssembledFrame | None]) -> list[AssembledFrame
 
 
 def test_video_frame_is_released_by_its_last_packet_not_the_next_frame() -> None:
-    asm = FrameAssembler()
+    asm = FrameAssembler(depayloaded)
     assert frames_of(asm.add(pkt(10, 3000, b"a"))) == []
     assert frames_of(asm.add(pkt(11, 3000, b"b"))) == []
     out = frames_of(asm.add(pkt(12, 3000, b"c", marker=True)))
@@ -28,7 +29,7 @@ def test_video_frame_is_released_by_its_last_packet_not_the_next_frame() -> None
 
 
 def test_reordered_packets_are_put_back_in_order() -> None:
-    asm = FrameAssembler()
+    asm = FrameAssembler(depayloaded)
     asm.add(pkt(100, 0, b"1"))
     assert frames_of(asm.add(pkt(102, 0, b"3", marker=True))) == []
     out = frames_of(asm.add(pkt(101, 0, b"2")))
@@ -36,7 +37,7 @@ def test_reordered_packets_are_put_back_in_order() -> None:
 
 
 def test_retransmission_releases_the_held_frames_together_in_order() -> None:
-    asm = FrameAssembler()
+    asm = FrameAssembler(depayloaded)
     asm.add(pkt(1, 0, b"a"))
     # packet 2 (end of frame 0) is lost for now; frame 1 completes behind it
     assert frames_of(asm.add(pkt(3, 3000, b"b", marker=True))) == []
@@ -46,7 +47,7 @@ def test_retransmission_releases_the_held_frames_together_in_order() -> None:
 
 
 def test_unrepaired_loss_is_dropped_after_max_wait_and_flagged() -> None:
-    asm = FrameAssembler(max_wait=0.1)  # 9000 ticks at 90 kHz
+    asm = FrameAssembler(depayloaded, max_wait=0.1)  # 9000 ticks at 90 kHz
     asm.add(pkt(1, 0, b"x"))
     asm.add(pkt(3, 0, b"x3", marker=True))  # packet 2 of frame 0 never arrives
     pli, frame = asm.add(pkt(4, 3000, b"y", marker=True))
@@ -61,7 +62,7 @@ def test_unrepaired_loss_is_dropped_after_max_wait_and_flagged() -> None:
 
 
 def test_loss_with_an_unknown_frame_boundary_restarts_at_the_next_known_one() -> None:
-    asm = FrameAssembler(max_wait=0.1)
+    asm = FrameAssembler(depayloaded, max_wait=0.1)
     asm.add(pkt(1, 0, b"x"))
     asm.add(pkt(3, 3000, b"y", marker=True))  # seq 2 lost: y's start is unknown
     out = frames_of(asm.add(pkt(4, 12000, b"z", marker=True)))
@@ -69,7 +70,7 @@ def test_loss_with_an_unknown_frame_boundary_restarts_at_the_next_known_one() ->
 
 
 def test_sequence_numbers_wrap() -> None:
-    asm = FrameAssembler()
+    asm = FrameAssembler(depayloaded)
     asm.add(pkt(65534, 0, b"a"))
     asm.add(pkt(65535, 0, b"b"))
     out = frames_of(asm.add(pkt(0, 0, b"c", marker=True)))
@@ -79,14 +80,14 @@ def test_sequence_numbers_wrap() -> None:
 
 
 def test_memory_is_bounded_when_a_frame_never_completes() -> None:
-    asm = FrameAssembler(capacity=16, max_wait=100.0)
+    asm = FrameAssembler(depayloaded, capacity=16, max_wait=100.0)
     for seq in range(1, 200):  # no marker ever: a broken sender
         asm.add(pkt(seq, seq * 10, b"."))
         assert len(asm._packets) <= 16
 
 
 def test_audio_passes_through_without_prefetch_and_drops_duplicates() -> None:
-    asm = FrameAssembler(is_video=False)
+    asm = FrameAssembler(depayloaded, is_video=False)
     out = frames_of(asm.add(pkt(7, 960, b"opus1")))
     assert [(f.data, f.timestamp) for f in out] == [(b"opus1", 960)]
     assert frames_of(asm.add(pkt(7, 960, b"opus1"))) == []

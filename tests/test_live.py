@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import aiohttp
+import av
 
 from captioning.models import ModelDirs, resolve_asr_model
 from captioning.service import CaptionConfig
 from hubtest import running_hub
-from media_server.client import HubClient, encode_test_video, encode_wav_audio
+from testkit.rtc_client import HubClient, encode_test_video, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 
@@ -32,11 +32,11 @@ async def test_a_live_room_is_streamed_as_hls_with_captions_and_archived(tmp_pat
     assert resolve_asr_model("tiny.en", ModelDirs(models)) is not None
     config = CaptionConfig(models_dir=models, asr_model="tiny.en", asr_threads=1)
     async with running_hub(tmp_path / "data", captions=config) as hub:
-        assert hub.server.captions is not None and hub.server.live is not None
-        await hub.server.captions.ready()
+        assert hub.captions is not None and hub.live is not None
+        await hub.captions.ready()
         ana = HubClient(hub.url, "rally", "Ana", video=encode_test_video(seconds=4, width=640, height=480),
                         audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
-        folder = hub.server.live.folder("rally")
+        folder = hub.live.folder("rally")
         try:
             await ana.join()
             joined = next(d for e, d in ana.events if e == "joined")
@@ -86,6 +86,6 @@ async def test_a_live_room_is_streamed_as_hls_with_captions_and_archived(tmp_pat
             await until(lambda: "#EXT-X-ENDLIST" in (folder / "sub_en.m3u8").read_text(), 30)
         finally:
             await ana.close()
-        assert hub.server.recordings is not None
-        recordings = await hub.server.recordings._archive.list()
+        assert hub.recordings is not None
+        recordings = await hub.archive.list()
         assert [r.room for r in recordings] == ["rally"]  # the stream was archived

@@ -19,7 +19,7 @@ from captioning.models import ModelDirs, resolve_asr_model
 from captioning.service import CaptionConfig
 from captioning.vad import StreamingVad
 from hubtest import running_hub
-from media_server.client import HubClient, encode_test_video, encode_wav_audio
+from testkit.rtc_client import HubClient, encode_test_video, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 CUE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d):(\d\d)\.(\d\d\d)$")
@@ -44,7 +44,7 @@ def speech_spans(path: Path) -> list[tuple[float, float]]:
     probs = StreamingVad().process(pcm)
     spans: list[tuple[float, float]] = []
     start = None
-    for i, p in enumerate(probs + [0.0]):
+    for i, p in enumerate([*probs, 0.0]):
         t = i * 512 / 16000
         if p >= 0.5 and start is None:
             start = t
@@ -71,8 +71,8 @@ async def test_recorded_captions_line_up_with_the_speech(tmp_path: Path) -> None
     assert resolve_asr_model("tiny.en", ModelDirs(models)) is not None
     config = CaptionConfig(models_dir=models, asr_model="tiny.en", asr_threads=2)
     async with running_hub(tmp_path / "data", captions=config) as hub:
-        assert hub.server.captions is not None and hub.server.recordings is not None
-        await hub.server.captions.ready()
+        assert hub.captions is not None and hub.recordings is not None
+        await hub.captions.ready()
         ana = HubClient(hub.url, "minutes", "Ana", video=encode_test_video(seconds=2),
                         audio=encode_wav_audio(str(SPEECH / "jfk.wav"), silence_after=2.0))
         try:
@@ -86,7 +86,7 @@ async def test_recorded_captions_line_up_with_the_speech(tmp_path: Path) -> None
             await until(lambda: any(e == "recording" and not d["on"] for e, d in ana.events), 10)
         finally:
             await ana.close()
-        archive = hub.server.recordings._archive
+        archive = hub.archive
         deadline = time.monotonic() + 120
         while (rec := await archive.get(rec_id)) is None or rec.status not in ("ready", "failed"):
             assert time.monotonic() < deadline, "composition did not finish"
@@ -96,7 +96,7 @@ async def test_recorded_captions_line_up_with_the_speech(tmp_path: Path) -> None
         assert vtt is not None
         cues = vtt_cues(vtt)
         assert cues and all(text.startswith("<v Ana>") for _, _, text in cues)
-        spans = speech_spans(hub.server.recordings.root / rec_id / "audio.m4a")
+        spans = speech_spans(hub.recordings.root / rec_id / "audio.m4a")
         assert spans
         for start, end, text in cues:
             assert 0 <= start < end <= rec.duration + 0.5

@@ -17,9 +17,9 @@ import jwt
 import pytest
 
 from hubtest import RunningHub
-from media_server.client import HubClient, encode_test_audio, encode_test_video
 from sigclient import TIMEOUT, Client, Connect, eventually
 from signalling.auth import IceConfig, IceServer, Security, TokenSigner
+from testkit.rtc_client import HubClient, encode_test_audio, encode_test_video
 
 SECRET = "moderation-test-secret-long-enough-for-hs256"
 API_KEY = "integration-api-key-0123456789"
@@ -92,8 +92,8 @@ async def test_each_role_may_do_what_its_role_allows(make_hub: MakeHub, connect:
                 payload.pop("role")
             assert codes(await client.send(event, payload)) == ["forbidden"], event
         assert codes(await client.send("live", {"on": True})) == ["forbidden"]
-    assert hub.server.registry.rooms["matrix"].settings.public()["locked"] is False
-    assert len(hub.server.registry.rooms["matrix"].participants) == 3
+    assert hub.server.store.rooms["matrix"].settings.public()["locked"] is False
+    assert len(hub.server.store.rooms["matrix"].participants) == 3
 
     # The host may: settings, mute, record, push (refused only because the room is not live).
     assert await host.send("settings", {"locked": True}) == []
@@ -117,8 +117,8 @@ async def test_each_role_may_do_what_its_role_allows(make_hub: MakeHub, connect:
     await host.sio.emit("end", {})  # (no ack: the host is disconnected too)
     for client in (host, speaker, viewer):
         assert (await client.wait_for("ended"))["name"] == "Hana"
-    assert await eventually(lambda: "matrix" not in hub.server.registry.rooms)
-    assert hub.server.registry.room_or_memory("matrix") is None  # an ended meeting is not resumed
+    assert await eventually(lambda: "matrix" not in hub.server.store.rooms)
+    assert hub.server.store.find("matrix") is None  # an ended meeting is not resumed
     assert await eventually(lambda: not any(c.sio.connected for c in (host, speaker, viewer)))
 
 
@@ -134,7 +134,7 @@ async def test_signed_links_expired_forged_or_for_another_room_are_refused(make_
     old = jwt.encode({"room": "sec", "role": "host", "name": "M", "exp": int(time.time()) - 120}, SECRET, algorithm="HS256")
     error = await join_error(client, {"room": "sec", "token": old})
     assert error["code"] == "bad-token" and "expired" in error["message"]
-    assert "sec" not in hub.server.registry.rooms  # nothing was created by the refusals
+    assert "sec" not in hub.server.store.rooms  # nothing was created by the refusals
     joined = await client.join("sec", "ignored", token=link("sec", "host", "M"))
     assert joined["name"] == "M" and joined["role"] == "host"  # the link's name, not the typed one
     # In token mode roles come from links only: TURN credentials are minted per participant.
@@ -171,7 +171,7 @@ async def test_lobby_admit_reject_and_a_knocker_sees_nothing_of_the_room(hub: Ru
     await bo.sync()
     assert {name for name, _ in bo.events} <= {"lobby", "error"}
     assert codes(await bo.send("chat", {"text": "let me in"})) == ["not-joined"]
-    assert len(hub.server.registry.rooms["lobby"].participants) == 1
+    assert len(hub.server.store.rooms["lobby"].participants) == 1
     # A late host-promoted participant also learns of knockers: cy knocks, host admits Bo first.
     assert await host.send("admit", {"id": knock["id"]}) == []
     joined = await bo.wait_for("joined")
@@ -182,7 +182,7 @@ async def test_lobby_admit_reject_and_a_knocker_sees_nothing_of_the_room(hub: Ru
     rejected = await cy.wait_for("error")
     assert rejected["code"] == "rejected" and rejected["event"] == "join"
     assert not cy.received("joined")
-    assert sorted(p.name for p in hub.server.registry.rooms["lobby"].participants.values()) == ["Ana", "Bo"]
+    assert sorted(p.name for p in hub.server.store.rooms["lobby"].participants.values()) == ["Ana", "Bo"]
     assert codes(await host.send("admit", {"id": knock_cy["id"]})) == ["no-such-participant"]
     # A knocker who gives up is taken off the host's list.
     dee = await connect(hub.url)
@@ -190,7 +190,7 @@ async def test_lobby_admit_reject_and_a_knocker_sees_nothing_of_the_room(hub: Ru
     knock_dee = await host.wait_for("knock", lambda d: d["name"] == "Dee")
     await dee.close()
     assert (await host.wait_for("knock-left", lambda d: d["id"] == knock_dee["id"]))["id"] == knock_dee["id"]
-    assert hub.server.registry.rooms["lobby"].lobby == {}
+    assert hub.server.store.rooms["lobby"].lobby == {}
 
 
 async def test_lock_remove_ban_and_revoked_links(make_hub: MakeHub, connect: Connect) -> None:
@@ -202,7 +202,7 @@ async def test_lock_remove_ban_and_revoked_links(make_hub: MakeHub, connect: Con
     assert await host.send("remove", {"id": t["id"], "ban": False}) == []
     assert (await troll.wait_for("removed"))["ban"] is False
     assert await eventually(lambda: not troll.sio.connected)
-    assert await eventually(lambda: len(hub.server.registry.rooms["ban"].participants) == 1)
+    assert await eventually(lambda: len(hub.server.store.rooms["ban"].participants) == 1)
     # The same signed link no longer works; another link may come back (a removal is not a ban).
     again = await connect(hub.url)
     assert (await join_error(again, {"room": "ban", "token": troll_link}))["code"] == "rejected"
@@ -345,7 +345,7 @@ async def test_a_server_without_a_secret_refuses_links(hub: RunningHub, connect:
     await host.join("r", "Ana")
     # a host cannot lock everyone out by asking for links nobody can sign
     assert codes(await host.send("settings", {"access": "token"})) == ["not-available"]
-    assert hub.server.registry.rooms["r"].settings.access == "open"
+    assert hub.server.store.rooms["r"].settings.access == "open"
 
 
 async def test_on_a_token_hub_only_hosts_manage_the_archive(make_hub: MakeHub) -> None:
@@ -394,7 +394,7 @@ async def test_a_dropped_connection_resumes_its_role_without_the_lobby(hub: Runn
     # resumes as host; a stranger meets the same lobby (nobody can let them in yet).
     await again.close()
     await bo.close()
-    assert await eventually(lambda: "shaky" not in hub.server.registry.rooms)
+    assert await eventually(lambda: "shaky" not in hub.server.store.rooms)
     late = await connect(hub.url)
     assert (await join_error(late, {"room": "shaky", "name": "Eve"}))["code"] == "room-locked"
     bo_again = await connect(hub.url)

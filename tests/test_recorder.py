@@ -11,11 +11,11 @@ import av
 import numpy as np
 import pytest
 
-from media_server.client import HubClient, encode_test_video, encode_wav_audio
+from hubtest import RunningHub
 from recordings.composer import compose, track_end
 from recordings.recorder import RoomRecorder, vp8_size
 from signalling import SignallingServer
-from hubtest import RunningHub
+from testkit.rtc_client import HubClient, encode_test_video, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 
@@ -86,7 +86,7 @@ async def test_a_track_cut_off_by_a_crash_still_composes(
 ) -> None:
     url, hub = server
     folder = tmp_path / "recording"
-    duration, _ = await record_call(url, hub, folder, 4.0)
+    _duration, _ = await record_call(url, hub, folder, 4.0)
     # simulate kill -9: the last bytes of every file never reached the disk
     for track in (folder / "tracks").iterdir():
         data = track.read_bytes()

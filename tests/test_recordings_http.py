@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
@@ -19,10 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
 from captioning.store import CaptionStore, StoredCaption
+from core.database import Database
 from recordings.archive import Archive, Recording
 from recordings.http import FeedInfo, add_routes
 from unionhub.app import WEB_CLIENT
@@ -45,11 +46,12 @@ class Env:
     live: Recording  # still recording
 
 
-async def _make_env(tmp_path: Path, host_check: Any = None) -> AsyncIterator[Env]:
-    db = tmp_path / "unionhub.sqlite3"
+async def _make_env(tmp_path: Path, aiohttp_client: AiohttpClient, host_check: Any = None) -> Env:
+    """The archive served by a test server; the database closes with it, as in the hub."""
+    database = Database(tmp_path / "unionhub.sqlite3")
     root = tmp_path / "recordings"
-    store = CaptionStore(db)
-    archive = Archive(db, root)
+    store = CaptionStore(database)
+    archive = Archive(database, root)
     session = await store.start_session("metal")
     ready = await archive.create("metal", session, 5.0, T0)
     await archive.finish(ready.id, T0 + 3725, 3725.0, ["Ana García", "Bob"])
@@ -78,22 +80,19 @@ async def _make_env(tmp_path: Path, host_check: Any = None) -> AsyncIterator[Env
 
     live = await archive.create("live", None, 0.0, T0 + 9000)
 
+    async def close_database(app: web.Application) -> None:
+        database.close()
+
     app = web.Application()
     add_routes(app, archive, host_check, feed=FeedInfo(title="Union <archive>", image="/static/cover.png"))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield Env(client, archive, store, root, ready, private, processing, live)
-    finally:
-        await client.close()
-        archive.close()
-        store.close()
+    app.on_cleanup.append(close_database)
+    client = await aiohttp_client(app)  # the fixture stops it (and so closes the database) after the test
+    return Env(client, archive, store, root, ready, private, processing, live)
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    async for e in _make_env(tmp_path):
-        yield e
+async def env(tmp_path: Path, aiohttp_client: AiohttpClient) -> Env:
+    return await _make_env(tmp_path, aiohttp_client)
 
 
 async def _json(response: aiohttp.ClientResponse, status: int) -> Any:
@@ -141,7 +140,8 @@ async def test_search(env: Env) -> None:
     assert [match["snippet"][a:b] for a, b in match["highlights"]] == ["trabajadores"]
 
     body = await _json(await env.client.get("/api/recordings/search", params={"q": "together"}), 200)
-    assert [(r["id"], r["match"]["lang"], r["match"]["time"]) for r in body["recordings"]] == [(env.ready.id, "en", 15.0)]
+    assert [(r["id"], r["match"]["lang"], r["match"]["time"]) for r in body["recordings"]] == [
+        (env.ready.id, "en", 15.0)]
     body = await _json(await env.client.get("/api/recordings/search", params={"q": "carla"}), 200)
     assert [r["id"] for r in body["recordings"]] == [env.private.id]  # by participant
     for odd in ['"', "*", "NEAR(", "a OR b", "' OR 1=1 --", "\x00", "🙂"]:
@@ -187,9 +187,11 @@ async def test_patch(env: Env) -> None:
     await _error(await env.client.patch(url, json={"status": "ready"}), 400, "bad-request")
     await _error(await env.client.patch(url, json={}), 400, "bad-request")
     await _error(await env.client.patch(url, json=["title"]), 400, "bad-request")
-    await _error(await env.client.patch(url, data=b"{nope", headers={"Content-Type": "application/json"}), 400, "bad-json")
-    await _error(await env.client.patch(url, data=b"\xff\xfe", headers={"Content-Type": "application/json"}), 400, "bad-json")
-    await _error(await env.client.patch(url, data="title=x", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+    json_type = {"Content-Type": "application/json"}
+    await _error(await env.client.patch(url, data=b"{nope", headers=json_type), 400, "bad-json")
+    await _error(await env.client.patch(url, data=b"\xff\xfe", headers=json_type), 400, "bad-json")
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    await _error(await env.client.patch(url, data="title=x", headers=form_type), 415)
     big = b'{"title": "' + b"x" * 20000 + b'"}'
     await _error(await env.client.patch(url, data=big, headers={"Content-Type": "application/json"}), 413, "too-large")
     await _error(await env.client.patch("/api/recordings/0123456789ab", json={"title": "x"}), 404, "not-found")
@@ -219,9 +221,10 @@ async def test_captions(env: Env) -> None:
     assert "<v Bob>We stand &lt;together&gt; &amp; strong\n" in vtt
     response = await env.client.get(f"{base}/captions/es.srt")
     assert response.status == 200 and response.content_type == "application/x-subrip"
-    assert (await response.text()).startswith("1\n00:00:10,000 --> 00:00:13,000\nAna García: Los trabajadores del metal\n")
+    assert (await response.text()).startswith(
+        "1\n00:00:10,000 --> 00:00:13,000\nAna García: Los trabajadores del metal\n")
     await _error(await env.client.get(f"{base}/captions/de.vtt"), 404, "no-captions")
-    await _error(await env.client.get(f"/api/recordings/0123456789ab/captions/en.vtt"), 404, "not-found")
+    await _error(await env.client.get("/api/recordings/0123456789ab/captions/en.vtt"), 404, "not-found")
     for bad in ["EN.vtt", "e.vtt", "english.vtt", "en-.vtt", "en.txt", "en", "..%2Fen.vtt", "en.vtt.vtt",
                 "%2e%2e.vtt", "en%00.vtt", "en-toolongtag.vtt"]:
         await _error(await env.client.get(URL(f"{base}/captions/{bad}", encoded=True)), 400, "bad-captions")
@@ -308,30 +311,30 @@ async def test_traversal_never_leaves_the_archive(env: Env) -> None:
 # ---- host check ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("asynchronous", [False, True])
-async def test_host_check(tmp_path: Path, asynchronous: bool) -> None:
+async def test_host_check(tmp_path: Path, aiohttp_client: AiohttpClient, asynchronous: bool) -> None:
     def sync_check(request: web.Request) -> bool:
         return request.headers.get("X-Test-Host") == "yes"
 
     async def async_check(request: web.Request) -> bool:
         return sync_check(request)
 
-    async for env in _make_env(tmp_path, async_check if asynchronous else sync_check):
-        host = {"X-Test-Host": "yes"}
-        visitor = await _json(await env.client.get("/api/recordings"), 200)
-        assert visitor["can_manage"] is False
-        assert [r["id"] for r in visitor["recordings"]] == [env.processing.id, env.ready.id]
-        everyone = await _json(await env.client.get("/api/recordings", headers=host), 200)
-        assert everyone["can_manage"] is True and len(everyone["recordings"]) == 4
-        hidden = f"/api/recordings/{env.private.id}"
-        await _error(await env.client.get(hidden), 404, "not-found")
-        await _error(await env.client.get(f"{hidden}/media/playback.mp4"), 404, "not-found")
-        assert (await env.client.get(f"/recordings/{env.private.id}")).status == 404
-        await _json(await env.client.get(hidden, headers=host), 200)
-        await _error(await env.client.patch(hidden, json={"title": "x"}), 403, "forbidden")
-        await _error(await env.client.delete(f"/api/recordings/{env.ready.id}"), 403, "forbidden")
-        assert (await env.client.delete(hidden, headers=host)).status == 204
-        search = await _json(await env.client.get("/api/recordings/search?q=carla"), 200)
-        assert search["recordings"] == []
+    env = await _make_env(tmp_path, aiohttp_client, async_check if asynchronous else sync_check)
+    host = {"X-Test-Host": "yes"}
+    visitor = await _json(await env.client.get("/api/recordings"), 200)
+    assert visitor["can_manage"] is False
+    assert [r["id"] for r in visitor["recordings"]] == [env.processing.id, env.ready.id]
+    everyone = await _json(await env.client.get("/api/recordings", headers=host), 200)
+    assert everyone["can_manage"] is True and len(everyone["recordings"]) == 4
+    hidden = f"/api/recordings/{env.private.id}"
+    await _error(await env.client.get(hidden), 404, "not-found")
+    await _error(await env.client.get(f"{hidden}/media/playback.mp4"), 404, "not-found")
+    assert (await env.client.get(f"/recordings/{env.private.id}")).status == 404
+    await _json(await env.client.get(hidden, headers=host), 200)
+    await _error(await env.client.patch(hidden, json={"title": "x"}), 403, "forbidden")
+    await _error(await env.client.delete(f"/api/recordings/{env.ready.id}"), 403, "forbidden")
+    assert (await env.client.delete(hidden, headers=host)).status == 204
+    search = await _json(await env.client.get("/api/recordings/search?q=carla"), 200)
+    assert search["recordings"] == []
 
 
 # ---- pages ---------------------------------------------------------------------------------------
@@ -424,7 +427,8 @@ async def test_feed(env: Env) -> None:
     async with aiohttp.ClientSession() as session, session.get(url) as download:
         assert download.status == 200 and await download.read() == AUDIO
 
-    proxied = await env.client.get("/recordings/feed.xml", headers={"X-Forwarded-Proto": "https", "Host": "hub.example.org"})
+    proxied = await env.client.get(
+        "/recordings/feed.xml", headers={"X-Forwarded-Proto": "https", "Host": "hub.example.org"})
     enclosure = ET.fromstring(await proxied.read()).find("channel/item/enclosure")
     assert enclosure is not None
     assert enclosure.get("url") == f"https://hub.example.org/api/recordings/{env.ready.id}/media/audio.m4a"

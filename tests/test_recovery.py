@@ -16,7 +16,7 @@ from typing import Any
 
 import av
 
-from media_server.client import HubClient, encode_test_video, encode_wav_audio
+from testkit.rtc_client import HubClient, encode_test_video, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 

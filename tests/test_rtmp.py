@@ -13,7 +13,7 @@ import pytest
 
 from hubtest import running_hub
 from rtmp_server import free_port, nginx_rtmp
-from media_server.client import HubClient, encode_test_video, encode_wav_audio
+from testkit.rtc_client import HubClient, encode_test_video, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 
@@ -69,15 +69,17 @@ async def test_live_room_is_pushed_to_rtmp_with_h264_and_aac(tmp_path: Path, rtm
 async def test_an_unreachable_destination_is_reported_and_the_stream_goes_on(tmp_path: Path) -> None:
     closed = free_port()  # nothing listens here
     async with running_hub(tmp_path / "data", captions=None) as hub:
-        assert hub.server.live is not None
-        ana = HubClient(hub.url, "nowhere", "Ana", video=encode_test_video(seconds=4), audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
+        assert hub.live is not None
+        ana = HubClient(
+            hub.url, "nowhere", "Ana", video=encode_test_video(seconds=4), audio=encode_wav_audio(str(SPEECH / "jfk.wav"))
+        )
         try:
             await ana.join()
             await ana.sio.emit("live", {"on": True})
             await until(lambda: any(e == "live" and d["on"] for e, d in ana.events), 10)
             await ana.sio.emit("live-push", {"url": f"rtmp://127.0.0.1:{closed}/live/key"})
             await until(lambda: any(p["state"] == "retrying" and p["error"] for p in push_states(ana)), 60)
-            playlist = hub.server.live.folder("nowhere") / "video.m3u8"
+            playlist = hub.live.folder("nowhere") / "video.m3u8"
             await until(lambda: playlist.is_file() and len(re.findall(r"seg-[0-9a-f]{8}\d{5}", playlist.read_text())) >= 2, 60)
             def newest() -> int:
                 return max(int(n) for n in re.findall(r"seg-[0-9a-f]{8}(\d{5})", playlist.read_text()))

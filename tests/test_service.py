@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from argos_model import argos_env, build_argosmodel, install_argos_models
 from captioning.models import ModelDirs, resolve_asr_model
 from captioning.service import CaptionConfig, CaptionService
-from media_server.client import HubClient, encode_wav_audio
-from argos_model import argos_env, build_argosmodel, install_argos_models
 from hubtest import RunningHub as Hub
 from hubtest import running_hub
+from testkit.rtc_client import HubClient, encode_wav_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 EN_ES = {"ask": "pregunta", "Ask": "Pregunta", "not": "no", "what": "qué", "What": "Qué",
@@ -47,8 +47,8 @@ def private_home(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPat
 async def hub(tmp_path: Path, models_dir: Path) -> AsyncIterator[Hub]:
     config = CaptionConfig(models_dir=models_dir, asr_model="tiny.en", asr_threads=2)
     async with running_hub(tmp_path / "data", captions=config) as hub:
-        assert hub.server.captions is not None
-        await hub.server.captions.ready()
+        assert hub.captions is not None
+        await hub.captions.ready()
         yield hub
 
 
@@ -71,7 +71,7 @@ def transcript(client: HubClient, lang: str) -> str:
 
 
 async def test_listeners_read_the_speaker_live_in_their_own_language(hub: Hub) -> None:
-    joined = hub.server.captions.status()  # type: ignore[union-attr]
+    joined = hub.captions.status()  # type: ignore[union-attr]
     assert joined["available"] and "es" in joined["languages"]
     speaker = HubClient(hub.url, "cap", "Ana", lang="en", audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
     english = HubClient(hub.url, "cap", "Bo", lang="en")
@@ -102,7 +102,7 @@ async def test_listeners_read_the_speaker_live_in_their_own_language(hub: Hub) -
         assert not any(c["lang"] == "es" for c in captions(english))
 
         # the archive has the final in both languages, once each
-        service = hub.server.captions
+        service = hub.captions
         assert service is not None and service._store is not None
         session = service.session_id("cap")
         assert session is not None
@@ -122,8 +122,8 @@ async def test_listeners_read_the_speaker_live_in_their_own_language(hub: Hub) -
 async def test_without_a_speech_model_calls_work_and_say_how_to_get_captions(tmp_path: Path) -> None:
     config = CaptionConfig(models_dir=tmp_path / "empty", asr_model="small.en")
     async with running_hub(tmp_path / "data", captions=config) as hub:
-        assert hub.server.captions is not None
-        await hub.server.captions.ready()
+        assert hub.captions is not None
+        await hub.captions.ready()
         client = HubClient(hub.url, "nocap", "Ana")
         await client.join()
         joined = next(d for e, d in client.events if e == "joined")
@@ -185,7 +185,7 @@ async def test_a_speaker_who_started_before_the_model_loaded_is_captioned(
             await speaker.join()
             await until(lambda: bool(hub.server.sfu.rooms.get("early")
                                      and hub.server.sfu.rooms["early"].publications))
-            assert not hub.server.captions.available  # type: ignore[union-attr]
+            assert not hub.captions.available  # type: ignore[union-attr]
             release.set()
             await until(lambda: any(c["final"] for c in captions(listener)), timeout=90)
         finally:

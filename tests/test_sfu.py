@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import av
 import pytest
-
 from aiortc.codecs.h264 import H264Encoder
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
-from media_server import MediaRoom, Publication
-from media_server.client import HubClient, encode_test_audio, encode_test_video
 from hubtest import RunningHub as Hub
+from media_server import SFU, MediaRoom, Publication
+from media_server.peer import Peer
+from media_server.publication import Source
+from testkit.rtc_client import HubClient, encode_test_audio, encode_test_video
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,7 @@ async def test_two_subscribers_receive_the_publishers_frames_byte_identical(
             assert all(g in index for g in got)
             # in the publisher's order (the clip loops, so order is cyclic)
             positions = [index[g] for g in got]
-            steps = [(b - a) % len(sent_video) for a, b in zip(positions, positions[1:])]
+            steps = [(b - a) % len(sent_video) for a, b in itertools.pairwise(positions)]
             assert all(s == 1 for s in steps), "frames lost or reordered on loopback"
             assert sub.received_from(pub.id, "video")[0].frames[0].keyframe  # type: ignore[arg-type]
             assert all(g in sent_audio for g in frames(sub, pub, "audio"))
@@ -149,14 +153,18 @@ async def test_audio_tap_gives_decoded_pcm_once_per_publisher(
         if publication.audio is not None:
             taps.append(publication.audio.subscribe())
 
-    hub.server.sfu.publication_hooks.append(hook)
     pub = HubClient(hub.url, "tap", "Ana", audio=audio)
     listeners = [HubClient(hub.url, "tap", f"L{i}") for i in range(3)]
     try:
         await pub.join()
         for listener in listeners:
             await listener.join()
-        await until(lambda: len(taps) == 1)
+        sfu = hub.server.sfu
+        await until(lambda: (room := sfu.room("tap")) is not None and bool(room.publications))
+        # a feature started mid-meeting (like captions switched on late) still gets the mic
+        unwatch = sfu.watch(hook)
+        assert len(taps) == 1
+        unwatch()
         frame = await asyncio.wait_for(taps[0].get(), 10)
         assert frame is not None
         assert frame.sample_rate == 48000
@@ -214,3 +222,140 @@ async def test_h264_room_forwards_the_publishers_access_units_unchanged(make_hub
     finally:
         await pub.close()
         await sub.close()
+
+
+# -- SFU.watch: features see every publication, including those made before they attached ------
+
+
+async def _no_offer(participant: str, offer: dict[str, Any]) -> None:
+    pass
+
+
+@pytest.fixture
+async def sfu() -> AsyncIterator[SFU]:
+    sfu = SFU(_no_offer)
+    yield sfu
+    await sfu.close()
+
+
+def publish(sfu: SFU, peer: Peer, source: Source) -> Publication:
+    """Play the part of aiortc delivering the publisher's track on its publish slot."""
+    kind = "audio" if source == "mic" else "video"
+    sfu.publish(peer.participant, source)
+    transceiver = peer.pc.getTransceivers()[-1]
+    assert transceiver.kind == kind
+    sfu._handle_track(peer, source, transceiver.receiver, RemoteStreamTrack(kind))
+    room = sfu.room(sfu._room_of[peer.participant])
+    assert room is not None
+    return list(room.publications.values())[-1]
+
+
+Seen = list[tuple[str, str, str]]  # (room, owner, source)
+
+
+def recorder(seen: Seen) -> Callable[[MediaRoom, Publication], None]:
+    def hook(room: MediaRoom, publication: Publication) -> None:
+        assert room.publications[publication.id] is publication
+        seen.append((room.name, publication.owner, publication.source))
+
+    return hook
+
+
+async def test_watch_replays_what_is_published_then_reports_new_publications(sfu: SFU) -> None:
+    early: Seen = []
+    sfu.watch(recorder(early))
+    ana = sfu.join("docks", "ana", [])
+    bo = sfu.join("rail", "bo", [])
+    publish(sfu, ana, "camera")
+    publish(sfu, bo, "screen")
+    publish(sfu, ana, "mic")
+
+    late: Seen = []
+    sfu.watch(recorder(late))
+    # replayed at once, room by room, each room's publications in the order they started
+    assert late == [("docks", "ana", "camera"), ("docks", "ana", "mic"), ("rail", "bo", "screen")]
+
+    publish(sfu, bo, "camera")
+    assert late[-1] == ("rail", "bo", "camera")
+    assert early == [
+        ("docks", "ana", "camera"), ("rail", "bo", "screen"), ("docks", "ana", "mic"), ("rail", "bo", "camera"),
+    ]
+
+
+async def test_unwatch_stops_reports_and_is_idempotent(sfu: SFU) -> None:
+    ana = sfu.join("docks", "ana", [])
+    publish(sfu, ana, "camera")
+    kept: Seen = []
+    dropped: Seen = []
+    sfu.watch(recorder(kept))
+    unwatch = sfu.watch(recorder(dropped))
+    assert dropped == [("docks", "ana", "camera")]
+    unwatch()
+    unwatch()
+    publish(sfu, ana, "screen")
+    assert dropped == [("docks", "ana", "camera")]
+    assert kept == [("docks", "ana", "camera"), ("docks", "ana", "screen")]
+    # the same hook may be watched twice; each unwatch removes one registration
+    twice: Seen = []
+    hook = recorder(twice)
+    first = sfu.watch(hook)
+    sfu.watch(hook)
+    first()
+    twice.clear()
+    publish(sfu, ana, "mic")
+    assert twice == [("docks", "ana", "mic")]
+
+
+async def test_watch_on_an_idle_sfu_replays_nothing(sfu: SFU) -> None:
+    seen: Seen = []
+    sfu.watch(recorder(seen))
+    sfu.join("docks", "ana", [])  # joined, nothing published
+    assert seen == []
+
+
+async def test_a_failing_hook_neither_stops_publishing_nor_other_watchers(
+    sfu: SFU, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(room: MediaRoom, publication: Publication) -> None:
+        raise RuntimeError("feature bug")
+
+    ana = sfu.join("docks", "ana", [])
+    publish(sfu, ana, "camera")
+    seen: Seen = []
+    sfu.watch(broken)  # fails on the replay: logged, still registered
+    sfu.watch(recorder(seen))
+    publish(sfu, ana, "screen")
+    assert seen == [("docks", "ana", "camera"), ("docks", "ana", "screen")]
+    assert sfu.sources_of("ana") == {"camera", "screen"}
+    assert sum("feature bug" in (r.exc_text or "") for r in caplog.records) == 2
+
+
+async def test_deprecated_publication_hooks_still_reports_new_publications(sfu: SFU) -> None:
+    seen: Seen = []
+    ana = sfu.join("docks", "ana", [])
+    publish(sfu, ana, "camera")
+    with pytest.deprecated_call():
+        sfu.publication_hooks.append(recorder(seen))
+    publish(sfu, ana, "screen")
+    assert seen == [("docks", "ana", "screen")]  # (no replay: that is what watch adds)
+
+
+async def test_room_and_active_speaker_lookups(sfu: SFU) -> None:
+    assert sfu.room("docks") is None
+    assert sfu.active_speaker("docks") is None
+    sfu.join("docks", "ana", [])
+    room = sfu.room("docks")
+    assert room is not None and room.name == "docks" and list(room.peers) == ["ana"]
+    assert sfu.active_speaker("docks") is None  # no detector without on_active_speaker
+
+    changes: list[tuple[str, str | None]] = []
+    speaking = SFU(_no_offer, on_active_speaker=lambda r, p: changes.append((r, p)))
+    try:
+        speaking.join("docks", "ana", [])
+        detector = speaking.room("docks").speaker  # type: ignore[union-attr]
+        assert detector is not None and speaking.active_speaker("docks") is None
+        detector._set("ana")
+        assert speaking.active_speaker("docks") == "ana"
+        assert changes == [("docks", "ana")]
+    finally:
+        await speaking.close()

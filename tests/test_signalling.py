@@ -32,9 +32,9 @@ def room_state(server: SignallingServer) -> dict[str, Any]:
                 ),
                 "chat": list(room.chat),
             }
-            for name, room in server.registry.rooms.items()
+            for name, room in server.store.rooms.items()
         },
-        "sockets": sorted(server.registry.by_sid),
+        "sockets": sorted(server.store.by_sid),
         "sfu": {k: v for k, v in server.sfu.stats().items() if k in ("rooms", "peers")},
     }
 
@@ -63,7 +63,7 @@ async def test_first_joiner_gets_an_id_the_codec_and_an_empty_room(
     assert joined["codec"] == "vp8"
     assert joined["participants"] == []
     assert joined["chat"] == []
-    participant = hub.server.registry.by_sid[ana.sio.get_sid()]
+    participant = hub.server.store.by_sid[ana.sio.get_sid()]
     assert (participant.id, participant.name, participant.lang) == (joined["id"], "Ana Souza", "pt")
 
 
@@ -207,11 +207,11 @@ async def test_leave_tells_others_and_the_last_one_out_closes_the_room(
 
     assert await ana.send("leave", {}) == []
     assert await bo.wait_for("participant-left") == {"id": ana_id}
-    assert set(hub.server.registry.rooms) == {"dockers"}
+    assert set(hub.server.store.rooms) == {"dockers"}
     assert hub.server.sfu.peer(ana_id) is None
 
     assert await bo.send("leave", {}) == []
-    assert hub.server.registry.rooms == {}
+    assert hub.server.store.rooms == {}
     assert hub.server.sfu.rooms == {}
     assert hub.server.sfu.stats()["peers"] == 0
 
@@ -235,10 +235,10 @@ async def test_disconnect_is_a_leave(hub: RunningHub, connect: Connect, abrupt: 
 
         assert await bo.wait_for("participant-left") == {"id": ana_id}
     assert await eventually(lambda: hub.server.sfu.peer(ana_id) is None)
-    assert [p.name for p in hub.server.registry.rooms["dockers"].participants.values()] == ["Bo"]
+    assert [p.name for p in hub.server.store.rooms["dockers"].participants.values()] == ["Bo"]
 
     await bo.sio.disconnect()
-    assert await eventually(lambda: not hub.server.registry.rooms and not hub.server.sfu.rooms)
+    assert await eventually(lambda: not hub.server.store.rooms and not hub.server.sfu.rooms)
 
 
 @pytest.mark.parametrize("abrupt", [False, True], ids=["disconnect", "connection-lost"])
@@ -293,7 +293,7 @@ async def test_socket_gone_right_after_join_leaves_no_ghost(
             hub.url, {"room": "dockers", "name": f"Ghost {i}", "audio": True, "video": False}
         )
 
-    assert await eventually(lambda: len(hub.server.registry.by_sid) == 1)
+    assert await eventually(lambda: len(hub.server.store.by_sid) == 1)
     await eventually(lambda: hub.server.sfu.stats()["peers"] == 1, timeout=3)  # give it time
     await observer.sync()
     assert participants_seen(observer, joined) == set()  # nobody lingers in the list
@@ -372,7 +372,7 @@ async def test_event_named_disconnect_is_not_a_disconnect(hub: RunningHub, conne
     errors = await ana.send("disconnect", "bye")  # an event packet, not a Socket.IO disconnect
     assert [e["code"] for e in errors] == ["unknown-event"]
     assert ana.sio.connected
-    assert [p.id for p in hub.server.registry.rooms["dockers"].participants.values()] == [ana_id]
+    assert [p.id for p in hub.server.store.rooms["dockers"].participants.values()] == [ana_id]
 
 
 @pytest.mark.parametrize(
@@ -393,7 +393,7 @@ async def test_events_before_join_are_not_joined(
     ana = await connect(hub.url)
     errors = await ana.send(event, payload)
     assert [(e["code"], e["event"]) for e in errors] == [("not-joined", event)]
-    assert hub.server.registry.rooms == {} and hub.server.sfu.rooms == {}
+    assert hub.server.store.rooms == {} and hub.server.sfu.rooms == {}
 
 
 @pytest.mark.parametrize(
@@ -419,7 +419,7 @@ async def test_bad_join_is_rejected_and_the_socket_can_still_join(
     errors = await ana.send("join", payload)
     assert [(e["code"], e["event"]) for e in errors] == [(code, "join")]
     assert ana.received("joined") == []
-    assert hub.server.registry.rooms == {} and hub.server.sfu.rooms == {}
+    assert hub.server.store.rooms == {} and hub.server.sfu.rooms == {}
 
     assert (await ana.join("dockers", "Ana"))["participants"] == []
 
@@ -455,7 +455,7 @@ async def test_server_full(
     await ana.join("dockers", "Ana")
     errors = await bo.send("join", {"room": "teachers", "name": "Bo"})
     assert [e["code"] for e in errors] == ["server-full"]
-    assert set(small.server.registry.rooms) == {"dockers"}
+    assert set(small.server.store.rooms) == {"dockers"}
     assert (await bo.join("dockers", "Bo"))["participants"] != []  # existing rooms are open
 
 
@@ -497,9 +497,9 @@ async def test_record_toggles_for_the_whole_room_and_a_repeat_is_answered(
     assert await bo.send("record", {"on": False}) == []
     await ana.wait_for("recording", lambda d: not d["on"])
     # nobody published media: the empty recording is not kept
-    assert hub.server.recordings is not None
+    assert hub.recordings is not None
     async with asyncio.timeout(TIMEOUT):
-        while await hub.server.recordings._archive.get(started["id"]) is not None:
+        while await hub.archive.get(started["id"]) is not None:
             await asyncio.sleep(0.05)
 
 
@@ -509,4 +509,4 @@ async def test_bad_record_requests_are_refused(hub: RunningHub, connect: Connect
     await ana.join("rec-bad", "Ana")
     errors = await ana.send("record", payload)
     assert [e["code"] for e in errors] == ["bad-request"]
-    assert hub.server.recordings is not None and hub.server.recordings.state("rec-bad")["on"] is False
+    assert hub.recordings is not None and hub.recordings.state("rec-bad")["on"] is False

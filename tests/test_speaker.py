@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from av import AudioFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
 from media_server.audio_tap import AudioTap
 from media_server.speaker import (

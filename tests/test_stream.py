@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,13 +20,19 @@ from captioning.workers import WorkerCrashed, _asr_info, _transcribe, asr_pool
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 CLIPS = {
-    "jfk.wav": "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.",
-    "two_speakers_left.wav": "He began a confused complaint against the wizard, who had vanished behind the curtain on the left.",
+    "jfk.wav": (
+        "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+    ),
+    "two_speakers_left.wav": (
+        "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
+    ),
     "two_speakers_right.wav": "The horizon seems extremely distant.",
 }
 
 
-def fake_asr(reference: str, delay: float = 0.0) -> Callable[[np.ndarray, str | None, str | None], Awaitable[Transcript]]:
+def fake_asr(
+    reference: str, delay: float = 0.0
+) -> Callable[[np.ndarray, str | None, str | None], Awaitable[Transcript]]:
     """Returns as many reference words as ~2.5 words per second of audio: a growing hypothesis."""
     words = reference.split()
 
@@ -136,7 +143,7 @@ async def test_partials_grow_and_settle_into_one_final_per_utterance() -> None:
         assert [e.seq for e in mine] == sorted(e.seq for e in mine)
         assert sum(e.final for e in mine) <= 1 and (not any(e.final for e in mine) or mine[-1].final)
         partials = [e for e in mine if not e.final]
-        for earlier, later in zip(partials, partials[1:]):
+        for earlier, later in itertools.pairwise(partials):
             # what was shown as settled is still there, unchanged, in every later partial
             assert later.text.startswith(earlier.text[: earlier.stable])
     # media times line up with the speech in the clip

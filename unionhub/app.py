@@ -11,14 +11,16 @@ from typing import Any
 from aiohttp import web
 
 from captioning import http as captions_http
-from captioning.service import CaptionConfig, CaptionService
+from captioning.feature import CaptionsFeature
+from captioning.service import CaptionConfig
 from captioning.store import CaptionStore
+from core.database import Database
+from core.http import json_error
 from recordings import http as recordings_http
 from recordings import live_http
 from recordings.archive import Archive
-from recordings.live import LiveManager
-from recordings.manager import RecordingManager
-from signalling import RoomRegistry, SignallingServer
+from recordings.feature import LiveFeature, RecordingFeature
+from signalling import MemoryRoomStore, SignallingServer
 from signalling import http as signalling_http
 from signalling.auth import Security
 
@@ -32,6 +34,11 @@ VENDOR = {
 }
 
 SIGNALLING_KEY = web.AppKey("signalling", SignallingServer)
+#: The features this hub runs, for start-up, tests and monitoring (absent when turned off).
+CAPTIONS_KEY = web.AppKey("captions", CaptionsFeature)
+RECORDINGS_KEY = web.AppKey("recordings", RecordingFeature)
+LIVE_KEY = web.AppKey("live", LiveFeature)
+ARCHIVE_KEY = web.AppKey("archive", Archive)
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -81,8 +88,10 @@ async def _vendor(request: web.Request) -> web.StreamResponse:
 async def _health(request: web.Request) -> web.Response:
     server = request.app[SIGNALLING_KEY]
     body: dict[str, Any] = {"status": "ok", **server.sfu.stats()}
-    if server.captions is not None:
-        body["captions"] = {**server.captions.status(), **server.captions.stats()}
+    for feature in server.features:
+        stats = feature.stats()
+        if stats:
+            body[feature.name] = stats
     return web.json_response(body)
 
 
@@ -91,21 +100,17 @@ async def _security_headers(request: web.Request, handler: Any) -> web.StreamRes
     try:
         response = await handler(request)
     except web.HTTPRequestEntityTooLarge as exc:  # aiohttp's own answer is text/plain
-        response = _json_error(exc.status, "too-large", "The request body is too large.")
+        response = json_error(exc.status, "too-large", "The request body is too large.")
     except web.HTTPNotFound as exc:
         if not request.path.startswith("/api/"):
             _add_security_headers(request, exc)
             raise
-        response = _json_error(404, "not-found", "There is no such API endpoint.")
+        response = json_error(404, "not-found", "There is no such API endpoint.")
     except web.HTTPException as exc:  # other raised answers get the headers too
         _add_security_headers(request, exc)
         raise
     _add_security_headers(request, response)
     return response
-
-
-def _json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -114,34 +119,57 @@ def _add_security_headers(request: web.Request, response: web.StreamResponse) ->
             response.headers.setdefault(key, value)
 
 
-def _add_recordings(app: web.Application, server: SignallingServer, data_dir: Path, auto_record: bool) -> None:
-    archive = Archive(data_dir / "unionhub.sqlite3", data_dir / "recordings")
-    manager = RecordingManager(
-        data_dir / "recordings", server.sfu, archive, server.participant_name,
-        server.recording_changed, server.captions, auto_record,
+def _add_captions(
+    app: web.Application, server: SignallingServer, config: CaptionConfig, store: CaptionStore
+) -> CaptionsFeature:
+    captions = CaptionsFeature(server, config, store)
+    server.add(captions)
+    app[CAPTIONS_KEY] = captions
+    # token hubs keep translation for their meetings (and integrations with the API key)
+    translate_key = None
+    if server.security.token_only:  # no key configured: nobody outside the meetings translates
+        translate_key = server.security.api_key or secrets.token_urlsafe(32)
+    captions_http.add_routes(app, captions.service, translate_key)
+
+    async def _start_captions(app: web.Application) -> None:
+        captions.service.start()
+
+    app.on_startup.append(_start_captions)
+    return captions
+
+
+def _add_recordings(
+    app: web.Application, server: SignallingServer, data_dir: Path, archive: Archive,
+    captions: CaptionsFeature | None, auto_record: bool,
+) -> RecordingFeature:
+    recordings = RecordingFeature(
+        server, data_dir / "recordings", archive, captions.service if captions else None, auto_record
     )
-    server.attach_recordings(manager)
+    server.add(recordings)
+    app[RECORDINGS_KEY] = recordings
+    app[ARCHIVE_KEY] = archive
     # On an open hub everyone manages the archive (a hub on your own machine or network); with
     # --auth token only hosts do, and others see published recordings only.
     host_check = signalling_http.archive_host_check(server.security) if server.security.token_only else None
     recordings_http.add_routes(app, archive, host_check)
-    captions = server.captions
-    live = LiveManager(
-        data_dir / "live", server.sfu,
-        (lambda: captions.languages()) if captions is not None else (lambda: []),
-        server.live_changed, manager,
-    )
-    server.attach_live(live)
-    live_http.add_routes(app, live, str(WEB_CLIENT / "live.html"))
 
     async def _recover(app: web.Application) -> None:
-        await manager.recover()
-
-    async def _close_archive(app: web.Application) -> None:
-        archive.close()
+        await recordings.manager.recover()
 
     app.on_startup.append(_recover)
-    app.on_cleanup.append(_close_archive)
+    return recordings
+
+
+def _add_live(
+    app: web.Application, server: SignallingServer, data_dir: Path, captions: CaptionsFeature | None,
+    recordings: RecordingFeature | None,
+) -> None:
+    """Live streams, archived as recordings when recordings are on (and only streamed if not)."""
+    languages = captions.service.languages if captions is not None else None
+    live = LiveFeature(server, data_dir / "live", languages, recordings)
+    server.add(live)
+    app[LIVE_KEY] = live
+    live_http.add_routes(app, live.manager, str(WEB_CLIENT / "live.html"))
 
 
 def create_app(
@@ -152,43 +180,33 @@ def create_app(
     captions: CaptionConfig | None = None,
     recordings: bool = True,
     auto_record: bool = False,
+    live: bool = True,
     security: Security | None = None,
 ) -> web.Application:
     """Build the hub. ``data_dir`` holds SQLite, recordings and models (created if missing).
 
     ``captions`` turns on live captions (models are loaded in the background after start-up);
-    ``recordings`` the archive (unfinished recordings from a crash are recovered at start-up).
+    ``recordings`` the archive (unfinished recordings from a crash are recovered at start-up);
+    ``live`` live streams (archived as recordings when ``recordings`` is on).
     """
     app = web.Application(middlewares=[_security_headers])
     data_dir = data_dir or Path("data")
     data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(data_dir / "unionhub.sqlite3")  # captions and recordings share it
     server = SignallingServer(
-        RoomRegistry(max_participants, max_rooms), sfu_options=sfu_options, security=security
+        MemoryRoomStore(max_participants, max_rooms), sfu_options=sfu_options, security=security
     )
     server.sio.attach(app)
     signalling_http.add_routes(app, server.security)
+    feature_captions = None
     if captions is not None:
-        store = CaptionStore(data_dir / "unionhub.sqlite3")
-        service = CaptionService(
-            captions, server.emit_caption, server.participant_info, server.room_languages, store
-        )
-        server.attach_captions(service)
-        # token hubs keep translation for their meetings (and integrations with the API key)
-        translate_key = None
-        if server.security.token_only:  # no key configured: nobody outside the meetings translates
-            translate_key = server.security.api_key or secrets.token_urlsafe(32)
-        captions_http.add_routes(app, service, translate_key)
-
-        async def _start_captions(app: web.Application) -> None:
-            service.start()
-
-        async def _close_store(app: web.Application) -> None:
-            store.close()
-
-        app.on_startup.append(_start_captions)
-        app.on_cleanup.append(_close_store)
+        feature_captions = _add_captions(app, server, captions, CaptionStore(database))
+    feature_recordings = None
     if recordings:
-        _add_recordings(app, server, data_dir, auto_record)
+        archive = Archive(database, data_dir / "recordings")
+        feature_recordings = _add_recordings(app, server, data_dir, archive, feature_captions, auto_record)
+    if live:
+        _add_live(app, server, data_dir, feature_captions, feature_recordings)
     app[SIGNALLING_KEY] = server
     app.router.add_get("/", _index)
     app.router.add_get("/r/{room}", _index)
@@ -200,4 +218,9 @@ def create_app(
         await server.close()
 
     app.on_shutdown.append(_shutdown)
+
+    async def _close_database(app: web.Application) -> None:
+        database.close()  # on_cleanup runs after on_shutdown: the server no longer queries it
+
+    app.on_cleanup.append(_close_database)
     return app

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from captioning.asr import default_threads
 from signalling.auth import (
-    API_KEY_ENV, JWT_SECRET_ENV, TURN_SECRET_ENV, IceConfig, IceServer, Security, TokenSigner, join_url,
+    API_KEY_ENV,
+    JWT_SECRET_ENV,
+    TURN_SECRET_ENV,
+    IceConfig,
+    IceServer,
+    Security,
+    TokenSigner,
+    join_url,
     secret_from_env,
 )
 from signalling.validation import SignallingError
@@ -38,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--spoken-language", choices=["profile", "detect"], default="profile",
                      help="transcribe in each speaker's chosen language, or detect it per utterance")
     serve.add_argument("--auto-record", action="store_true", help="record every room from its first join")
-    serve.add_argument("--no-recordings", action="store_true", help="turn recording and the archive off")
+    serve.add_argument("--no-recordings", action="store_true",
+                       help="turn recording and the archive off (live streams still run, unarchived)")
+    serve.add_argument("--no-live", action="store_true", help="turn live streaming (HLS and RTMP push) off")
     sec = serve.add_argument_group(
         "access", "secrets come from the environment: UNIONHUB_JWT_SECRET (signed join links), "
                   "UNIONHUB_API_KEY (POST /api/tokens), UNIONHUB_TURN_SECRET (TURN REST credentials)")
@@ -151,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from aiohttp import web
 
     from captioning.service import CaptionConfig
+    from core.database import DatabaseError
 
     from .app import create_app
 
@@ -167,16 +177,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"unionhub: {exc}", file=sys.stderr)
         return 2
-    app = create_app(
-        args.data_dir,
-        sfu_options={"codec": args.codec, "mode": args.media_mode},
-        max_participants=args.max_participants,
-        max_rooms=args.max_rooms,
-        captions=captions,
-        recordings=not args.no_recordings,
-        auto_record=args.auto_record,
-        security=security,
-    )
+    try:
+        app = create_app(
+            args.data_dir,
+            sfu_options={"codec": args.codec, "mode": args.media_mode},
+            max_participants=args.max_participants,
+            max_rooms=args.max_rooms,
+            captions=captions,
+            recordings=not args.no_recordings,
+            live=not args.no_live,
+            auto_record=args.auto_record,
+            security=security,
+        )
+    except DatabaseError as exc:  # e.g. a data directory migrated by a newer unionhub
+        print(f"unionhub: {exc.message}", file=sys.stderr)
+        return 2
     print(f"unionhub serving on http://{args.host}:{args.port}/", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None)
     return 0

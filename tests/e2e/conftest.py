@@ -250,7 +250,7 @@ def new_page(browser: object) -> Iterator[Callable[[], object]]:
     for context in contexts:
         try:
             context.close()
-        except Exception:  # noqa: BLE001 - browser may already be gone after a failure
+        except Exception:  # browser may already be gone after a failure
             pass
     if problems:
         pytest.fail("browser problems:\n" + "\n".join(problems))

@@ -11,8 +11,18 @@ from typing import Any
 import pytest
 
 from e2e_helpers import (
-    CAPTION_WAIT_MS, EN_ES, PHRASE, UTTERANCES_JS, WAIT_MS, join, normalise, transcript, unique_room,
-    wait_captions_ready, wait_finals, wait_joined,
+    CAPTION_WAIT_MS,
+    EN_ES,
+    PHRASE,
+    UTTERANCES_JS,
+    WAIT_MS,
+    join,
+    normalise,
+    transcript,
+    unique_room,
+    wait_captions_ready,
+    wait_finals,
+    wait_joined,
 )
 
 try:

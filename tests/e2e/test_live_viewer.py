@@ -18,8 +18,17 @@ import av
 import pytest
 
 from e2e_helpers import (
-    CAPTION_WAIT_MS, EN_ES, FRAME_STATS_JS, WAIT_MS, get, get_json, join, normalise, unique_room,
-    wait_captions_ready, wait_joined,
+    CAPTION_WAIT_MS,
+    EN_ES,
+    FRAME_STATS_JS,
+    WAIT_MS,
+    get,
+    get_json,
+    join,
+    normalise,
+    unique_room,
+    wait_captions_ready,
+    wait_joined,
 )
 from e2e_helpers import wait_until as poll
 from rtmp_server import free_port, nginx_rtmp
@@ -259,7 +268,7 @@ def test_go_live_watch_with_captions_end_and_archive(hub: Any, new_page: Any, sp
     info = live_api(hub, room)
     assert info["live"] is False and info["ended"] is True, info
     for url in (media_url, urljoin(master_url, "sub_es.m3u8"), urljoin(master_url, "sub_en.m3u8")):
-        text = poll(lambda: get(url)[2].decode(), lambda t: "#EXT-X-ENDLIST" in t, ENDED_S,
+        text = poll(lambda url=url: get(url)[2].decode(), lambda t: "#EXT-X-ENDLIST" in t, ENDED_S,
                     f"{url} ends with #EXT-X-ENDLIST")
         assert text.rstrip().endswith("#EXT-X-ENDLIST"), text
 

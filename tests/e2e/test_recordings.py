@@ -22,8 +22,18 @@ from urllib.parse import quote
 import pytest
 
 from e2e_helpers import (
-    CAPTION_WAIT_MS, COLLECT_FINALS_JS, UTTERANCES_JS, WAIT_MS, join, transcript, unique_room,
-    get, get_json, wait_captions_ready, wait_finals, wait_joined,
+    CAPTION_WAIT_MS,
+    COLLECT_FINALS_JS,
+    UTTERANCES_JS,
+    WAIT_MS,
+    get,
+    get_json,
+    join,
+    transcript,
+    unique_room,
+    wait_captions_ready,
+    wait_finals,
+    wait_joined,
 )
 from e2e_helpers import wait_until as poll
 
@@ -69,7 +79,7 @@ class PageWatch:
         for context in self.contexts:
             try:
                 context.close()
-            except Exception:  # noqa: BLE001 - the browser may already be gone after a failure
+            except Exception:  # the browser may already be gone after a failure
                 pass
 
 

@@ -3,6 +3,8 @@
 Used by the tests and by ``bench/`` as a load generator: it publishes pre-encoded VP8/Opus
 packets (encoded once, up front) and receives other participants' media as encoded frames
 through the same :class:`~media_server.forwarding.ReceiverTap` seam the server uses.
+
+Not part of the shipped package (it lived in ``media_server/client.py`` before).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import socketio
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from .forwarding import EncodedFrame, ReceiverTap
+from media_server.forwarding import EncodedFrame, ReceiverTap, route_keyframe_requests
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,11 @@ class PreEncodedTrack(MediaStreamTrack):
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
+
+    @property
+    def started_at(self) -> float | None:
+        """``time.monotonic()`` when the first packet was due (None: not started yet)."""
+        return self._start
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         if self.readyState != "live":
@@ -259,7 +266,7 @@ class HubClient:
                     if track is not None and transceiver.sender.track is None:
                         transceiver.sender.replaceTrack(track)
                         if isinstance(track, PreEncodedTrack):
-                            transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+                            route_keyframe_requests(transceiver.sender, track)
                     transceiver.direction = "sendonly" if track is not None else "inactive"
                 elif slot["role"] == "subscribe":
                     transceiver.direction = "recvonly"

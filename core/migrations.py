@@ -1,0 +1,148 @@
+"""The hub's SQLite schema as an ordered list of migrations.
+
+``PRAGMA user_version`` records how many of them a database has had: migration N takes it from
+version N-1 to N, inside one transaction the runner (:class:`core.database.Database`) opens.
+Append new migrations to :data:`MIGRATIONS`; never edit one that has shipped, because a
+database stores only the number and would never see the change.
+
+Migration 1 is the schema the hub had before versioning (captioning/store.py and
+recordings/archive.py each created their part with IF NOT EXISTS, leaving user_version at 0),
+kept byte for byte so that a database made by that code and a new one end up identical.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step: ``apply`` runs inside the runner's transaction and must not commit."""
+
+    version: int
+    summary: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def statements(script: str) -> Iterator[str]:
+    """Split a script into single statements (trigger bodies stay whole).
+
+    ``Connection.executescript`` would COMMIT the open transaction first, so migrations run
+    their scripts one ``execute`` at a time instead.
+    """
+    pending = ""
+    pieces = script.split(";")
+    for piece in pieces[:-1]:
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):  # false inside strings, comments and BEGIN…END
+            yield pending.strip()
+            pending = ""
+    rest = (pending + pieces[-1]).strip()
+    if rest:
+        raise ValueError(f"incomplete SQL statement: {rest[:80]!r}")
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Execute every statement of ``script`` in the current transaction."""
+    for statement in statements(script):
+        conn.execute(statement)
+
+
+def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return row is not None
+
+
+# ---- 1: sessions, captions, recordings, caption search --------------------------------------
+
+# Written by captioning.store.CaptionStore: final captions per room session.
+_CAPTIONS = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    room TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL
+);
+CREATE TABLE IF NOT EXISTS captions (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    utterance TEXT NOT NULL,
+    speaker_id TEXT NOT NULL,
+    speaker_name TEXT NOT NULL,
+    source_lang TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    text TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (utterance, lang)
+);
+CREATE INDEX IF NOT EXISTS captions_session ON captions(session_id, lang, start);
+"""
+
+# Written by recordings.archive.Archive: one row per recording, files under data/recordings/<id>/.
+_RECORDINGS = """
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY,
+    room TEXT NOT NULL,
+    title TEXT NOT NULL,
+    session_id TEXT,
+    caption_offset REAL NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    duration REAL,
+    status TEXT NOT NULL,
+    progress REAL,
+    error TEXT,
+    published INTEGER NOT NULL DEFAULT 0,
+    participants TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at);
+CREATE INDEX IF NOT EXISTS recordings_session ON recordings(session_id);
+"""
+
+# The archive's full-text search over captions.text. External content: the index holds only
+# tokens, the text stays in `captions`. CaptionStore writes with INSERT OR REPLACE, and REPLACE
+# deletes the old row *without* firing delete triggers (unless recursive_triggers is on), which
+# would leave a stale index entry. So a BEFORE INSERT trigger deletes the row being replaced
+# itself; that delete fires the ordinary delete trigger whatever the connection's settings, and
+# REPLACE then finds nothing to replace.
+_CAPTIONS_FTS = """
+CREATE VIRTUAL TABLE IF NOT EXISTS captions_fts USING fts5(
+    text, content='captions', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS captions_fts_insert AFTER INSERT ON captions BEGIN
+    INSERT INTO captions_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS captions_fts_delete AFTER DELETE ON captions BEGIN
+    INSERT INTO captions_fts(captions_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS captions_fts_update AFTER UPDATE ON captions BEGIN
+    INSERT INTO captions_fts(captions_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO captions_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS captions_fts_replace BEFORE INSERT ON captions BEGIN
+    DELETE FROM captions WHERE utterance = new.utterance AND lang = new.lang;
+END;
+"""
+
+
+def _initial(conn: sqlite3.Connection) -> None:
+    """Today's schema; IF NOT EXISTS lets it adopt a database the unversioned code made.
+
+    A hub run without recordings had captions but no index: a new index is filled from them.
+    """
+    fts_is_new = not table_exists(conn, "captions_fts")
+    run_script(conn, _CAPTIONS + _RECORDINGS + _CAPTIONS_FTS)
+    if fts_is_new:
+        conn.execute("INSERT INTO captions_fts(captions_fts) VALUES ('rebuild')")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "sessions, captions, recordings and caption full-text search", _initial),
+)
+"""Every migration in order; ``MIGRATIONS[n - 1].version == n``."""
+
+LATEST = len(MIGRATIONS)

@@ -1,0 +1,281 @@
+"""Meeting operations below the event handlers: join, knock, admit, leave, roles, broadcasts.
+
+Participant events (:mod:`signalling.namespace`) and host controls (:mod:`signalling.moderation`)
+both act through a :class:`Meeting`; neither reaches into the other, nor into the store's rooms
+except through :class:`~signalling.store.RoomStore`. Features hear of joins and ended rooms here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import socketio
+
+from media_server import SFU
+
+from . import access
+from .auth import Grant, Security
+from .errors import SignallingError
+from .features import OFF_STATES, Feature
+from .rooms import Knocker, Participant, Room
+from .store import RoomStore
+from .validation import JoinRequest
+from .vocabulary import Role, Source
+
+logger = logging.getLogger(__name__)
+
+
+def room_key(name: str) -> str:
+    """The Socket.IO room of everyone in a meeting."""
+    return f"room:{name}"
+
+
+def hosts_key(name: str) -> str:
+    """The Socket.IO room of a meeting's hosts (knocks go there)."""
+    return f"hosts:{name}"
+
+
+def captions_key(name: str, lang: str) -> str:
+    """The Socket.IO room of a meeting's caption readers in one language."""
+    return f"captions:{name}:{lang}"
+
+
+class Meeting:
+    """The meeting layer: rooms in a :class:`RoomStore`, media in the :class:`SFU`, people over
+    Socket.IO, and the features told of what happens."""
+
+    def __init__(
+        self, sio: socketio.AsyncServer, store: RoomStore, sfu: SFU, security: Security, features: Sequence[Feature]
+    ) -> None:
+        self.sio = sio
+        self.store = store
+        self.sfu = sfu
+        self.security = security
+        self.features = features
+        self._knocking: dict[str, tuple[str, str]] = {}  # sid -> (room, knocker id)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run ``coro`` in the background, owned here and cancelled by :meth:`close`."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def is_connected(self, sid: str) -> bool:
+        return bool(self.sio.manager.is_connected(sid, "/"))
+
+    async def error(self, sid: str, code: str, message: str, event: str | None) -> None:
+        await self.sio.emit("error", {"code": code, "message": message, "event": event}, to=sid)
+
+    async def broadcast_participant(self, room: Room, participant: Participant) -> None:
+        await self.sio.emit("participant-updated", participant.public(), room=room_key(room.name))
+
+    def feature_states(self, room: str) -> dict[str, dict[str, Any]]:
+        """Every feature's state for ``joined``; features this hub runs without say they are off."""
+        states = dict(OFF_STATES)
+        for feature in self.features:
+            states[feature.name] = feature.state(room)
+        return states
+
+    def caption_languages(self, room_name: str) -> set[str]:
+        """Caption languages wanted: chosen by someone in the room, or needed by a feature."""
+        room = self.store.room(room_name)
+        langs = {p.caption_lang for p in room.participants.values()} if room else set()
+        for feature in self.features:
+            langs |= feature.caption_languages(room_name)
+        return langs
+
+    def is_knocking(self, sid: str) -> bool:
+        return sid in self._knocking
+
+    # -- joining ------------------------------------------------------------------------------
+
+    async def join(self, sid: str, req: JoinRequest) -> None:
+        """A validated ``join``: into the room, into the lobby, or refused with the reason."""
+        if not self.is_connected(sid):
+            return
+        if self.store.participant(sid) is not None or sid in self._knocking:
+            raise SignallingError("already-joined", "This connection has already joined a room.")
+        grant: Grant | None = None
+        if req.token is not None:
+            if self.security.signer is None:
+                raise SignallingError("bad-token", "This server does not accept signed join links.")
+            grant = self.security.signer.verify(req.token, req.room)
+            req = dataclasses.replace(req, name=grant.name, lang=grant.lang or req.lang)
+        self.store.check_capacity(req.room)
+        decision, role = access.decide(self.store.find(req.room), req, grant, self.security.token_only)
+        if decision == "lobby":
+            room = self.store.room(req.room)
+            if room is None:  # (access.decide sends people to a lobby only when someone is in)
+                raise SignallingError("rejected", "Nobody is in this meeting to let you in yet.")
+            await self._knock(sid, room, req)
+            return
+        await self._complete_join(sid, req, role, grant)
+
+    async def _knock(self, sid: str, room: Room, req: JoinRequest) -> None:
+        knocker = Knocker(uuid.uuid4().hex[:12], sid, req)
+        room.lobby[knocker.id] = knocker
+        self._knocking[sid] = (room.name, knocker.id)
+        await self.sio.emit("lobby", {"state": "waiting", "room": room.name}, to=sid)
+        await self.sio.emit("knock", knocker.public(), room=hosts_key(room.name))
+        logger.info("room %s: %s knocks", room.name, knocker.id)
+
+    async def _cancel_knock(self, sid: str) -> None:
+        room_name, knock_id = self._knocking.pop(sid)
+        room = self.store.room(room_name)
+        if room is not None and room.lobby.pop(knock_id, None) is not None:
+            await self.sio.emit("knock-left", {"id": knock_id}, room=hosts_key(room_name))
+
+    def take_knocker(self, room: Room, knock_id: str) -> Knocker:
+        """Remove a knocker from the lobby (to admit or reject it)."""
+        knocker = room.lobby.pop(knock_id, None)
+        if knocker is None:
+            raise SignallingError("no-such-participant", "Nobody with that id is waiting in the lobby.")
+        self._knocking.pop(knocker.sid, None)
+        self.spawn(self.sio.emit("knock-left", {"id": knock_id}, room=hosts_key(room.name)))
+        return knocker
+
+    async def admit(self, room: Room, knocker: Knocker) -> None:
+        try:
+            if not self.is_connected(knocker.sid):
+                return
+            self.store.check_capacity(room.name)
+            await self._complete_join(knocker.sid, knocker.req, "speaker", None)
+        except SignallingError as exc:
+            await self.error(knocker.sid, exc.code, exc.message, "join")
+
+    async def turn_away(self, knocker: Knocker, message: str) -> None:
+        """Tell a knocker (already taken from the lobby) that they will not be let in."""
+        await self.error(knocker.sid, "rejected", message, "join")
+
+    async def _complete_join(self, sid: str, req: JoinRequest, role: Role, grant: Grant | None) -> None:
+        room, participant = self.store.join(
+            sid, req, role=role, verified=grant is not None, jti=grant.jti if grant else None
+        )
+        sources: list[Source] = []
+        if participant.publishes_audio:
+            sources.append("mic")
+        if participant.publishes_video:
+            sources.append("camera")
+        self.sfu.join(room.name, participant.id, sources)
+        await self.sio.enter_room(sid, room_key(room.name))
+        if role == "host":
+            await self.sio.enter_room(sid, hosts_key(room.name))
+        await self.sio.enter_room(sid, captions_key(room.name, participant.caption_lang))
+        others = [p.public() for p in room.participants.values() if p.id != participant.id]
+        await self.sio.emit(
+            "joined",
+            {
+                "id": participant.id,
+                "room": room.name,
+                "codec": self.sfu.codec,
+                "participants": others,
+                "chat": list(room.chat),
+                **self.feature_states(room.name),
+                "role": participant.role,
+                "verified": participant.verified,
+                "name": participant.name,
+                "settings": room.settings.public(),
+                "lobby": [k.public() for k in room.lobby.values()] if role == "host" else [],
+                "iceServers": self.security.ice.for_participant(participant.id) if self.security.ice else [],
+            },
+            to=sid,
+        )
+        if self.store.participant(sid) is not participant:
+            return  # gone while we were sending
+        first = len(room.participants) == 1
+        for feature in self.features:
+            await feature.participant_joined(room.name, participant.name, first)
+        speaker = self.sfu.active_speaker(room.name)
+        if speaker is not None:
+            await self.sio.emit("active-speaker", {"id": speaker}, to=sid)
+        await self.sio.emit(
+            "participant-joined", participant.public(), room=room_key(room.name), skip_sid=sid
+        )
+        logger.info("room %s: %s joined (%s)", room.name, participant.id, ",".join(sources) or "listener")
+
+    # -- leaving ------------------------------------------------------------------------------
+
+    async def leave(self, sid: str) -> None:
+        """The socket leaves its room or lobby (idempotent); an emptied room ends for features."""
+        if sid in self._knocking:
+            await self._cancel_knock(sid)
+            return
+        left = self.store.leave(sid)
+        if left is None:
+            return
+        room, participant = left
+        await self.sio.leave_room(sid, hosts_key(room.name))
+        await self.sio.leave_room(sid, room_key(room.name))
+        await self.sio.leave_room(sid, captions_key(room.name, participant.caption_lang))
+        await self.sio.emit("participant-left", {"id": participant.id}, room=room_key(room.name))
+        await self.sfu.leave(participant.id)
+        if self.store.room(room.name) is None:
+            for knocker in list(room.lobby.values()):  # nobody is left to let them in
+                self._knocking.pop(knocker.sid, None)
+                await self.turn_away(knocker, "The meeting ended before a host let you in.")
+            room.lobby.clear()
+            for feature in reversed(self.features):  # live before recordings before captions
+                await feature.room_ended(room.name)
+        elif participant.role == "host" and not room.hosts():
+            await self._promote_successor(room)
+        logger.info("room %s: %s left", room.name, participant.id)
+
+    async def remove(self, sid: str) -> None:
+        """Leave on a host's behalf (removed, or the meeting ended) and close the connection."""
+        await self.leave(sid)
+        await self.sio.disconnect(sid)
+
+    async def _promote_successor(self, room: Room) -> None:
+        """The last host left: the longest-present speaker hosts (not when roles come from links)."""
+        if self.security.token_only:
+            return
+        speakers = sorted((p for p in room.participants.values() if p.role == "speaker"), key=lambda p: p.joined_at)
+        if speakers:
+            await self.set_role(room, speakers[0], "host")
+
+    # -- roles and media ------------------------------------------------------------------------
+
+    async def set_role(self, room: Room, participant: Participant, role: Role) -> None:
+        """Promote/demote: hosts get the lobby, a viewer's media stops."""
+        old, participant.role = participant.role, role
+        if participant.client:
+            room.admitted[participant.client] = role
+        if role == "host" and old != "host":
+            await self.sio.enter_room(participant.sid, hosts_key(room.name))
+            for knocker in list(room.lobby.values()):  # (it changes while we await)
+                await self.sio.emit("knock", knocker.public(), to=participant.sid)
+        elif old == "host" and role != "host":
+            await self.sio.leave_room(participant.sid, hosts_key(room.name))
+        if role == "viewer":
+            stopped: set[Source] = {"mic", "camera"}
+            for source in sorted(self.sfu.sources_of(participant.id) | stopped):
+                await self.sfu.unpublish(participant.id, source)
+            participant.publishes_audio = participant.publishes_video = False
+            participant.audio = participant.video = participant.screen = False
+        await self.broadcast_participant(room, participant)
+        logger.info("room %s: %s is now %s", room.name, participant.id, role)
+
+    def publications_changed(self, room_name: str, participant_id: str) -> None:
+        """The SFU saw a publication come or go: a screen share shows on the participant."""
+        participant = self.store.participant_by_id(participant_id)
+        room = self.store.room(room_name)
+        if participant is None or room is None:
+            return
+        screen = "screen" in self.sfu.sources_of(participant_id)
+        if screen != participant.screen:
+            participant.screen = screen
+            self.spawn(self.broadcast_participant(room, participant))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        for task in tuple(self._tasks):
+            task.cancel()
