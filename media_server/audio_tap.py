@@ -21,6 +21,13 @@ logger = logging.getLogger(__name__)
 
 #: ~2 s of 20 ms frames: a consumer slower than that loses the oldest audio, never memory.
 TAP_QUEUE_FRAMES = 100
+#: Holes in the RTP timeline up to this long (48 kHz samples) are filled with silence: Opus DTX
+#: (a silent microphone sends one frame every ~400 ms) and lost packets. Consumers that count
+#: samples (captions' voice detection, which ends an utterance after a pause) then hear the pause.
+#: Longer holes are a publisher that stopped and came back, not silence to replay.
+MAX_GAP_SAMPLES = 48000 * 5
+#: Filled silence goes out in frames of at most this many samples (0.5 s): few frames, small ones.
+GAP_FRAME_SAMPLES = 24000
 
 
 class AudioTap:
@@ -35,6 +42,9 @@ class AudioTap:
         #: Muted by a host: consumers (captions, recordings, speaker detection) get silence, so
         #: their timelines stay continuous but nothing the muted person says is used.
         self.muted = False
+        #: Samples of silence put in for DTX and lost packets.
+        self.filled = 0
+        self._next_pts: int | None = None
 
     def subscribe(self, maxsize: int = TAP_QUEUE_FRAMES) -> asyncio.Queue[AudioFrame | None]:
         """A queue receiving every decoded frame from now on; ``None`` marks the end."""
@@ -65,12 +75,13 @@ class AudioTap:
                     continue
                 if self.muted:
                     frame = _silence(frame)
-                for q in tuple(self._queues):
-                    if q.full():
-                        with contextlib.suppress(asyncio.QueueEmpty):
-                            q.get_nowait()
-                        self.dropped += 1
-                    q.put_nowait(frame)
+                for out in (*self._fill_gap(frame), frame):
+                    for q in tuple(self._queues):
+                        if q.full():
+                            with contextlib.suppress(asyncio.QueueEmpty):
+                                q.get_nowait()
+                            self.dropped += 1
+                        q.put_nowait(out)
         except MediaStreamError:
             pass
         finally:
@@ -81,6 +92,24 @@ class AudioTap:
                     self.dropped += 1
                 q.put_nowait(None)
 
+    def _fill_gap(self, frame: AudioFrame) -> list[AudioFrame]:
+        """Silent frames covering the hole between the previous frame and ``frame``."""
+        expected, pts = self._next_pts, frame.pts
+        self._next_pts = None if pts is None else (pts + frame.samples) & 0xFFFFFFFF
+        if expected is None or pts is None:
+            return []
+        gap = (pts - expected) & 0xFFFFFFFF  # RTP timestamps wrap at 2**32
+        if not 0 < gap <= MAX_GAP_SAMPLES:
+            return []
+        out = []
+        while gap > 0:
+            samples = min(gap, GAP_FRAME_SAMPLES)
+            out.append(_silence(frame, samples, expected))
+            expected = (expected + samples) & 0xFFFFFFFF
+            gap -= samples
+            self.filled += samples
+        return out
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -89,10 +118,14 @@ class AudioTap:
             self._task = None
 
 
-def _silence(frame: AudioFrame) -> AudioFrame:
-    """A frame like ``frame`` (format, layout, timing) with all samples zero."""
-    out = AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=frame.samples)
+def _silence(frame: AudioFrame, samples: int | None = None, pts: int | None = None) -> AudioFrame:
+    """A frame like ``frame`` (format, layout, timing) with all samples zero; ``samples`` and
+    ``pts`` give another length and start."""
+    out = AudioFrame(format=frame.format.name, layout=frame.layout.name, samples=samples or frame.samples)
     for plane in out.planes:
         plane.update(bytes(plane.buffer_size))
-    out.pts, out.sample_rate, out.time_base = frame.pts, frame.sample_rate, frame.time_base
+    out.pts = frame.pts if pts is None else pts
+    out.sample_rate = frame.sample_rate
+    if frame.time_base is not None:
+        out.time_base = frame.time_base
     return out

@@ -30,6 +30,7 @@ from core.errors import HubError
 from . import fastsend
 from .forwarding import ForwardedTrack, route_keyframe_requests
 from .publication import Source
+from .sdp import with_opus_options
 
 logger = logging.getLogger(__name__)
 
@@ -187,9 +188,9 @@ class Peer:
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
         self.offers += 1
-        await self._send_offer(
-            {"type": "offer", "sdp": self.pc.localDescription.sdp, "tracks": tracks}
-        )
+        # (only the copy sent is changed: the parameters are the receiver's wishes to the browser)
+        sdp = with_opus_options(self.pc.localDescription.sdp)
+        await self._send_offer({"type": "offer", "sdp": sdp, "tracks": tracks})
         try:
             await asyncio.wait_for(asyncio.shield(self._answer), ANSWER_TIMEOUT)
         except TimeoutError:

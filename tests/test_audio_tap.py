@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from types import SimpleNamespace
 
 import numpy as np
@@ -138,3 +139,38 @@ async def test_subscriber_arriving_after_the_end_is_told_so() -> None:
 
     late = tap.subscribe()  # e.g. captions switched on after the publisher's track ended
     assert await read_all(late) == [None]
+
+
+async def test_holes_from_dtx_and_loss_are_filled_with_silence() -> None:
+    """A silent microphone with Opus DTX sends a frame every ~400 ms: captions must still hear
+    the pause (their voice detection ends an utterance on it), so the timeline stays whole."""
+    frames = [audio_frame(0), audio_frame(1), audio_frame(21), audio_frame(22)]  # 19 frames missing
+    tap = AudioTap(ScriptedAudioTrack(frames), None)
+    got = [f for f in await read_all(tap.subscribe()) if f is not None]
+
+    assert got[:2] == frames[:2] and got[-2:] == frames[-2:]
+    filler = got[2:-2]
+    assert sum(f.samples for f in filler) == 19 * 960 == tap.filled
+    assert all(not f.to_ndarray().any() for f in filler)
+    # contiguous: each frame starts where the previous one ended
+    assert all(b.pts == a.pts + a.samples for a, b in itertools.pairwise(got))
+
+
+async def test_a_long_absence_or_a_timestamp_reset_is_not_filled() -> None:
+    late = audio_frame(0)
+    late.pts = 48000 * 60  # a minute later: the publisher paused, this is no pause to replay
+    back = audio_frame(0)
+    back.pts = 5  # timestamps went backwards (a new stream)
+    frames = [audio_frame(0), late, back]
+    tap = AudioTap(ScriptedAudioTrack(frames), None)
+    assert await read_all(tap.subscribe()) == [*frames, None]
+    assert tap.filled == 0
+
+
+async def test_timestamps_that_wrap_around_are_not_a_hole() -> None:
+    before, after = audio_frame(0), audio_frame(0)
+    before.pts = 2**32 - 960
+    after.pts = 0
+    tap = AudioTap(ScriptedAudioTrack([before, after]), None)
+    assert await read_all(tap.subscribe()) == [before, after, None]
+    assert tap.filled == 0
