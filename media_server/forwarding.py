@@ -54,6 +54,9 @@ class EncodedFrame:
     keyframe: bool
     codec: str  # lower-case codec name: "vp8", "h264", "opus"
     discontinuity: bool = False  # frames before this one were lost on the way in
+    #: audio: the RFC 6464 level the publisher's packet carried, ``(voice_activity, level)``
+    #: with level 0..127 meaning 0..-127 dBov (see ``levels.py``); None: no such extension
+    audio_level: tuple[bool, int] | None = None
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:
@@ -118,13 +121,19 @@ class ReceiverTap:
         name = codec.name.lower()
         frames = [jitter_frame]
         if isinstance(jitter_frame, AssembledFrame):
-            frames += jitter_frame.more
+            # aiortc rebased the first frame's timestamp onto the track's timeline (0 at its first
+            # frame); the frames the same packet completed follow it, or subscribers would see
+            # them jump to the publisher's raw RTP clock
+            for more in jitter_frame.more:
+                more.timestamp = jitter_frame.timestamp + ((more.rtp_timestamp - jitter_frame.rtp_timestamp) & 0xFFFFFFFF)
+                frames.append(more)
             jitter_frame.more = []
         for f in frames:
             self.frames += 1
             discontinuity = getattr(f, "discontinuity", False)
+            level = getattr(f, "audio_level", None)
             try:
-                self._sink(EncodedFrame(f.data, f.timestamp, is_keyframe(name, f.data), name, discontinuity))
+                self._sink(EncodedFrame(f.data, f.timestamp, is_keyframe(name, f.data), name, discontinuity, level))
             except Exception:  # a faulty subscriber must not kill the publisher's receiver
                 logger.exception("forwarding sink failed")
             if self.decode:
@@ -144,6 +153,10 @@ class ForwardedTrack(MediaStreamTrack):
     (:meth:`attach_sender`, see ``fastsend.py``) frames bypass the queue and go out as they
     arrive; a frame the sender refuses (socket buffer full, sender inactive) is dropped, and
     video then waits for the next keyframe the same way.
+
+    ``suppress_silence``: the subscriber is a participant's browser, which gets a publisher's
+    audio only while they speak (the publication decides, see ``silence.py``); recorders and
+    live streams leave it False and get every frame.
     """
 
     def __init__(
@@ -151,9 +164,11 @@ class ForwardedTrack(MediaStreamTrack):
         kind: str,
         request_keyframe: Callable[[], None],
         track_id: str | None = None,
+        suppress_silence: bool = False,
     ) -> None:
         super().__init__()
         self.kind = kind
+        self.suppress_silence = suppress_silence and kind == "audio"
         if track_id is not None:
             self._id = track_id
         self._request_keyframe = request_keyframe

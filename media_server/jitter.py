@@ -9,6 +9,9 @@ contract but completes a video frame on its marker bit and passes audio straight
 Loss: if the oldest frame is still incomplete when newer media is ``max_wait`` seconds ahead
 (time for NACK/RTX to repair it), it is dropped, the next emitted frame is flagged as a
 discontinuity (so the SFU holds subscribers until a keyframe) and a PLI is requested.
+
+Audio levels: an audio frame keeps the RFC 6464 level its packet carried (``audio_level``, as
+aiortc's receiver parsed the header extension), so the SFU knows who speaks without decoding.
 """
 
 from __future__ import annotations
@@ -23,11 +26,25 @@ logger = logging.getLogger(__name__)
 
 
 class AssembledFrame(JitterFrame):
-    """A complete frame; ``discontinuity`` means frames before it were lost."""
+    """A complete frame; ``discontinuity`` means frames before it were lost.
 
-    def __init__(self, data: bytes, timestamp: int, discontinuity: bool = False) -> None:
+    ``audio_level`` is an audio packet's ssrc-audio-level extension as aiortc parses it,
+    ``(voice_activity, level)`` with level 0..127 meaning 0..-127 dBov; None when absent.
+    ``rtp_timestamp`` keeps the publisher's RTP timestamp: aiortc rebases ``timestamp`` of the
+    frame it is handed onto the track's timeline, and ``more`` frames follow it from this.
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        timestamp: int,
+        discontinuity: bool = False,
+        audio_level: tuple[bool, int] | None = None,
+    ) -> None:
         super().__init__(data, timestamp)
+        self.rtp_timestamp = timestamp
         self.discontinuity = discontinuity
+        self.audio_level = audio_level
         self.more: list[AssembledFrame] = []  # further frames completed by the same packet
 
 
@@ -82,7 +99,8 @@ class FrameAssembler:
         if not self._is_video:
             self._next = (seq + 1) & 0xFFFF
             self.frames += 1
-            return False, AssembledFrame(self._payload(packet), packet.timestamp)
+            level = packet.extensions.audio_level
+            return False, AssembledFrame(self._payload(packet), packet.timestamp, audio_level=level)
         if self._next is None:
             self._next = seq
         self._packets[seq] = packet

@@ -13,6 +13,8 @@ from aiortc.contrib.media import MediaRelay
 
 from .audio_tap import AudioTap
 from .forwarding import EncodedFrame, ForwardedTrack, ReceiverTap, media_ssrcs, send_pli
+from .levels import SILENT_DBOV, AudioLevel, AudioLevels, from_extension
+from .silence import SilenceGate
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,11 @@ class Publication:
     Keyframe requests from all subscribers are merged into at most one PLI per
     ``PLI_INTERVAL``; a request inside the window is sent when the window ends, so a late
     joiner is never left waiting for the publisher's next periodic keyframe.
+
+    Audio: the level each packet carries (RFC 6464) is kept in :attr:`levels` (no decoding),
+    and subscribers that asked for it (browsers) get the publisher's audio only while they
+    speak (:class:`~media_server.silence.SilenceGate`); the others (recorders, live streams)
+    and the decoded :attr:`audio` tap get every frame.
 
     ``mode="relay"`` is the naive aiortc path (decode, then re-encode per subscriber through
     :class:`MediaRelay`), kept only as a benchmark baseline.
@@ -78,16 +85,25 @@ class Publication:
         else:
             self._receiver_tap = ReceiverTap(receiver, self._on_frame)
         self.audio: AudioTap | None = None
+        #: Audio: the levels the publisher's packets carry (a host-muted publisher reads silent).
+        self.levels: AudioLevels | None = None
+        self._silence: SilenceGate | None = None
         if self.kind == "audio":
             self.audio = AudioTap(track, self._receiver_tap)
+            self.levels = AudioLevels()
+            self._silence = SilenceGate()
 
     # -- subscribers -------------------------------------------------------------------
 
-    def subscribe(self) -> MediaStreamTrack:
-        """A new track for one subscriber's sender."""
+    def subscribe(self, suppress_silence: bool = False) -> MediaStreamTrack:
+        """A new track for one subscriber's sender.
+
+        ``suppress_silence``: audio only while the publisher speaks (for participants'
+        browsers); by default every frame (recordings, live streams).
+        """
         if self._relay is not None:
             return self._relay.subscribe(self._track, buffered=False)
-        forwarded = ForwardedTrack(self.kind, self.request_keyframe)
+        forwarded = ForwardedTrack(self.kind, self.request_keyframe, suppress_silence=suppress_silence)
         self._subscribers.add(forwarded)
         return forwarded
 
@@ -101,6 +117,16 @@ class Publication:
         return len(self._subscribers)
 
     @property
+    def audio_level(self) -> AudioLevel | None:
+        """The level of the latest audio packet, if the publisher sends levels (RFC 6464)."""
+        return self.levels.latest if self.levels is not None else None
+
+    @property
+    def frames_suppressed(self) -> int:
+        """Audio frames not forwarded to browsers because the publisher was silent."""
+        return self._silence.suppressed if self._silence is not None else 0
+
+    @property
     def muted(self) -> bool:
         return self._muted
 
@@ -112,12 +138,18 @@ class Publication:
         self._muted = value
         if self.audio is not None:
             self.audio.muted = value
+        if self._silence is not None:
+            self._silence.reset()
         if not value and self.kind == "video":
             self._gated = True  # subscribers resume at a keyframe
             self.request_keyframe()
 
     def _on_frame(self, frame: EncodedFrame) -> None:
         self.frames += 1
+        level = from_extension(frame.audio_level, frame.timestamp)
+        if self.levels is not None:
+            muted = level is not None and self._muted
+            self.levels.update(AudioLevel(SILENT_DBOV, False, frame.timestamp) if muted else level)
         if self._muted:
             return
         if self.kind == "video":
@@ -130,9 +162,14 @@ class Publication:
                 if not frame.keyframe:
                     return
                 self._gated = False
+        spoken = self._silence.admit(frame, level) if self._silence is not None else None
         for sub in tuple(self._subscribers):
             try:
-                sub.push(frame)
+                if spoken is not None and sub.suppress_silence:
+                    for f in spoken:
+                        sub.push(f)
+                else:
+                    sub.push(frame)
             except Exception:  # one subscriber's failure must not starve the others
                 logger.exception("forwarding to a subscriber of %s failed", self.id)
 

@@ -66,6 +66,7 @@ class SFU:
         self._ice_servers = ice_servers or []
         self.rooms: dict[str, MediaRoom] = {}
         self._room_of: dict[str, str] = {}
+        self._no_video: set[str] = set()  # participants receiving no video (audio only)
         self._hooks: list[PublicationHook] = []
 
     # -- watchers -----------------------------------------------------------------------
@@ -123,8 +124,14 @@ class SFU:
 
     # -- membership ---------------------------------------------------------------------
 
-    def join(self, room_name: str, participant: str, publish: list[Source]) -> Peer:
-        """Create the participant's peer, with publish slots and subscriptions to the room."""
+    def join(
+        self, room_name: str, participant: str, publish: list[Source], receive_video: bool = True
+    ) -> Peer:
+        """Create the participant's peer, with publish slots and subscriptions to the room.
+
+        ``receive_video=False`` (audio only): no subscription to any video publication until
+        :meth:`set_receive_video` turns video on.
+        """
         room = self.rooms.get(room_name)
         if room is None:
             room = MediaRoom(room_name, self.codec)
@@ -144,6 +151,8 @@ class SFU:
         )
         room.peers[participant] = peer
         self._room_of[participant] = room_name
+        if not receive_video:
+            self._no_video.add(participant)
         for source in publish:
             peer.add_publish_slot(source, SOURCES_KIND[source])
         for publication in room.publications.values():
@@ -162,6 +171,7 @@ class SFU:
 
     async def leave(self, participant: str) -> None:
         room_name = self._room_of.pop(participant, None)
+        self._no_video.discard(participant)
         if room_name is None:
             return
         room = self.rooms[room_name]
@@ -226,14 +236,16 @@ class SFU:
             if other is not peer:
                 self._subscribe(other, publication)
         if publication.audio is not None and room.speaker is not None:
-            room.speaker.add(peer.participant, publication.audio)
+            room.speaker.add(peer.participant, publication)  # its levels; decoded only if it sends none
         for hook in tuple(self._hooks):
             self._notify(hook, room, publication)
         if self._on_publications_changed is not None:
             self._on_publications_changed(room_name, peer.participant)
 
     def _subscribe(self, peer: Peer, publication: Publication) -> None:
-        track = publication.subscribe()
+        if publication.kind == "video" and peer.participant in self._no_video:
+            return  # audio only: not a byte of video
+        track = publication.subscribe(suppress_silence=True)  # a browser: audio only while they speak
         peer.add_subscribe_slot(publication.id, publication.owner, publication.source, track)
 
     async def _unpublish(self, room: MediaRoom, publication: Publication) -> None:
@@ -247,6 +259,35 @@ class SFU:
         await publication.close()
         if self._on_publications_changed is not None:
             self._on_publications_changed(room.name, publication.owner)
+
+    def receives_video(self, participant: str) -> bool:
+        """Whether the participant is subscribed to video (False: audio only, or not joined)."""
+        return participant in self._room_of and participant not in self._no_video
+
+    def set_receive_video(self, participant: str, on: bool) -> bool:
+        """Subscribe the participant to every video publication of its room (``on``), or remove
+        all its video subscriptions (audio only); False if it is not joined or nothing changes.
+
+        Each video subscription added back starts at a keyframe, which it requests, like any new
+        subscriber's.
+        """
+        room_name = self._room_of.get(participant)
+        if room_name is None or on == (participant not in self._no_video):
+            return False
+        room = self.rooms[room_name]
+        peer = room.peers[participant]
+        videos = [p for p in room.publications.values() if p.kind == "video" and p.owner != participant]
+        if on:
+            self._no_video.discard(participant)
+            for publication in videos:
+                self._subscribe(peer, publication)
+        else:
+            self._no_video.add(participant)
+            for publication in videos:
+                track = peer.remove_subscribe_slot(publication.id)
+                if track is not None:
+                    publication.unsubscribe(track)
+        return True
 
     def set_muted(self, participant: str, source: Source, muted: bool) -> bool:
         """Stop (or resume) forwarding one of a participant's sources; False if not published."""
@@ -280,4 +321,7 @@ class SFU:
             "publications": sum(len(r.publications) for r in self.rooms.values()),
             "frames_in": sum(p.frames for r in self.rooms.values() for p in r.publications.values()),
             "plis": sum(p.plis for r in self.rooms.values() for p in r.publications.values()),
+            "audio_frames_suppressed": sum(
+                p.frames_suppressed for r in self.rooms.values() for p in r.publications.values()
+            ),
         }

@@ -159,12 +159,13 @@ class Meeting:
         room, participant = self.store.join(
             sid, req, role=role, verified=grant is not None, jti=grant.jti if grant else None
         )
+        participant.audio_only = req.audio_only
         sources: list[Source] = []
         if participant.publishes_audio:
             sources.append("mic")
-        if participant.publishes_video:
+        if participant.publishes_video and not participant.audio_only:
             sources.append("camera")
-        self.sfu.join(room.name, participant.id, sources)
+        self.sfu.join(room.name, participant.id, sources, receive_video=not participant.audio_only)
         await self.sio.enter_room(sid, room_key(room.name))
         if role == "host":
             await self.sio.enter_room(sid, hosts_key(room.name))
@@ -199,7 +200,10 @@ class Meeting:
         await self.sio.emit(
             "participant-joined", participant.public(), room=room_key(room.name), skip_sid=sid
         )
-        logger.info("room %s: %s joined (%s)", room.name, participant.id, ",".join(sources) or "listener")
+        logger.info(
+            "room %s: %s joined (%s%s)", room.name, participant.id, ",".join(sources) or "listener",
+            ", audio only" if participant.audio_only else "",
+        )
 
     # -- leaving ------------------------------------------------------------------------------
 
@@ -262,6 +266,24 @@ class Meeting:
             participant.audio = participant.video = participant.screen = False
         await self.broadcast_participant(room, participant)
         logger.info("room %s: %s is now %s", room.name, participant.id, role)
+
+    async def set_audio_only(self, room: Room, participant: Participant, on: bool) -> None:
+        """Data saver on: no video in (every video subscription removed) and none out (camera and
+        screen unpublished). Off: video subscriptions back, each starting at a keyframe, and a
+        camera publish slot again if the participant joined with a camera (and may publish)."""
+        if on == participant.audio_only:
+            return
+        participant.audio_only = on
+        self.sfu.set_receive_video(participant.id, not on)
+        if on:
+            video: tuple[Source, ...] = ("camera", "screen")
+            for source in video:
+                await self.sfu.unpublish(participant.id, source)
+            participant.screen = False
+        elif participant.publishes_video and participant.role != "viewer":
+            self.sfu.publish(participant.id, "camera")  # the client attaches a camera to it
+        await self.broadcast_participant(room, participant)
+        logger.info("room %s: %s audio only %s", room.name, participant.id, "on" if on else "off")
 
     def publications_changed(self, room_name: str, participant_id: str) -> None:
         """The SFU saw a publication come or go: a screen share shows on the participant."""

@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Participant events, in PROTOCOL.md's order.
 EVENTS = (
-    "join", "sdp", "publish", "unpublish", "media-state", "hand", "chat", "caption-language", "record",
-    "live", "live-push", "leave",
+    "join", "sdp", "publish", "unpublish", "media-state", "audio-only", "hand", "chat", "caption-language",
+    "record", "live", "live-push", "leave",
 )
 ALL_EVENTS = frozenset(EVENTS + HOST_EVENTS)
 
@@ -112,6 +112,8 @@ class MeetingNamespace(HostControls, socketio.AsyncNamespace):  # type: ignore[m
         _, participant = self.meeting.store.member(sid)
         if participant.role == "viewer":
             raise SignallingError("forbidden", "Viewers cannot share; ask a host to make you a speaker.")
+        if participant.audio_only:
+            raise SignallingError("audio-only", "Turn audio-only mode off to share.")
         if not (participant.publishes_audio or participant.publishes_video):
             raise SignallingError("listener", "Listeners cannot publish; rejoin with a device.")
         if not self.meeting.sfu.publish(participant.id, source):
@@ -135,6 +137,12 @@ class MeetingNamespace(HostControls, socketio.AsyncNamespace):  # type: ignore[m
             if video:
                 self.meeting.sfu.set_muted(participant.id, "camera", False)
         await self.meeting.broadcast_participant(room, participant)
+
+    async def on_audio_only(self, sid: str, data: Any) -> None:
+        on = validation.audio_only(data)
+        room, participant = self.meeting.store.member(sid)
+        await self.meeting.set_audio_only(room, participant, on)
+        await self.meeting.sio.emit("audio-only", {"on": participant.audio_only}, to=sid)
 
     async def on_hand(self, sid: str, data: Any) -> None:
         raised = validation.hand(data)

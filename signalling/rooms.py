@@ -69,6 +69,9 @@ class Participant:
     verified: bool = False  # the name comes from a signed link
     client: str | None = None  # the browser's id (bans)
     jti: str | None = None  # the signed link's id (revoked on removal)
+    # "Data saver": receives no video and publishes no camera or screen; ``publishes_video`` keeps
+    # saying whether the participant has a camera to publish again when it switches back.
+    audio_only: bool = False
     joined_at: float = field(default_factory=time.time)
 
     def public(self) -> dict[str, Any]:
@@ -78,7 +81,7 @@ class Participant:
             "name": self.name,
             "lang": self.lang,
             "audio": self.audio and self.publishes_audio,
-            "video": self.video and self.publishes_video,
+            "video": self.video and self.publishes_video and not self.audio_only,
             "screen": self.screen,
             "hand": self.hand,
             "role": self.role,

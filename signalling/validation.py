@@ -36,6 +36,7 @@ class JoinRequest:
     token: str | None = None
     passcode: str | None = None
     client: str | None = None
+    audio_only: bool = False  # "data saver": receive no video, publish no camera or screen
 
 
 def _obj(data: Any) -> dict[str, Any]:
@@ -111,6 +112,7 @@ def join(data: Any) -> JoinRequest:
         token=token,
         passcode=_opt_str(d, "passcode", MAX_PASSCODE),
         client=client,
+        audio_only=_bool(d, "audioOnly", False),
     )
 
 
@@ -246,6 +248,14 @@ def caption_language(data: Any) -> str:
 
 
 def record(data: Any) -> bool:
+    d = _obj(data)
+    if "on" not in d:
+        raise SignallingError("bad-request", "'on' must be true or false.")
+    return _bool(d, "on", False)
+
+
+def audio_only(data: Any) -> bool:
+    """``audio-only {on}``: whether the participant switches to audio only."""
     d = _obj(data)
     if "on" not in d:
         raise SignallingError("bad-request", "'on' must be true or false.")

@@ -245,6 +245,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "chat": {"text": st.one_of(st.text(max_size=50), TEXT, huge(3000), st.just(" \n\t "))},
     "caption-language": {"lang": valid_or(LANG_OK)},
     "record": {"on": valid_or(st.booleans())},
+    "audio-only": {"on": valid_or(st.booleans())},
     # going live starts a worker process: mostly "off" keeps the module fast
     "live": {"on": valid_or(st.sampled_from([False, False, False, True]))},
     "live-push": {"url": valid_or(st.sampled_from([None, "rtmp://127.0.0.1:9/live/key", "rtmps://[::1]:9/a/b",

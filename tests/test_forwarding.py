@@ -27,6 +27,7 @@ from media_server.jitter import AssembledFrame
 from testkit.rtc_client import encode_test_video
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
 
 
 @pytest.fixture(scope="module")
@@ -381,6 +382,63 @@ async def test_faulty_sink_does_not_break_the_receiver(
     assert drain_queue(inner) == [item]
 
 
+async def test_receiver_tap_passes_each_audio_frames_level_on() -> None:
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("audio", direction="recvonly").receiver
+    received: list[EncodedFrame] = []
+    tap = ReceiverTap(receiver, received.append)
+    tap.put((OPUS, AssembledFrame(b"talk", 960, audio_level=(True, 30))))
+    tap.put((OPUS, AssembledFrame(b"hush", 1920, audio_level=(False, 127))))
+    tap.put((OPUS, JitterFrame(b"none", 2880)))  # a publisher that sends no levels
+    assert [(f.data, f.audio_level) for f in received] == [
+        (b"talk", (True, 30)), (b"hush", (False, 127)), (b"none", None),
+    ]
+    await pc.close()
+
+
+def test_only_audio_subscribers_can_have_silence_suppressed() -> None:
+    assert ForwardedTrack("audio", KeyframeRequests(), suppress_silence=True).suppress_silence
+    assert not ForwardedTrack("audio", KeyframeRequests()).suppress_silence  # recorders, live streams
+    assert not ForwardedTrack("video", KeyframeRequests(), suppress_silence=True).suppress_silence
+
+
 def test_receiver_tap_refuses_an_object_without_decoder_queue() -> None:
     with pytest.raises(RuntimeError):
         ReceiverTap(object(), lambda frame: None)  # type: ignore[arg-type]
+
+
+async def test_frames_one_late_packet_completes_keep_the_tracks_timeline(vp8_packets: list[av.Packet]) -> None:
+    """A retransmitted packet that completes two frames at once: both reach subscribers on the
+    timeline aiortc gives the track (0 at its first frame), not the second on the publisher's
+    raw RTP clock, which would make every browser's video jump."""
+    from aiortc.codecs.vpx import Vp8Encoder
+    from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+    from aiortc.rtcrtpreceiver import RemoteStreamTrack
+    from aiortc.rtp import RtpPacket
+
+    pc = RTCPeerConnection()
+    receiver = pc.addTransceiver("video", direction="recvonly").receiver
+    receiver._track = RemoteStreamTrack("video")  # as RTCPeerConnection does on the remote offer
+    received: list[EncodedFrame] = []
+    ReceiverTap(receiver, received.append)
+    await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
+    try:
+        origin, seq = 3_000_000_000, 500  # a browser's random clock start
+        frames: list[list[RtpPacket]] = []
+        for i, encoded in enumerate(vp8_packets[:3]):
+            payloads, _ = Vp8Encoder().pack(encoded)
+            packets = [RtpPacket(payload_type=VP8.payloadType, sequence_number=seq + j, timestamp=origin + 3000 * i,
+                                 ssrc=1234, payload=p) for j, p in enumerate(payloads)]
+            packets[-1].marker = 1
+            seq += len(payloads)
+            frames.append(packets)
+        # frame 1's first packet is lost, frame 2 arrives whole, then the retransmission
+        order = [*frames[0], *frames[1][1:], *frames[2], frames[1][0]]
+        for packet in order:
+            parsed = RtpPacket.parse(packet.serialize())
+            await receiver._handle_rtp_packet(parsed, arrival_time_ms=0)
+
+        assert [f.timestamp for f in received] == [0, 3000, 6000]
+    finally:
+        await receiver.stop()
+        await pc.close()

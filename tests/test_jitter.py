@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket
 
+from levelkit import SILENT, SPEAKING, audio_packet
 from media_server.forwarding import depayloaded
 from media_server.jitter import AssembledFrame, FrameAssembler
 
@@ -93,3 +94,13 @@ def test_audio_passes_through_without_prefetch_and_drops_duplicates() -> None:
     assert frames_of(asm.add(pkt(7, 960, b"opus1"))) == []
     assert [f.data for f in frames_of(asm.add(pkt(9, 2880, b"opus3")))] == [b"opus3"]
     assert frames_of(asm.add(pkt(8, 1920, b"opus2"))) == []  # too late to be useful
+
+
+def test_audio_frames_keep_the_level_their_packet_carried() -> None:
+    asm = FrameAssembler(depayloaded, is_video=False)
+    levels = []
+    for seq, level in enumerate([SPEAKING, SILENT, None]):
+        packet = audio_packet(seq, seq * 960, level, voice=level == SPEAKING)  # parsed by aiortc
+        packet._data = packet.payload  # type: ignore[attr-defined]  # (aiortc's depayloading)
+        levels += [f.audio_level for f in frames_of(asm.add(packet))]
+    assert levels == [(True, SPEAKING), (False, SILENT), None]

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import fractions
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import av
+import numpy as np
 import pytest
+from aiortc import AudioStreamTrack
 from aiortc.codecs.h264 import H264Encoder
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from aiortc.stats import RTCInboundRtpStreamStats
 
 from hubtest import RunningHub as Hub
-from media_server import SFU, MediaRoom, Publication
+from media_server import SFU, ForwardedTrack, MediaRoom, Publication
 from media_server.peer import Peer
 from media_server.publication import Source
+from media_server.silence import HANGOVER, PREROLL_FRAMES
 from testkit.rtc_client import HubClient, encode_test_audio, encode_test_video
 
 
@@ -36,6 +42,9 @@ async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+HANGOVER_FRAMES = HANGOVER // 960
 
 
 def frames(client: HubClient, publisher: HubClient, kind: str) -> list[bytes]:
@@ -222,6 +231,111 @@ async def test_h264_room_forwards_the_publishers_access_units_unchanged(make_hub
     finally:
         await pub.close()
         await sub.close()
+
+
+class Microphone(AudioStreamTrack):
+    """A participant's microphone: silence, and a tone while asked to speak, in real time.
+
+    aiortc's sender encodes it and, as a browser does, puts each frame's level (RFC 6464) in
+    its packets: the hub sees who speaks without decoding anything.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.produced = 0
+        self.talked = 0  # tone frames produced
+        self._talk = 0
+        self._t0 = 0.0
+
+    def say(self, frames: int) -> None:
+        self._talk = frames
+
+    async def recv(self) -> av.AudioFrame:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.produced == 0:
+            self._t0 = time.monotonic()
+        else:
+            await asyncio.sleep(self._t0 + self.produced * 0.02 - time.monotonic())
+        pcm = np.zeros(960, np.int16)
+        if self._talk > 0:
+            self._talk -= 1
+            self.talked += 1
+            pcm = (0.3 * 32767 * np.sin(2 * np.pi * 440 * (np.arange(960) + self.produced * 960) / 48000)).astype(
+                np.int16
+            )
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        frame.pts = self.produced * 960
+        frame.time_base = fractions.Fraction(1, 48000)
+        self.produced += 1
+        return frame
+
+
+async def test_browsers_get_a_publishers_audio_only_while_they_speak(hub: Hub) -> None:
+    mic = Microphone()
+    sub = HubClient(hub.url, "quiet", "Bo")
+    pub = HubClient(hub.url, "quiet", "Ana")
+    pub.tracks["mic"] = mic  # an ordinary aiortc audio track, encoded by aiortc's sender
+    sfu = hub.server.sfu
+    try:
+        await sub.join()
+        await pub.join()
+        await until(lambda: (room := sfu.room("quiet")) is not None and bool(room.publications))
+        room = sfu.room("quiet")
+        assert room is not None
+        publication = next(iter(room.publications.values()))
+        assert sub.id is not None
+        peer = sfu.peer(sub.id)
+        assert peer is not None
+        [to_sub] = [t for t in peer.subscribed_tracks() if isinstance(t, ForwardedTrack)]
+
+        def sent_to_sub() -> int:
+            return to_sub.forwarded + to_sub.queued
+
+        # Ana's microphone is on but she says nothing: Bo gets none of it
+        await until(lambda: publication.frames >= 100)
+        assert publication.levels is not None and publication.levels.sending is True
+        assert sent_to_sub() == 0
+        assert sfu.stats()["audio_frames_suppressed"] >= 90
+
+        async def speak(frames: int) -> int:
+            """Ana says something, then is silent; what Bo was sent for it."""
+            before = sent_to_sub()
+            mic.say(frames)
+            await until(lambda: mic.talked >= frames and mic._talk == 0)
+            end = mic.produced
+            await until(lambda: publication.frames >= end + HANGOVER_FRAMES + 30)
+            spurt = sent_to_sub() - before
+            await until(lambda: publication.frames >= end + HANGOVER_FRAMES + 60)
+            assert sent_to_sub() - before == spurt  # silent since: nothing more
+            return spurt
+
+        first = await speak(25)
+        second = await speak(25)
+        for spurt in (first, second):
+            # the words, the 60 ms before them and the second after them; not the long silence
+            assert 25 <= spurt <= 25 + PREROLL_FRAMES + HANGOVER_FRAMES + 2  # (+2: encoder delay)
+        assert publication.frames - first - second >= 200  # what was not sent
+
+        # Bo's browser sees two talk spurts and silence between them, as with DTX: timestamps jump
+        # over the silence, sequence numbers do not (nothing lost)
+        await until(lambda: len(frames(sub, pub, "audio")) == first + second)
+        [received] = sub.received_from(pub.id, "audio")  # type: ignore[arg-type]
+        steps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(received.frames)]
+        assert [i for i, step in enumerate(steps) if step != 960] == [first - 1]
+        assert steps[first - 1] > 50 * 960  # (more than a second of silence not sent)
+        stats = await sub.pc.getStats()
+        inbound = [s for s in stats.values() if isinstance(s, RTCInboundRtpStreamStats) and s.kind == "audio"]
+        assert [s.packetsLost for s in inbound] == [0]
+
+        # she is the active speaker, and nobody's audio was decoded to find out
+        await until(lambda: sfu.active_speaker("quiet") == pub.id)
+        assert publication.audio is not None and publication.audio.consumers == 0
+        assert publication._receiver_tap is not None and publication._receiver_tap.decode is False
+    finally:
+        for c in (pub, sub):
+            await c.close()
 
 
 # -- SFU.watch: features see every publication, including those made before they attached ------

@@ -10,13 +10,16 @@ import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
+from levelkit import SILENT, SPEAKING, Publisher, audio_publication
 from media_server.audio_tap import AudioTap
+from media_server.publication import Publication
 from media_server.speaker import (
     HOLD_SECONDS,
     SILENCE_DBOV,
     ActiveSpeakerDetector,
     frame_level_dbov,
 )
+from testkit.rtc_client import encode_test_audio
 
 RATE = 48000
 SAMPLES = 960  # 20 ms
@@ -205,3 +208,112 @@ async def test_detector_highlights_the_participant_who_speaks() -> None:
             await tap.close()
         for track in tracks.values():
             track.stop()
+
+
+# -- detector fed by the levels publishers send (RFC 6464), nothing decoded ----------------------
+
+
+def decoding(publication: Publication) -> bool:
+    """Whether anything decodes the publication's audio (the receiver feeds its decoder)."""
+    assert publication.audio is not None and publication._receiver_tap is not None
+    return publication.audio.consumers > 0 or publication._receiver_tap.decode
+
+
+async def test_detector_follows_the_levels_publishers_send_without_decoding() -> None:
+    changes = Changes()
+    detector = ActiveSpeakerDetector(changes)
+    async with audio_publication("ana") as ana, audio_publication("bo") as bo:
+        detector.add("ana", ana)
+        detector.add("bo", bo)
+        pa, pb = Publisher(ana), Publisher(bo)
+        for _ in range(10):
+            await pa.send(SILENT)
+            await pb.send(SPEAKING)
+        detector.decide(0.0)
+        assert detector.current == "bo" and changes == ["bo"]
+        assert not decoding(ana) and not decoding(bo)
+        await detector.close()
+
+
+async def test_the_highlight_moves_after_the_hold_as_with_decoded_audio() -> None:
+    changes = Changes()
+    detector = ActiveSpeakerDetector(changes)
+    async with audio_publication("ana") as ana, audio_publication("bo") as bo:
+        detector.add("ana", ana)
+        detector.add("bo", bo)
+        pa, pb = Publisher(ana), Publisher(bo)
+        await pa.send(*[SPEAKING + 10] * 10)  # ana talks
+        detector.decide(0.0)
+        await pb.send(*[SPEAKING] * 10)  # bo, louder, talks over her
+        await pa.send(*[SPEAKING + 10] * 10)
+        detector.decide(1.0)
+        assert detector.current == "ana"
+        detector.decide(1.0 + HOLD_SECONDS + EPSILON)
+        assert changes == ["ana", "bo"]
+        await detector.close()
+
+
+async def test_a_speaker_gone_quiet_in_dtx_yields_at_once() -> None:
+    changes = Changes()
+    detector = ActiveSpeakerDetector(changes)
+    async with audio_publication("ana") as ana, audio_publication("bo") as bo:
+        detector.add("ana", ana)
+        detector.add("bo", bo)
+        pa, pb = Publisher(ana), Publisher(bo)
+        await pb.send(*[SPEAKING] * 10)
+        detector.decide(0.0)
+        # bo stops: his browser sends one silent packet, then nothing for a second (DTX), then
+        # another; the second he was quiet counts, not just the two packets
+        await pb.send(SILENT)
+        pb.skip(49)
+        await pb.send(SILENT)
+        await pa.send(*[SPEAKING + 10] * 3)
+        detector.decide(1.0)
+        assert changes == ["bo", "ana"]
+        await detector.close()
+
+
+async def test_a_host_muted_publisher_is_not_the_active_speaker() -> None:
+    changes = Changes()
+    detector = ActiveSpeakerDetector(changes)
+    async with audio_publication("bo") as bo:
+        detector.add("bo", bo)
+        bo.muted = True
+        await Publisher(bo).send(*[SPEAKING] * 10)
+        detector.decide(0.0)
+        assert detector.current is None and changes == []
+        await detector.close()
+
+
+async def test_a_publisher_without_levels_is_decoded_instead() -> None:
+    changes = Changes()
+    detector = ActiveSpeakerDetector(changes)
+    tone = [bytes(p) for p in encode_test_audio(seconds=1)]
+    async with audio_publication("bo") as bo:
+        detector.add("bo", bo)
+        assert not decoding(bo)  # nothing is decoded before the publisher shows what it sends
+        publisher = Publisher(bo, payloads=tone)
+        await publisher.send(None)  # like our test client's pre-encoded packets: no level
+        assert bo.audio is not None and bo.audio.consumers == 1 and decoding(bo)
+        await publisher.send(*[None] * 25)
+        async with asyncio.timeout(10):
+            while detector._levels.get("bo", -127.0) <= SILENCE_DBOV:
+                await asyncio.sleep(0.02)
+        detector.decide(0.0)
+        assert changes == ["bo"]
+        await detector.close()
+        assert bo.audio.consumers == 0
+
+
+async def test_removing_a_participant_stops_listening_to_its_levels() -> None:
+    detector = ActiveSpeakerDetector(Changes())
+    async with audio_publication("bo") as bo:
+        assert bo.levels is not None
+        detector.add("bo", bo)
+        assert bo.levels.listeners == 1
+        detector.remove("bo")
+        assert bo.levels.listeners == 0
+        await Publisher(bo).send(SPEAKING)
+        detector.decide(0.0)
+        assert detector.current is None
+        await detector.close()

@@ -231,7 +231,9 @@ function becameSpeaker() {
 async function rejoinToSpeak() {
   const { state } = ctx;
   if (state.left || moderation.isViewer()) return;
-  const media = await acquireUserMedia(state.want || { audio: true, video: true });
+  const want = state.want || { audio: true, video: true };
+  // audio only: no camera now (it starts when audio only is switched off)
+  const media = await acquireUserMedia({ audio: want.audio, video: want.video && !state.audioOnly });
   if (state.left || moderation.isViewer() || !state.socket || !state.socket.connected) {
     for (const track of [media.mic, media.camera]) if (track) track.stop();
     return;

@@ -5,6 +5,7 @@ import { io } from '/vendor/socket.io.esm.min.js';
 import * as access from './access.js';
 import { Call } from './call.js';
 import * as captions from './captions.js';
+import { applyToPageUrl } from './datasaver.js';
 import { acquireScreen, acquireUserMedia, canShareScreen } from './media.js';
 import { LANGUAGES, route } from './routing.js';
 import * as ui from './ui.js';
@@ -27,6 +28,7 @@ const ERROR_MESSAGES = {
   'no-offer': 'Media negotiation got out of step — try leaving and rejoining.',
   'bad-source': 'Unknown media source.',
   'listener': 'Listeners cannot publish media — rejoin with camera or microphone to share.',
+  'audio-only': 'Turn “Audio only” off to share your screen.',
   'unknown-event': 'The server did not understand a request.',
   'not-available': 'Recording is turned off on this server.',
   'internal': 'The server hit an unexpected problem — try again.',
@@ -53,6 +55,10 @@ const state = {
   token: null,    // a signed join link's JWT (`?token=`)
   passcode: null, // the passcode typed after `passcode-required`
   want: null,     // {audio, video}: what the user asked to publish
+  audioOnly: false, // data saver (PROTOCOL.md "Audio only"): no video in or out, camera stopped
+  audioOnlySent: false, // the mode the server was last told (in `join` or `audio-only`)
+  audioOnlyBusy: false, // the camera is being started again after audio only was switched off
+  cameraWasOn: true, // whether the camera was on (not disabled) when audio only stopped it
   phase: null,    // null | 'lobby' | 'passcode' | 'joined'
   iceServers: [], // from the last `joined`
   captionLang: null, // language captions (and chat translations) are read in
@@ -94,8 +100,8 @@ function main() {
 
 // ---- the call -----------------------------------------------------------------------------------
 
-async function startCall({ room, name, lang, audio, video, viewer = false }) {
-  Object.assign(state, { room, name, lang, captionLang: lang, want: { audio, video } });
+async function startCall({ room, name, lang, audio, video, audioOnly = false, viewer = false }) {
+  Object.assign(state, { room, name, lang, captionLang: lang, want: { audio, video }, audioOnly });
   captions.initCaptions({
     languageNames: new Map(LANGUAGES),
     onLanguage: (code) => emitJoined('caption-language', { lang: code }),
@@ -111,8 +117,10 @@ async function startCall({ room, name, lang, audio, video, viewer = false }) {
   // Connect while the user answers the permission prompt; join once media is settled.
   connectSocket();
 
-  // A viewer's link: viewers do not publish, so no camera or microphone prompt either.
-  const media = await acquireUserMedia(viewer ? { audio: false, video: false } : { audio, video });
+  // A viewer's link: viewers do not publish, so no camera or microphone prompt either; audio only
+  // leaves the camera off (started only if it is switched off).
+  const media = await acquireUserMedia(viewer ? { audio: false, video: false }
+    : { audio, video: video && !state.audioOnly });
   state.mic = media.mic;
   state.camera = media.camera;
   if (media.errors.length) {
@@ -208,12 +216,15 @@ function join() {
     onFailed: () => rejoinMedia(),
   });
   renderPeople();
+  state.audioOnlySent = state.audioOnly;
   state.socket.emit('join', {
     room: state.room,
     name: state.name,
     lang: state.lang,
     audio: !!state.mic,
-    video: !!state.camera,
+    // audio only: whether to open the camera when it is switched off
+    video: state.audioOnly ? !!(state.want && state.want.video) : !!state.camera,
+    audioOnly: state.audioOnly,
     ...access.joinExtras(),
   });
 }
@@ -269,6 +280,7 @@ function onJoined(msg) {
   setRecording(msg.recording, { available: !!(msg.recording && msg.recording.available) });
   setLive(msg.live, { available: !!(msg.live && msg.live.available) });
   if (state.captionLang !== state.lang) emitJoined('caption-language', { lang: state.captionLang });
+  if (state.audioOnly !== state.audioOnlySent) sendAudioOnly(); // switched while the join was on its way
   for (const m of msg.chat || []) showChat(m); // recent history
   // Carry our state over a reconnect: muted tracks, a running screen share, a raised hand.
   if ((state.mic && !state.mic.enabled) || (state.camera && !state.camera.enabled)) {
@@ -469,16 +481,34 @@ function updateControls() {
   ui.setToggle(el.micToggle, state.mic
     ? { pressed: !state.mic.enabled, label: state.mic.enabled ? 'Mute' : 'Unmute' }
     : { pressed: true, label: viewer ? 'Mic off (viewer)' : 'No microphone', disabled: true });
-  ui.setToggle(el.cameraToggle, state.camera
-    ? { pressed: !state.camera.enabled, label: state.camera.enabled ? 'Stop camera' : 'Start camera' }
-    : { pressed: true, label: viewer ? 'Camera off (viewer)' : 'No camera', disabled: true });
+  let camera;
+  if (state.camera) {
+    camera = { pressed: !state.camera.enabled, label: state.camera.enabled ? 'Stop camera' : 'Start camera' };
+  } else if (viewer) {
+    camera = { pressed: true, label: 'Camera off (viewer)', disabled: true };
+  } else if (state.audioOnly || state.audioOnlyBusy) {
+    camera = { pressed: true, label: 'Camera off (audio only)', disabled: true };
+  } else {
+    camera = { pressed: true, label: 'No camera', disabled: true };
+  }
+  ui.setToggle(el.cameraToggle, camera);
+  // A toggle: the label stays, aria-pressed (and its look) says whether it is on.
+  ui.setToggle(el.audioOnlyToggle, {
+    pressed: state.audioOnly,
+    label: 'Audio only',
+    disabled: state.audioOnlyBusy || !state.mediaReady, // (not while the devices are being asked for)
+  });
+  el.audioOnlyToggle.title = state.audioOnly
+    ? 'Audio only is on: no video is received or sent. Click to get video back.'
+    : 'Data saver: receive and send no video, keep the audio';
   ui.setToggle(el.screenShare, {
     pressed: !!state.screen,
     label: state.screen ? 'Stop sharing' : 'Share screen',
-    disabled: !state.mediaReady || isListener() || !canShareScreen(),
+    disabled: !state.mediaReady || isListener() || !canShareScreen() || state.audioOnly,
   });
   el.screenShare.title = viewer ? 'Viewers cannot share their screen'
-    : isListener() && state.mediaReady ? 'Listeners cannot share their screen' : '';
+    : state.audioOnly ? 'Turn “Audio only” off to share your screen'
+      : isListener() && state.mediaReady ? 'Listeners cannot share their screen' : '';
   ui.setToggle(el.raiseHand, { pressed: state.hand, label: state.hand ? 'Lower hand' : 'Raise hand' });
   const rec = state.recording;
   el.recordToggle.hidden = !rec.available || !access.mayRecord();
@@ -529,6 +559,58 @@ el.cameraToggle.addEventListener('click', () => {
   updateControls();
   renderPeople();
 });
+
+// ---- audio only (data saver) ---------------------------------------------------------------------
+
+function sendAudioOnly() {
+  if (!state.socket || !state.socket.connected || !state.myId) return; // the next `join` carries it
+  state.audioOnlySent = state.audioOnly;
+  state.socket.emit('audio-only', { on: state.audioOnly });
+}
+
+/**
+ * Switch audio only. On: the camera is stopped (its light goes off), a screen share ends, and the
+ * server stops all video to and from us. Off: the camera is started again (if we joined with one)
+ * before the server is told, so its track is ready for the camera slot the server then opens.
+ */
+async function setAudioOnly(on) {
+  if (state.audioOnlyBusy || !state.mediaReady || on === state.audioOnly) return;
+  state.audioOnly = on;
+  el.rejoinLink.href = applyToPageUrl(on);
+  if (on) {
+    if (state.screen) stopScreen({ notify: false }); // the server ends the share itself
+    if (state.camera) {
+      state.cameraWasOn = state.camera.enabled;
+      state.camera.stop();
+      state.camera = null;
+      showLocalCamera(null);
+      if (state.call) state.call.refreshPublish('camera');
+    }
+    ui.clearNotice('muted-video');
+  } else if (!state.camera && state.want && state.want.video && !access.isViewer()) {
+    state.audioOnlyBusy = true;
+    updateControls();
+    const media = await acquireUserMedia({ audio: false, video: true });
+    state.audioOnlyBusy = false;
+    if (state.left || state.audioOnly) { // gone, or switched on again meanwhile
+      if (media.camera) media.camera.stop();
+      updateControls();
+      return;
+    }
+    if (media.errors.length) ui.showError(media.errors.join(' '), 'media');
+    state.camera = media.camera;
+    if (state.camera) {
+      state.camera.enabled = state.cameraWasOn;
+      showLocalCamera(state.camera);
+    }
+  }
+  sendAudioOnly();
+  if (!on) sendMediaState();
+  updateControls();
+  renderPeople();
+}
+
+el.audioOnlyToggle.addEventListener('click', () => setAudioOnly(!state.audioOnly));
 
 el.screenShare.addEventListener('click', async () => {
   if (state.screen) {

@@ -1,6 +1,7 @@
 // Routing and the join form: which call the page URL asks for (`/r/<room>?name=…`, or a signed
 // link `/?room=R&token=JWT`), and the form shown when something is missing.
 
+import { initialAudioOnly, rememberAudioOnly } from './datasaver.js';
 import { tokenClaims, tokenFromUrl } from './identity.js';
 import * as ui from './ui.js';
 
@@ -40,7 +41,8 @@ function validName(name) {
 }
 
 /**
- * Where the page URL leads: the call to start ({room, name, lang, audio, video, token, viewer}),
+ * Where the page URL leads: the call to start ({room, name, lang, audio, video, audioOnly, token,
+ * viewer}),
  * or null when the join form is shown instead (no room, a bad room name, no name).
  */
 export function route() {
@@ -56,26 +58,27 @@ export function route() {
   if (!LANG_RE.test(lang)) lang = defaultLang();
   const audio = params.get('audio') !== '0';
   const video = params.get('video') !== '0';
+  const audioOnly = initialAudioOnly(params); // `?audioOnly=1`, else this browser's choice
   if (token && room !== null && ROOM_RE.test(room)) {
-    return { room, name: name && validName(name) ? name : 'Guest', lang, audio, video, token,
+    return { room, name: name && validName(name) ? name : 'Guest', lang, audio, video, audioOnly, token,
       viewer: claims.role === 'viewer' };
   }
 
   if (room === null) {
-    showJoinForm({ room: (params.get('room') || '').trim(), name, lang, audio, video });
+    showJoinForm({ room: (params.get('room') || '').trim(), name, lang, audio, video, audioOnly });
     return null;
   }
   if (!ROOM_RE.test(room)) {
-    showJoinForm({ room, name, lang, audio, video });
+    showJoinForm({ room, name, lang, audio, video, audioOnly });
     ui.showError(`“${room}” is not a valid room name: use 1–64 letters, digits, “-” or “_”.`);
     return null;
   }
   if (!name || !validName(name)) {
-    showJoinForm({ room, name, lang, audio, video });
+    showJoinForm({ room, name, lang, audio, video, audioOnly });
     if (name) ui.showError('Invalid display name: use 1–64 printable characters.');
     return null;
   }
-  return { room, name, lang, audio, video, token: null, viewer: false };
+  return { room, name, lang, audio, video, audioOnly, token: null, viewer: false };
 }
 
 // ---- join form ----------------------------------------------------------------------------------
@@ -89,7 +92,7 @@ function fillLanguages() {
   }));
 }
 
-function showJoinForm({ room, name, lang, audio, video }) {
+function showJoinForm({ room, name, lang, audio, video, audioOnly }) {
   ui.showView('join');
   el.joinRoom.value = room;
   el.joinName.value = name;
@@ -102,6 +105,7 @@ function showJoinForm({ room, name, lang, audio, video }) {
   el.joinLang.value = lang;
   el.joinAudio.checked = audio;
   el.joinVideo.checked = video;
+  el.joinAudioOnly.checked = audioOnly;
   (room && ROOM_RE.test(room) ? el.joinName : el.joinRoom).focus();
 }
 
@@ -128,5 +132,7 @@ el.joinForm.addEventListener('submit', (event) => {
   const params = new URLSearchParams({ name, lang: el.joinLang.value });
   if (!el.joinAudio.checked) params.set('audio', '0');
   if (!el.joinVideo.checked) params.set('video', '0');
+  rememberAudioOnly(el.joinAudioOnly.checked);
+  if (el.joinAudioOnly.checked) params.set('audioOnly', '1');
   location.assign(`/r/${encodeURIComponent(room)}?${params}`);
 });
