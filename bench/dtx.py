@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import wave
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from join_time import CHROMIUM_ARGS  # noqa: E402
+from join_time import CHROMIUM_ARGS, start_server  # noqa: E402
 from sfu_forwarding import free_port, hardware  # noqa: E402
 
 SPEECH = ROOT.parent / "shared" / "data" / "speech" / "jfk.wav"
@@ -52,28 +50,6 @@ def silent_wav(path: Path, seconds: float = 10.0) -> Path:
         w.setframerate(48000)
         w.writeframes(bytes(2 * int(48000 * seconds)))
     return path
-
-
-def start_server(port: int, data: Path, tree: Path | None) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).with_name("unionhub")
-    env = None
-    if tree is not None:
-        import os
-
-        env = {**os.environ, "PYTHONPATH": str(tree)}  # ahead of this tree's editable install
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), "--data-dir", str(data), "--asr-model", "none",
-         "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, env=env,
-    )
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def measure(chromium: str, wav: Path, tree: Path | None, seconds: float) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,12 +40,14 @@ FIRST_FRAME_JS = """() => {
 }"""
 
 
-def start_server(port: int, data: Path) -> subprocess.Popen[bytes]:
+def start_server(port: int, data: Path, tree: Path | None = None) -> subprocess.Popen[bytes]:
+    """`unionhub serve` without captions; ``tree``: run an earlier checkout's code instead."""
     exe = Path(sys.executable).with_name("unionhub")
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree is not None else None  # ahead of this tree
     proc = subprocess.Popen(
         [str(exe), "serve", "--port", str(port), "--data-dir", str(data), "--asr-model", "none",
          "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, env=env,
     )
     for _ in range(200):
         try:

@@ -76,21 +76,20 @@ class AudioTap:
                 if self.muted:
                     frame = _silence(frame)
                 for out in (*self._fill_gap(frame), frame):
-                    for q in tuple(self._queues):
-                        if q.full():
-                            with contextlib.suppress(asyncio.QueueEmpty):
-                                q.get_nowait()
-                            self.dropped += 1
-                        q.put_nowait(out)
+                    self._offer(out)
         except MediaStreamError:
             pass
         finally:
-            for q in tuple(self._queues):
-                if q.full():
-                    with contextlib.suppress(asyncio.QueueEmpty):
-                        q.get_nowait()
-                    self.dropped += 1
-                q.put_nowait(None)
+            self._offer(None)
+
+    def _offer(self, item: AudioFrame | None) -> None:
+        """Give ``item`` to every consumer; a full queue gives up its oldest frame for it."""
+        for q in tuple(self._queues):
+            if q.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+                self.dropped += 1
+            q.put_nowait(item)
 
     def _fill_gap(self, frame: AudioFrame) -> list[AudioFrame]:
         """Silent frames covering the hole between the previous frame and ``frame``."""
