@@ -157,6 +157,12 @@ class ForwardedTrack(MediaStreamTrack):
     ``suppress_silence``: the subscriber is a participant's browser, which gets a publisher's
     audio only while they speak (the publication decides, see ``silence.py``); recorders and
     live streams leave it False and get every frame.
+
+    Last-N video (``lastn.py``): a video track can be paused (:meth:`pause`) without
+    renegotiation — frames are dropped, nothing is sent, the browser's track simply gets no
+    frames — and resumed (:meth:`resume`): it waits for a keyframe and asks the publisher for
+    one at once (PLIs are merged per publication).
+    ``publisher``: the participant whose track this is (how the SFU finds what to pause).
     """
 
     def __init__(
@@ -165,9 +171,11 @@ class ForwardedTrack(MediaStreamTrack):
         request_keyframe: Callable[[], None],
         track_id: str | None = None,
         suppress_silence: bool = False,
+        publisher: str | None = None,
     ) -> None:
         super().__init__()
         self.kind = kind
+        self.publisher = publisher
         self.suppress_silence = suppress_silence and kind == "audio"
         if track_id is not None:
             self._id = track_id
@@ -181,12 +189,38 @@ class ForwardedTrack(MediaStreamTrack):
         self._ended = asyncio.Event()
         self.forwarded = 0
         self.dropped = 0
+        self._paused = False
+        self.paused_frames = 0  # frames not sent while paused (last-N)
         if self._waiting_keyframe:
             request_keyframe()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> bool:
+        """Stop sending (last-N: this video is not selected); False if already paused."""
+        if self._paused or self.kind != "video":
+            return False
+        self._paused = True
+        self._frames.clear()
+        return True
+
+    def resume(self) -> bool:
+        """Send again from the next keyframe, which is requested now; False if not paused."""
+        if not self._paused:
+            return False
+        self._paused = False
+        self._waiting_keyframe = True
+        self._request_keyframe()
+        return True
 
     def push(self, frame: EncodedFrame) -> None:
         """Queue one frame for this subscriber (called by the publication, on the loop)."""
         if self.readyState != "live":
+            return
+        if self._paused:
+            self.paused_frames += 1
             return
         if self._waiting_keyframe:
             if not frame.keyframe:

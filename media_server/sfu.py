@@ -11,6 +11,8 @@ from typing import Any
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCRtpReceiver
 
+from . import lastn
+from .forwarding import ForwardedTrack
 from .peer import Peer
 from .publication import Mode, Publication, Source
 from .speaker import ActiveSpeakerDetector
@@ -22,6 +24,17 @@ SUPPORTED_CODECS = ("vp8", "h264")
 
 SendOffer = Callable[[str, dict[str, Any]], Awaitable[None]]
 PublicationHook = Callable[["MediaRoom", Publication], None]
+#: ``(room, subscriber, participants whose video it now receives)``
+OnForwarding = Callable[[str, str, list[str]], None]
+
+
+@dataclass(frozen=True)
+class VideoPrefs:
+    """One subscriber's last-N preferences (see ``lastn.py``)."""
+
+    n: int | None = None  # its own N, at most the room's (None: the room's)
+    pinned: tuple[str, ...] = ()  # participants it pinned, in order
+    visible: frozenset[str] | None = None  # participants whose tile it shows (None: unknown, all)
 
 
 @dataclass
@@ -33,6 +46,10 @@ class MediaRoom:
     peers: dict[str, Peer] = field(default_factory=dict)
     publications: dict[str, Publication] = field(default_factory=dict)
     speaker: ActiveSpeakerDetector | None = None
+    #: last-N: how many participants' video each subscriber receives at most
+    last_n: int = lastn.DEFAULT_LAST_N
+    #: last-N: whose video each subscriber receives, as last reported
+    forwarding: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def publications_of(self, participant: str) -> list[Publication]:
         return [p for p in self.publications.values() if p.owner == participant]
@@ -52,6 +69,7 @@ class SFU:
         send_offer: SendOffer,
         on_active_speaker: Callable[[str, str | None], None] | None = None,
         on_publications_changed: Callable[[str, str], None] | None = None,
+        on_forwarding: OnForwarding | None = None,
         codec: str = "vp8",
         mode: Mode = "forward",
         ice_servers: list[RTCIceServer] | None = None,
@@ -63,6 +81,11 @@ class SFU:
         self._send_offer = send_offer
         self._on_active_speaker = on_active_speaker
         self._on_publications_changed = on_publications_changed
+        self._on_forwarding = on_forwarding
+        self._prefs: dict[str, VideoPrefs] = {}
+        self._camera_off: set[str] = set()  # participants whose camera is switched off (last-N skips them)
+        self._video_pauses = 0
+        self._video_resumes = 0
         self._ice_servers = ice_servers or []
         self.rooms: dict[str, MediaRoom] = {}
         self._room_of: dict[str, str] = {}
@@ -125,19 +148,28 @@ class SFU:
     # -- membership ---------------------------------------------------------------------
 
     def join(
-        self, room_name: str, participant: str, publish: list[Source], receive_video: bool = True
+        self,
+        room_name: str,
+        participant: str,
+        publish: list[Source],
+        receive_video: bool = True,
+        last_n: int | None = None,
     ) -> Peer:
         """Create the participant's peer, with publish slots and subscriptions to the room.
 
         ``receive_video=False`` (audio only): no subscription to any video publication until
-        :meth:`set_receive_video` turns video on.
+        :meth:`set_receive_video` turns video on. ``last_n``: the room's N (see
+        :meth:`set_last_n`). Whose video the newcomer receives is :meth:`video_from` (not
+        reported through ``on_forwarding``: the caller tells it when it answers the join).
         """
         room = self.rooms.get(room_name)
         if room is None:
             room = MediaRoom(room_name, self.codec)
-            if self._on_active_speaker is not None:
+            if self._on_active_speaker is not None or self._on_forwarding is not None:
                 room.speaker = ActiveSpeakerDetector(self._speaker_notifier(room_name))
             self.rooms[room_name] = room
+        if last_n is not None:
+            room.last_n = last_n
 
         async def send_offer(offer: dict[str, Any]) -> None:
             await self._send_offer(participant, offer)
@@ -157,26 +189,33 @@ class SFU:
             peer.add_publish_slot(source, SOURCES_KIND[source])
         for publication in room.publications.values():
             self._subscribe(peer, publication)
+        self._refresh(room, quiet=participant)
         # a listener in an empty room is offered a connection once there is media to receive
         return peer
 
     def _speaker_notifier(self, room_name: str) -> Callable[[str | None], None]:
         notify = self._on_active_speaker
-        assert notify is not None
 
         def on_change(participant: str | None) -> None:
-            notify(room_name, participant)
+            room = self.rooms.get(room_name)
+            if room is not None:
+                self._refresh(room)  # the new speaker is the most recent one
+            if notify is not None:
+                notify(room_name, participant)
 
         return on_change
 
     async def leave(self, participant: str) -> None:
         room_name = self._room_of.pop(participant, None)
         self._no_video.discard(participant)
+        self._prefs.pop(participant, None)
+        self._camera_off.discard(participant)
         if room_name is None:
             return
         room = self.rooms[room_name]
         # detach synchronously first, so concurrent leaves never see a half-removed room
         peer = room.peers.pop(participant)
+        room.forwarding.pop(participant, None)
         publications = room.publications_of(participant)
         empty = not room.peers
         if empty:
@@ -239,6 +278,8 @@ class SFU:
             room.speaker.add(peer.participant, publication)  # its levels; decoded only if it sends none
         for hook in tuple(self._hooks):
             self._notify(hook, room, publication)
+        if publication.kind == "video":
+            self._refresh(room)
         if self._on_publications_changed is not None:
             self._on_publications_changed(room_name, peer.participant)
 
@@ -257,6 +298,8 @@ class SFU:
         if publication.audio is not None and room.speaker is not None:
             room.speaker.remove(publication.owner)
         await publication.close()
+        if publication.kind == "video":
+            self._refresh(room)
         if self._on_publications_changed is not None:
             self._on_publications_changed(room.name, publication.owner)
 
@@ -287,7 +330,83 @@ class SFU:
                 track = peer.remove_subscribe_slot(publication.id)
                 if track is not None:
                     publication.unsubscribe(track)
+        self._refresh(room)
         return True
+
+    # -- last-N video ---------------------------------------------------------------------------
+
+    def set_video_from(self, subscriber: str, publishers: set[str] | None) -> bool:
+        """The mechanism of last-N: forward the video of ``publishers`` only (None: everyone's)
+        to ``subscriber``, pausing its other video subscriptions (no renegotiation; a resumed
+        one starts at a keyframe, requested at once). False if the subscriber is not joined.
+
+        The policy (:meth:`set_last_n`, :meth:`set_video_prefs`, the active speaker) calls this
+        whenever its inputs change, replacing a selection made directly.
+        """
+        peer = self.peer(subscriber)
+        if peer is None:
+            return False
+        for track in peer.subscribed_tracks():
+            if not isinstance(track, ForwardedTrack) or track.kind != "video":
+                continue  # (relay mode, the benchmark baseline, always forwards everything)
+            if publishers is None or track.publisher in publishers:
+                if track.resume():
+                    self._video_resumes += 1
+            elif track.pause():
+                self._video_pauses += 1
+        return True
+
+    def set_last_n(self, room_name: str, n: int) -> None:
+        """The room's N: each subscriber receives at most this many participants' video."""
+        room = self.rooms.get(room_name)
+        if room is not None and room.last_n != n:
+            room.last_n = n
+            self._refresh(room)
+
+    def video_prefs(self, participant: str) -> VideoPrefs:
+        return self._prefs.get(participant, VideoPrefs())
+
+    def set_video_prefs(self, participant: str, prefs: VideoPrefs) -> None:
+        """A subscriber's own N (at most the room's), pins and visible tiles (``lastn.py``)."""
+        room_name = self._room_of.get(participant)
+        if room_name is None:
+            return
+        self._prefs[participant] = prefs
+        self._refresh(self.rooms[room_name])
+
+    def video_from(self, participant: str) -> list[str]:
+        """The participants whose video ``participant`` receives now (sorted)."""
+        room_name = self._room_of.get(participant)
+        if room_name is None:
+            return []
+        return sorted(self.rooms[room_name].forwarding.get(participant, ()))
+
+    def _refresh(self, room: MediaRoom, quiet: str | None = None) -> None:
+        """Recompute every subscriber's selection in ``room`` and apply it; report changes
+        through ``on_forwarding`` (except to ``quiet``, the participant joining). N ≤ 50: cheap."""
+        videos = [p for p in room.publications.values() if p.kind == "video"]
+        # a camera switched off (or muted by a host) is not worth a place; a screen share always is
+        owners = {
+            p.owner for p in videos
+            if p.source == "screen" or not (p.muted or p.owner in self._camera_off)
+        }
+        candidates = [p for p in room.peers if p in owners]  # in the order people joined
+        screens = {p.owner for p in videos if p.source == "screen"}
+        recency = room.speaker.recency() if room.speaker is not None else []
+        for subscriber in list(room.peers):
+            chosen: set[str] = set()
+            if subscriber not in self._no_video:
+                prefs = self._prefs.get(subscriber, VideoPrefs())
+                n = room.last_n if prefs.n is None else min(room.last_n, prefs.n)
+                others = [p for p in candidates if p != subscriber]
+                chosen = lastn.select(others, n, screens, prefs.pinned, prefs.visible, recency)
+                self.set_video_from(subscriber, chosen)
+            selection = frozenset(chosen)
+            if room.forwarding.get(subscriber) == selection:
+                continue
+            room.forwarding[subscriber] = selection
+            if subscriber != quiet and self._on_forwarding is not None:
+                self._on_forwarding(room.name, subscriber, sorted(selection))
 
     def set_muted(self, participant: str, source: Source, muted: bool) -> bool:
         """Stop (or resume) forwarding one of a participant's sources; False if not published."""
@@ -299,7 +418,21 @@ class SFU:
             if publication.source == source:
                 publication.muted = muted
                 found = True
+        if found and source != "mic":
+            self._refresh(self.rooms[room_name])  # a muted camera takes no last-N place
         return found
+
+    def set_camera_on(self, participant: str, on: bool) -> None:
+        """Whether the participant's camera is on (its client's ``media-state``): a camera
+        switched off sends nothing worth a last-N place, so others get someone else's video."""
+        room_name = self._room_of.get(participant)
+        if room_name is None or on == (participant not in self._camera_off):
+            return
+        if on:
+            self._camera_off.discard(participant)
+        else:
+            self._camera_off.add(participant)
+        self._refresh(self.rooms[room_name])
 
     def sources_of(self, participant: str) -> set[Source]:
         room_name = self._room_of.get(participant)
@@ -324,4 +457,14 @@ class SFU:
             "audio_frames_suppressed": sum(
                 p.frames_suppressed for r in self.rooms.values() for p in r.publications.values()
             ),
+            # last-N: video subscriptions paused now, and how often any was paused / resumed
+            "video_paused": sum(
+                1
+                for r in self.rooms.values()
+                for peer in r.peers.values()
+                for t in peer.subscribed_tracks()
+                if isinstance(t, ForwardedTrack) and t.paused
+            ),
+            "video_pauses": self._video_pauses,
+            "video_resumes": self._video_resumes,
         }

@@ -70,6 +70,7 @@ class ActiveSpeakerDetector:
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._listening: dict[str, Callable[[], None]] = {}  # participant -> stop listening
         self._last: dict[str, AudioLevel] = {}  # the last level heard, by participant
+        self._spoke_at: dict[str, float] = {}  # participant -> when last heard speaking (monotonic)
         self._current: str | None = None
         self._candidate: tuple[str, float] | None = None
         self._decider: asyncio.Task[None] | None = None
@@ -77,6 +78,18 @@ class ActiveSpeakerDetector:
     @property
     def current(self) -> str | None:
         return self._current
+
+    def recency(self) -> list[str]:
+        """Everyone heard speaking so far (and still followed), most recent first.
+
+        "Speaking" is the same test as for the highlight (smoothed level above
+        ``SILENCE_DBOV`` at a decision); last-N video forwards these people first.
+        """
+        return sorted(self._spoke_at, key=lambda p: (-self._spoke_at[p], p != self._current, p))
+
+    def spoke_at(self, participant: str) -> float | None:
+        """When ``participant`` was last heard speaking (``time.monotonic()``), if ever."""
+        return self._spoke_at.get(participant)
 
     def add(self, participant: str, source: LevelSource | AudioTap) -> None:
         """Follow ``participant``'s level: a publication's levels if its publisher sends them
@@ -102,6 +115,7 @@ class ActiveSpeakerDetector:
             stop()
         self._levels.pop(participant, None)
         self._last.pop(participant, None)
+        self._spoke_at.pop(participant, None)
         if self._current == participant:
             self._set(None)
 
@@ -158,6 +172,8 @@ class ActiveSpeakerDetector:
     def decide(self, now: float) -> None:
         """Pick the loudest non-silent participant, moving the highlight only after a hold."""
         loud = {p: lvl for p, lvl in self._levels.items() if lvl > SILENCE_DBOV}
+        for participant in loud:
+            self._spoke_at[participant] = now
         if not loud:
             self._candidate = None
             return  # keep the last speaker highlighted through pauses, as Meet does

@@ -24,7 +24,7 @@ from .errors import SignallingError
 from .features import OFF_STATES, Feature
 from .rooms import Knocker, Participant, Room
 from .store import RoomStore
-from .validation import JoinRequest
+from .validation import JoinRequest, VideoPrefsChange
 from .vocabulary import Role, Source
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,10 @@ class Meeting:
             sources.append("mic")
         if participant.publishes_video and not participant.audio_only:
             sources.append("camera")
-        self.sfu.join(room.name, participant.id, sources, receive_video=not participant.audio_only)
+        self.sfu.join(
+            room.name, participant.id, sources, receive_video=not participant.audio_only,
+            last_n=room.settings.last_n,
+        )
         await self.sio.enter_room(sid, room_key(room.name))
         if role == "host":
             await self.sio.enter_room(sid, hosts_key(room.name))
@@ -184,6 +187,7 @@ class Meeting:
                 "verified": participant.verified,
                 "name": participant.name,
                 "settings": room.settings.public(),
+                "forwarding": {"video": self.sfu.video_from(participant.id)},
                 "lobby": [k.public() for k in room.lobby.values()] if role == "host" else [],
                 "iceServers": self.security.ice.for_participant(participant.id) if self.security.ice else [],
             },
@@ -284,6 +288,23 @@ class Meeting:
             self.sfu.publish(participant.id, "camera")  # the client attaches a camera to it
         await self.broadcast_participant(room, participant)
         logger.info("room %s: %s audio only %s", room.name, participant.id, "on" if on else "off")
+
+    def set_video_prefs(self, participant: Participant, changes: VideoPrefsChange) -> None:
+        """A participant's own last-N preferences; fields it left out keep their value."""
+        prefs = self.sfu.video_prefs(participant.id)
+        if "last_n" in changes:
+            prefs = dataclasses.replace(prefs, n=changes["last_n"])
+        if "pinned" in changes:
+            prefs = dataclasses.replace(prefs, pinned=changes["pinned"])
+        if "visible" in changes:
+            prefs = dataclasses.replace(prefs, visible=changes["visible"])
+        self.sfu.set_video_prefs(participant.id, prefs)
+
+    def forwarding_changed(self, participant_id: str, video: list[str]) -> None:
+        """The SFU changed whose video a participant receives (last-N): tell it."""
+        participant = self.store.participant_by_id(participant_id)
+        if participant is not None:
+            self.spawn(self.sio.emit("forwarding", {"video": video}, to=participant.sid))
 
     def publications_changed(self, room_name: str, participant_id: str) -> None:
         """The SFU saw a publication come or go: a screen share shows on the participant."""

@@ -53,6 +53,9 @@ class HostControls:
             settings.record = changes["record"]
         if "live" in changes:
             settings.live = changes["live"]
+        if "last_n" in changes:
+            settings.last_n = changes["last_n"]
+            self.meeting.sfu.set_last_n(room.name, settings.last_n)
         if settings.access != "passcode":
             settings.passcode = None
         await self.meeting.sio.emit("settings", settings.public(), room=room_key(room.name))

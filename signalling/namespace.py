@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Participant events, in PROTOCOL.md's order.
 EVENTS = (
-    "join", "sdp", "publish", "unpublish", "media-state", "audio-only", "hand", "chat", "caption-language",
-    "record", "live", "live-push", "leave",
+    "join", "sdp", "publish", "unpublish", "media-state", "audio-only", "video-prefs", "hand", "chat",
+    "caption-language", "record", "live", "live-push", "leave",
 )
 ALL_EVENTS = frozenset(EVENTS + HOST_EVENTS)
 
@@ -136,6 +136,7 @@ class MeetingNamespace(HostControls, socketio.AsyncNamespace):  # type: ignore[m
             participant.video = video
             if video:
                 self.meeting.sfu.set_muted(participant.id, "camera", False)
+            self.meeting.sfu.set_camera_on(participant.id, video)  # last-N: only cameras that are on
         await self.meeting.broadcast_participant(room, participant)
 
     async def on_audio_only(self, sid: str, data: Any) -> None:
@@ -143,6 +144,11 @@ class MeetingNamespace(HostControls, socketio.AsyncNamespace):  # type: ignore[m
         room, participant = self.meeting.store.member(sid)
         await self.meeting.set_audio_only(room, participant, on)
         await self.meeting.sio.emit("audio-only", {"on": participant.audio_only}, to=sid)
+
+    async def on_video_prefs(self, sid: str, data: Any) -> None:
+        changes = validation.video_prefs(data)
+        _, participant = self.meeting.store.member(sid)
+        self.meeting.set_video_prefs(participant, changes)
 
     async def on_hand(self, sid: str, data: Any) -> None:
         raised = validation.hand(data)

@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from media_server.lastn import DEFAULT_LAST_N
+
 from .errors import SignallingError
 from .validation import JoinRequest
 from .vocabulary import Access, Role, Who
@@ -30,11 +32,14 @@ class RoomSettings:
     locked: bool = False
     record: Who = "hosts"  # who may record
     live: Who = "hosts"  # who may go live and push to RTMP
+    #: last-N video: each participant receives at most this many others' video ("lastN")
+    last_n: int = DEFAULT_LAST_N
     passcode: str | None = field(default=None, repr=False)
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
         del out["passcode"]
+        out["lastN"] = out.pop("last_n")
         return out
 
 

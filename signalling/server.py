@@ -58,6 +58,7 @@ class SignallingServer:
             send_offer=self._send_offer,
             on_active_speaker=self._on_active_speaker,
             on_publications_changed=self._on_publications_changed,
+            on_forwarding=self._on_forwarding,
             **(sfu_options or {}),
         )
         self.meeting = Meeting(self.sio, self.store, self.sfu, self.security, self.features)
@@ -82,6 +83,9 @@ class SignallingServer:
 
     def _on_publications_changed(self, room_name: str, participant_id: str) -> None:
         self.meeting.publications_changed(room_name, participant_id)
+
+    def _on_forwarding(self, room_name: str, participant_id: str, video: list[str]) -> None:
+        self.meeting.forwarding_changed(participant_id, video)
 
     # -- RoomHub: what features use --------------------------------------------------------------
 

@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
 
+from media_server.lastn import MAX_LAST_N, MIN_LAST_N
+
 from .errors import SignallingError
 from .vocabulary import ACCESS, PUBLISHABLE, ROLES, WHO, Access, Publishable, Role, Who
 
@@ -24,6 +26,9 @@ MAX_RTMP_URL = 2048
 MAX_PASSCODE = 128
 CLIENT_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PARTICIPANT_RE = re.compile(r"^[0-9a-f]{12}$")
+#: ``video-prefs``: at most this many pinned participants, and visible tiles reported
+MAX_PINNED = MAX_LAST_N
+MAX_VISIBLE = 100
 
 
 @dataclass(frozen=True)
@@ -161,12 +166,13 @@ class SettingsChange(TypedDict, total=False):
     locked: bool
     record: Who
     live: Who
+    last_n: int  # "lastN" on the wire
 
 
 def settings(data: Any) -> SettingsChange:
     """A partial RoomSettings (plus ``passcode`` with ``access: passcode``)."""
     d = _obj(data)
-    unknown = set(d) - {"access", "passcode", "locked", "record", "live"}
+    unknown = set(d) - {"access", "passcode", "locked", "record", "live", "lastN"}
     if unknown:
         raise SignallingError("bad-request", f"Unknown setting '{sorted(unknown)[0][:32]}'.")
     if not d:
@@ -189,6 +195,52 @@ def settings(data: Any) -> SettingsChange:
         out["record"] = _who(d, "record")
     if "live" in d:
         out["live"] = _who(d, "live")
+    if "lastN" in d:
+        out["last_n"] = _last_n(d)
+    return out
+
+
+def _last_n(d: dict[str, Any]) -> int:
+    value = d["lastN"]
+    if not isinstance(value, int) or isinstance(value, bool) or not MIN_LAST_N <= value <= MAX_LAST_N:
+        raise SignallingError("bad-request", f"'lastN' must be a whole number from {MIN_LAST_N} to {MAX_LAST_N}.")
+    return value
+
+
+class VideoPrefsChange(TypedDict, total=False):
+    """What a ``video-prefs`` event changes (fields left out keep their value)."""
+
+    last_n: int | None  # None: the room's N again
+    pinned: tuple[str, ...]
+    visible: frozenset[str] | None  # None: the client reports no visibility (every tile counts)
+
+
+def _ids(d: dict[str, Any], key: str, limit: int) -> list[str]:
+    value = d[key]
+    if not isinstance(value, list):
+        raise SignallingError("bad-request", f"'{key}' must be a list of participant ids.")
+    if len(value) > limit:
+        raise SignallingError("too-large", f"'{key}' lists at most {limit} participants.")
+    if not all(isinstance(v, str) and PARTICIPANT_RE.fullmatch(v) for v in value):
+        raise SignallingError("bad-request", f"'{key}' must be a list of participant ids.")
+    return list(dict.fromkeys(value))
+
+
+def video_prefs(data: Any) -> VideoPrefsChange:
+    """``video-prefs {lastN?, pinned?, visible?}``: a participant's own last-N preferences."""
+    d = _obj(data)
+    unknown = set(d) - {"lastN", "pinned", "visible"}
+    if unknown:
+        raise SignallingError("bad-request", f"Unknown preference '{sorted(unknown)[0][:32]}'.")
+    if not d:
+        raise SignallingError("bad-request", "Give 'lastN', 'pinned' and/or 'visible'.")
+    out = VideoPrefsChange()
+    if "lastN" in d:
+        out["last_n"] = None if d["lastN"] is None else _last_n(d)
+    if "pinned" in d:
+        out["pinned"] = tuple(_ids(d, "pinned", MAX_PINNED))
+    if "visible" in d:
+        out["visible"] = None if d["visible"] is None else frozenset(_ids(d, "visible", MAX_VISIBLE))
     return out
 
 

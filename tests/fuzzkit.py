@@ -246,6 +246,11 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "caption-language": {"lang": valid_or(LANG_OK)},
     "record": {"on": valid_or(st.booleans())},
     "audio-only": {"on": valid_or(st.booleans())},
+    "video-prefs": {
+        "lastN": valid_or(st.one_of(st.none(), st.integers(min_value=-2, max_value=30))),
+        "pinned": valid_or(st.lists(ID_REFS, max_size=4)),
+        "visible": valid_or(st.one_of(st.none(), st.lists(ID_REFS, max_size=4), st.just(["0" * 12] * 101))),
+    },
     # going live starts a worker process: mostly "off" keeps the module fast
     "live": {"on": valid_or(st.sampled_from([False, False, False, True]))},
     "live-push": {"url": valid_or(st.sampled_from([None, "rtmp://127.0.0.1:9/live/key", "rtmps://[::1]:9/a/b",
@@ -258,6 +263,7 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "locked": valid_or(st.booleans()),
         "record": valid_or(st.sampled_from(["hosts", "everyone"])),
         "live": valid_or(st.sampled_from(["hosts", "everyone"])),
+        "lastN": valid_or(st.integers(min_value=0, max_value=26)),
     },
     "admit": {"id": valid_or(ID_REFS)},
     "reject": {"id": valid_or(ID_REFS)},

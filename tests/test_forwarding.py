@@ -442,3 +442,52 @@ async def test_frames_one_late_packet_completes_keep_the_tracks_timeline(vp8_pac
     finally:
         await receiver.stop()
         await pc.close()
+
+
+# -- last-N: pause and resume ------------------------------------------------------------------
+
+
+async def test_a_paused_video_track_sends_nothing_and_resumes_at_a_requested_keyframe() -> None:
+    requests = KeyframeRequests()
+    track = ForwardedTrack("video", requests, publisher="ana")
+    assert track.publisher == "ana" and not track.paused
+    sent: list[EncodedFrame] = []
+    track.attach_sender(lambda f: sent.append(f) or True)
+    track.push(key(0))
+    track.push(delta(1))
+    assert track.pause() is True and track.pause() is False
+    for ts in range(2, 6):
+        track.push(delta(ts))
+    track.push(key(6))  # even a keyframe is not sent while paused
+    assert [f.timestamp for f in sent] == [0, 1]
+    assert track.paused_frames == 5
+    before = requests.count
+    assert track.resume() is True and track.resume() is False
+    assert requests.count == before + 1  # asked for at once, not waited for
+    track.push(delta(7))  # no reference: not sent
+    track.push(key(8))
+    track.push(delta(9))
+    assert [f.timestamp for f in sent] == [0, 1, 8, 9]
+    assert sent[2].keyframe
+
+
+async def test_pausing_drops_what_was_queued() -> None:
+    track = ForwardedTrack("video", KeyframeRequests())
+    track.push(key(0))
+    track.push(delta(1))
+    assert track.queued == 2
+    track.pause()
+    assert track.queued == 0
+    track.push(delta(2))
+    assert track.queued == 0
+    track.resume()
+    track.push(delta(3))
+    track.push(key(4))
+    assert [p.pts for p in await drain(track)] == [4]
+
+
+def test_audio_is_never_paused() -> None:
+    track = ForwardedTrack("audio", KeyframeRequests())
+    assert track.pause() is False and not track.paused
+    track.push(opus(0))
+    assert track.queued == 1

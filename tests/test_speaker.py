@@ -317,3 +317,37 @@ async def test_removing_a_participant_stops_listening_to_its_levels() -> None:
         detector.decide(0.0)
         assert detector.current is None
         await detector.close()
+
+
+# -- speaking recency (last-N video) ----------------------------------------------------------
+
+
+def test_recency_lists_who_spoke_most_recent_first() -> None:
+    detector, _ = detector_with({"ana": -30.0, "bo": -127.0, "cy": -127.0})
+    assert detector.recency() == []
+    detector.decide(1.0)
+    detector._levels.update({"ana": -127.0, "cy": -30.0})
+    detector.decide(2.0)
+    detector._levels.update({"cy": -127.0, "bo": -25.0})
+    detector.decide(3.0)
+    assert detector.recency() == ["bo", "cy", "ana"]
+    assert detector.spoke_at("cy") == 2.0 and detector.spoke_at("nobody") is None
+
+
+def test_recency_follows_speech_below_the_hold_and_puts_the_highlight_first_on_ties() -> None:
+    detector, changes = detector_with({"ana": -30.0})
+    detector.decide(0.0)
+    detector._levels["bo"] = -15.0  # bo speaks too: the highlight stays during the hold
+    detector.decide(0.1)
+    assert changes == ["ana"]
+    assert detector.recency() == ["ana", "bo"]  # both spoke at 0.1: the highlighted one first
+
+
+def test_silence_keeps_recency_and_removal_forgets_it() -> None:
+    detector, _ = detector_with({"ana": -30.0, "bo": -127.0})
+    detector.decide(0.0)
+    detector._levels["ana"] = -127.0
+    detector.decide(5.0)
+    assert detector.recency() == ["ana"] and detector.spoke_at("ana") == 0.0
+    detector.remove("ana")
+    assert detector.recency() == []

@@ -6,6 +6,7 @@ import * as access from './access.js';
 import { Call } from './call.js';
 import * as captions from './captions.js';
 import { applyToPageUrl } from './datasaver.js';
+import * as lastn from './lastn.js';
 import { acquireScreen, acquireUserMedia, canShareScreen } from './media.js';
 import { LANGUAGES, route } from './routing.js';
 import * as ui from './ui.js';
@@ -114,6 +115,7 @@ async function startCall({ room, name, lang, audio, video, audioOnly = false, vi
   updateControls();
   renderPeople();
 
+  lastn.initLastN({ emit: (event, payload) => emitJoined(event, payload) });
   // Connect while the user answers the permission prompt; join once media is settled.
   connectSocket();
 
@@ -170,6 +172,7 @@ function connectSocket() {
     state.call.handleOffer(msg);
   });
   socket.on('active-speaker', (msg) => ui.setActiveSpeaker((msg && msg.id) || null));
+  socket.on('forwarding', (msg) => lastn.setForwarding(msg));
   socket.on('chat', showChat);
   socket.on('caption', captions.showCaption);
   socket.on('captions-status', (msg) => { // the models finished loading (or failed to)
@@ -194,6 +197,7 @@ function join() {
   ui.clearRemoteAudio();
   ui.setActiveSpeaker(null);
   captions.clearCaptions();
+  lastn.reset();
   state.participants.clear();
   state.myId = null;
   state.recordPending = false;
@@ -273,6 +277,7 @@ function onJoined(msg) {
     ui.renameTiles(state.localId, msg.name, true);
   }
   state.self = { verified: msg.verified === true };
+  lastn.onJoined(msg, state.participants);
   access.onJoined(msg);
   renderPeople();
   state.captionStatus = msg.captions || null;
@@ -311,6 +316,7 @@ function upsertParticipant(p, { render = true } = {}) {
 
 function removeParticipant(id) {
   state.participants.delete(id);
+  lastn.participantGone(id);
   access.participantGone(id);
   ui.removeParticipantTiles(id);
   for (const audio of el.audioSink.querySelectorAll(`audio[data-participant="${CSS.escape(id)}"]`)) {

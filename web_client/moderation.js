@@ -18,14 +18,21 @@ const passcodeForm = $('[data-testid="room-passcode-form"]');
 const passcodeInput = $('[data-testid="room-passcode"]');
 const record = $('[data-testid="room-record"]');
 const live = $('[data-testid="room-live"]');
+const lastN = $('[data-testid="room-last-n"]');
 const myRole = $('[data-testid="my-role"]');
 const removeDialog = $('[data-testid="remove-confirm"]');
 const removeName = $('[data-testid="remove-name"]');
 const removeBan = $('[data-testid="remove-ban"]');
 const endDialog = $('[data-testid="end-confirm"]');
 
-/** Defaults of a room (PROTOCOL.md): open, unlocked, only hosts record and go live. */
-const DEFAULT_SETTINGS = { access: 'open', locked: false, record: 'hosts', live: 'hosts' };
+/** Defaults of a room (PROTOCOL.md): open, unlocked, only hosts record and go live, 8 videos. */
+const DEFAULT_SETTINGS = { access: 'open', locked: false, record: 'hosts', live: 'hosts', lastN: 8 };
+const LAST_N_MIN = 1;
+const LAST_N_MAX = 25;
+
+function validLastN(value) {
+  return Number.isInteger(value) && value >= LAST_N_MIN && value <= LAST_N_MAX;
+}
 
 let role = null; // my role; null until the server told us (a server without roles never does)
 let settings = { ...DEFAULT_SETTINGS };
@@ -73,6 +80,14 @@ export function initModeration(opts) {
   });
   record.addEventListener('change', () => emit('settings', { record: record.value }));
   live.addEventListener('change', () => emit('settings', { live: live.value }));
+  lastN.addEventListener('change', () => {
+    const value = Number(lastN.value);
+    if (!validLastN(value)) {
+      lastN.value = String(settings.lastN); // out of range: show what the room has
+      return;
+    }
+    if (value !== settings.lastN) emit('settings', { lastN: value });
+  });
 
   endButton.addEventListener('click', () => {
     if (!endDialog.open) endDialog.showModal();
@@ -121,6 +136,7 @@ export function setSettings(next) {
   if (typeof next.locked === 'boolean') merged.locked = next.locked;
   if (WHO.includes(next.record)) merged.record = next.record;
   if (WHO.includes(next.live)) merged.live = next.live;
+  if (validLastN(next.lastN)) merged.lastN = next.lastN;
   settings = merged;
   known = true;
   if (settings.access === 'passcode') passcodePending = false;
@@ -183,6 +199,8 @@ function renderSettings() {
     : 'Stop anyone new from joining';
   record.value = settings.record;
   live.value = settings.live;
+  if (document.activeElement !== lastN) lastN.value = String(settings.lastN); // (not while typed in)
+  section.dataset.lastN = String(settings.lastN);
   section.dataset.access = settings.access;
   section.dataset.locked = String(settings.locked);
 }

@@ -191,6 +191,51 @@ function hue(id) {
   return h;
 }
 
+// Last-N video (lastn.js): what happens to tiles, and whose video the server forwards.
+let tileHooks = { onPin: () => {}, onAdded: () => {}, onRemoved: () => {} };
+let forwarded = null; // Set of participant ids whose video is forwarded (null: all, not told yet)
+let pinnedIds = [];
+
+/** @param {{onPin: (id: string) => void, onAdded: (tile: Element) => void, onRemoved: (tile: Element) => void}} hooks */
+export function setTileHooks(hooks) {
+  tileHooks = { ...tileHooks, ...hooks };
+}
+
+/** Whose video the server forwards (null: everyone's): the others' tiles show the placeholder. */
+export function setForwarded(ids) {
+  forwarded = ids;
+  for (const tile of el.tiles.querySelectorAll('.tile.remote')) applyForwarded(tile);
+}
+
+function applyForwarded(tile) {
+  const on = !forwarded || forwarded.has(tile.dataset.participant);
+  tile.dataset.forwarded = String(on);
+  updateVideoOff(tile);
+}
+
+/** The pinned participants (in pin order): their pin toggles are pressed. */
+export function setPinned(ids) {
+  pinnedIds = [...ids];
+  for (const button of el.tiles.querySelectorAll('.tile.remote .pin')) applyPinned(button);
+}
+
+function applyPinned(button) {
+  const tile = button.closest('.tile');
+  const on = pinnedIds.includes(tile.dataset.participant);
+  const name = tile.dataset.name || 'this person';
+  button.setAttribute('aria-pressed', String(on)); // (a toggle: its name stays the same)
+  button.setAttribute('aria-label', `Pin ${name}`);
+  button.title = on ? `Pinned: you receive ${name}'s video. Click to unpin` : `Pin ${name}: always receive their video`;
+  tile.classList.toggle('pinned', on);
+}
+
+function removeTileNode(tile) {
+  const video = tile.querySelector('video');
+  if (video) video.srcObject = null;
+  tile.remove();
+  tileHooks.onRemoved(tile);
+}
+
 /**
  * Create (or return) the tile of a participant's camera or screen.
  * @param {{id: string, name: string, local?: boolean, source: 'camera'|'screen'}} p
@@ -217,8 +262,22 @@ export function ensureTile({ id, name, source, local = false }) {
   label.className = 'label';
 
   tile.append(avatar, label);
+  if (!local && source === 'camera') {
+    const pin = document.createElement('button');
+    pin.type = 'button';
+    pin.className = 'pin';
+    pin.setAttribute('data-testid', 'pin');
+    pin.setAttribute('aria-pressed', 'false');
+    pin.textContent = 'Pin';
+    pin.addEventListener('click', () => tileHooks.onPin(tile.dataset.participant));
+    tile.append(pin);
+  }
   el.tiles.append(tile);
   setTileName(tile, name, source, local);
+  if (!local) {
+    applyForwarded(tile);
+    tileHooks.onAdded(tile);
+  }
   return tile;
 }
 
@@ -228,6 +287,9 @@ function setTileName(tile, name, source, local) {
   if (source === 'screen') text += ' — screen';
   tile.querySelector('.label').textContent = text;
   tile.querySelector('.avatar-circle').textContent = initials(name);
+  tile.dataset.name = name || 'Guest';
+  const pin = tile.querySelector('.pin');
+  if (pin) applyPinned(pin);
 }
 
 /** Show `track` (a video MediaStreamTrack, or null) in the tile. */
@@ -267,8 +329,14 @@ export function setTileCameraOn(participantId, on) {
 
 function updateVideoOff(tile) {
   const hasVideo = !!tile.querySelector('video');
-  const off = !hasVideo || tile.dataset.cameraOn === 'false';
-  tile.classList.toggle('no-video', off);
+  const cameraOff = tile.dataset.cameraOn === 'false';
+  const notForwarded = tile.dataset.forwarded === 'false'; // last-N: the server sends no video
+  tile.classList.toggle('no-video', !hasVideo || cameraOff || notForwarded);
+  const paused = notForwarded && !cameraOff; // (a camera that is off is not "paused")
+  tile.classList.toggle('not-forwarded', paused);
+  if (tile.classList.contains('remote')) {
+    tile.title = paused ? 'Video paused to save bandwidth — pin this person to see them' : '';
+  }
 }
 
 export function renameTiles(participantId, name, local = false) {
@@ -280,25 +348,19 @@ export function renameTiles(participantId, name, local = false) {
 export function removeTile(participantId, source) {
   const tile = findTile(participantId, source);
   if (!tile) return;
-  const video = tile.querySelector('video');
-  if (video) video.srcObject = null;
-  tile.remove();
+  removeTileNode(tile);
 }
 
 export function removeParticipantTiles(participantId) {
   for (const tile of el.tiles.querySelectorAll(`.tile[data-participant="${CSS.escape(participantId)}"]`)) {
-    const video = tile.querySelector('video');
-    if (video) video.srcObject = null;
-    tile.remove();
+    removeTileNode(tile);
   }
 }
 
 export function clearTiles({ keepLocal = true } = {}) {
   for (const tile of [...el.tiles.querySelectorAll('.tile')]) {
     if (keepLocal && tile.classList.contains('local')) continue;
-    const video = tile.querySelector('video');
-    if (video) video.srcObject = null;
-    tile.remove();
+    removeTileNode(tile);
   }
 }
 
