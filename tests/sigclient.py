@@ -97,12 +97,18 @@ class Client:
 Connect = Callable[..., Awaitable[Client]]
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+async def eventually(condition: Callable[[], bool], timeout: float = TIMEOUT, interval: float = 0.05) -> bool:
     """Whether ``condition`` becomes true within ``timeout`` (for cleanup done in background)."""
     try:
         async with asyncio.timeout(timeout):
             while not condition():
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(interval)
     except TimeoutError:
         return False
     return True
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:
+    """Wait until ``predicate`` holds; a failed assertion if it does not within ``timeout``."""
+    if not await eventually(predicate, timeout, interval):
+        raise AssertionError(f"condition not reached in {timeout} s")

@@ -7,15 +7,13 @@ frames counted without decoding) or plain Socket.IO clients (``sigclient``) for 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import av
 import pytest
 
 from hubtest import RunningHub as Hub
-from sigclient import Connect
+from sigclient import Connect, until
 from signalling import validation
 from signalling.errors import SignallingError
 from testkit.rtc_client import HubClient, PreEncodedTrack, encode_test_audio, encode_test_video
@@ -47,14 +45,6 @@ class AudioOnlyClient(HubClient):
             "audio": "mic" in self.tracks, "video": "camera" in self.tracks,
         })
         await asyncio.wait_for(self.joined.wait(), timeout)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def frames(client: HubClient, publisher: HubClient, kind: str) -> int:

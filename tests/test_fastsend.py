@@ -32,6 +32,7 @@ from hubtest import RunningHub as Hub
 from media_server import fastsend
 from media_server.fastsend import MAX_WRITE_BUFFER, RTP_HISTORY_SIZE, FastSender
 from media_server.forwarding import EncodedFrame, ForwardedTrack, is_keyframe
+from sigclient import until
 from testkit.rtc_client import HubClient, encode_test_audio, encode_test_video
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
@@ -422,14 +423,6 @@ def video() -> list[av.Packet]:
 @pytest.fixture(scope="module")
 def audio() -> list[av.Packet]:
     return encode_test_audio(seconds=4)  # a steady tone: some Opus frames repeat
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def received(sub: HubClient, pub: HubClient, kind: str) -> list[bytes]:

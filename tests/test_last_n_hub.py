@@ -9,8 +9,6 @@ frames counted without decoding) or plain Socket.IO clients (``sigclient``) for 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import av
@@ -18,7 +16,7 @@ import pytest
 
 from hubtest import RunningHub as Hub
 from media_server.sfu import VideoPrefs
-from sigclient import Connect
+from sigclient import Connect, until
 from signalling import validation
 from signalling.errors import SignallingError
 from testkit.rtc_client import HubClient, PreEncodedTrack, encode_test_audio, encode_test_video
@@ -32,14 +30,6 @@ def video() -> list[av.Packet]:
 @pytest.fixture(scope="module")
 def audio() -> list[av.Packet]:
     return encode_test_audio(seconds=4)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def frames(client: HubClient, publisher: HubClient, kind: str) -> int:

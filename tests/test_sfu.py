@@ -23,6 +23,7 @@ from media_server import SFU, ForwardedTrack, MediaRoom, Publication
 from media_server.peer import Peer
 from media_server.publication import Source
 from media_server.silence import HANGOVER, PREROLL_FRAMES
+from sigclient import until
 from testkit.rtc_client import HubClient, encode_test_audio, encode_test_video
 
 
@@ -34,14 +35,6 @@ def video() -> list[av.Packet]:
 @pytest.fixture(scope="module")
 def audio() -> list[av.Packet]:
     return encode_test_audio(seconds=4)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 HANGOVER_FRAMES = HANGOVER // 960
