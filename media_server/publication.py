@@ -124,6 +124,12 @@ class Publication:
         return self.levels.latest if self.levels is not None else None
 
     @property
+    def decoding(self) -> bool:
+        """Whether the publisher's audio is being decoded (only while captions, recordings or a
+        speaker detector without levels listen)."""
+        return self._receiver_tap is not None and self._receiver_tap.decode
+
+    @property
     def frames_suppressed(self) -> int:
         """Audio frames not forwarded to browsers because the publisher was silent."""
         return self._silence.suppressed if self._silence is not None else 0

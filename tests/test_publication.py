@@ -145,7 +145,7 @@ async def test_levels_are_exposed_without_decoding() -> None:
         await publisher.send(SILENT)
         assert publication.audio_level == AudioLevel(-127, False, 960)
         assert publication.levels is not None and publication.levels.sending is True
-        assert publication._receiver_tap is not None and not publication._receiver_tap.decode
+        assert not publication.decoding
 
 
 async def test_recorders_and_the_audio_tap_still_get_every_frame() -> None:

@@ -73,8 +73,7 @@ async def test_two_subscribers_receive_the_publishers_frames_byte_identical(
         room = hub.server.sfu.rooms["bytes"]
         for publication in room.publications.values():
             if publication.kind == "video":
-                assert publication._receiver_tap is not None
-                assert publication._receiver_tap.decode is False
+                assert publication.decoding is False
     finally:
         for c in (pub, *subs):
             await c.close()
@@ -325,7 +324,7 @@ async def test_browsers_get_a_publishers_audio_only_while_they_speak(hub: Hub) -
         # she is the active speaker, and nobody's audio was decoded to find out
         await until(lambda: sfu.active_speaker("quiet") == pub.id)
         assert publication.audio is not None and publication.audio.consumers == 0
-        assert publication._receiver_tap is not None and publication._receiver_tap.decode is False
+        assert publication.decoding is False
     finally:
         for c in (pub, sub):
             await c.close()

@@ -215,8 +215,8 @@ async def test_detector_highlights_the_participant_who_speaks() -> None:
 
 def decoding(publication: Publication) -> bool:
     """Whether anything decodes the publication's audio (the receiver feeds its decoder)."""
-    assert publication.audio is not None and publication._receiver_tap is not None
-    return publication.audio.consumers > 0 or publication._receiver_tap.decode
+    assert publication.audio is not None
+    return publication.audio.consumers > 0 or publication.decoding
 
 
 async def test_detector_follows_the_levels_publishers_send_without_decoding() -> None:
