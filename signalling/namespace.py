@@ -9,6 +9,7 @@ leaves all state as it was.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -22,7 +23,7 @@ from .features import Pushable, Switchable
 from .limits import RateLimiter
 from .meeting import Meeting, captions_key, room_key
 from .moderation import HOST_EVENTS, HostControls
-from .rooms import Participant, Room
+from .rooms import Participant, RoomSettings
 from .vocabulary import Who
 
 logger = logging.getLogger(__name__)
@@ -190,24 +191,25 @@ class MeetingNamespace(HostControls, socketio.AsyncNamespace):  # type: ignore[m
                 return feature
         raise SignallingError("not-available", off)
 
-    async def _switch(self, sid: str, feature: Switchable, room: Room, on: bool) -> None:
+    async def _switch(
+        self, sid: str, data: Any, name: str, off: str, who: Callable[[RoomSettings], Who], what: str
+    ) -> None:
+        """``record`` / ``live``: a host (or anyone, per the room's ``who``) turns a feature on or off."""
+        on = validation.record(data)
+        room, participant = self.meeting.store.member(sid)
+        feature = self._switchable(name, off)
+        self._require(participant, who(room.settings), what)
         if not await feature.switch(room.name, on):  # nothing changed (two people clicked at once)
             state = self.meeting.feature_states(room.name)[feature.name]
             await self.meeting.sio.emit(feature.name, state, to=sid)
 
     async def on_record(self, sid: str, data: Any) -> None:
-        on = validation.record(data)
-        room, participant = self.meeting.store.member(sid)
-        feature = self._switchable("recording", "Recording is turned off on this server.")
-        self._require(participant, room.settings.record, "record")
-        await self._switch(sid, feature, room, on)
+        off = "Recording is turned off on this server."
+        await self._switch(sid, data, "recording", off, lambda settings: settings.record, "record")
 
     async def on_live(self, sid: str, data: Any) -> None:
-        on = validation.record(data)
-        room, participant = self.meeting.store.member(sid)
-        feature = self._switchable("live", "Live streaming is turned off on this server.")
-        self._require(participant, room.settings.live, "go live")
-        await self._switch(sid, feature, room, on)
+        off = "Live streaming is turned off on this server."
+        await self._switch(sid, data, "live", off, lambda settings: settings.live, "go live")
 
     async def on_live_push(self, sid: str, data: Any) -> None:
         url = validation.push_url(data)
