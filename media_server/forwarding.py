@@ -10,7 +10,7 @@ On the send side, :class:`ForwardedTrack` hands each frame straight to a
 ``fastsend.py`` for why); until then, and wherever that path is unavailable, it yields
 ``av.Packet`` objects, which aiortc's sender packetizes with ``encoder.pack`` instead of encoding.
 
-This module and ``fastsend.py`` are the only places that touch aiortc's private names. Other
+This module, ``fastsend.py`` and ``feedback.py`` are the only places that touch aiortc's private names. Other
 code goes through the small functions at the end of this module (:func:`depayloaded`,
 :func:`media_ssrcs`, :func:`send_pli`, :func:`route_keyframe_requests`), so an aiortc upgrade
 that renames an internal breaks here and nowhere else.
@@ -84,6 +84,16 @@ def _h264_has_idr(data: bytes) -> bool:
 
 
 FrameSink = Callable[[EncodedFrame], None]
+
+
+class ByteMeter:
+    """Media bytes sent to one subscriber over all its tracks (the congestion policy compares
+    its rate with what the subscriber's browser estimates; see ``congestion.py``)."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
 
 
 class ReceiverTap:
@@ -191,6 +201,12 @@ class ForwardedTrack(MediaStreamTrack):
         self.dropped = 0
         self._paused = False
         self.paused_frames = 0  # frames not sent while paused (last-N)
+        #: counts the bytes sent (set by the subscriber's peer)
+        self.meter: ByteMeter | None = None
+        #: the fraction lost (0..1) the subscriber last reported for this track, and when
+        #: (``time.monotonic()``); ``feedback.py`` fills it in
+        self.reported_loss = 0.0
+        self.reported_at = float("-inf")
         if self._waiting_keyframe:
             request_keyframe()
 
@@ -248,6 +264,8 @@ class ForwardedTrack(MediaStreamTrack):
         assert self._direct is not None
         if self._direct(frame):
             self.forwarded += 1
+            if self.meter is not None:
+                self.meter.bytes += len(frame.data)
             return
         self.dropped += 1
         if self.kind == "video" and not frame.keyframe and not self._waiting_keyframe:
@@ -290,6 +308,8 @@ class ForwardedTrack(MediaStreamTrack):
         packet.pts = frame.timestamp
         packet.time_base = self._time_base
         self.forwarded += 1
+        if self.meter is not None:
+            self.meter.bytes += len(frame.data)
         return packet
 
     def stop(self) -> None:

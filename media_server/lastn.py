@@ -40,6 +40,19 @@ def select(
     ``visible``: participants whose tile the subscriber's browser shows (None: unknown, all);
     ``recency``: participants by when they last spoke, most recent first.
     """
+    return set(ranked(candidates, n, screens, pinned, visible, recency))
+
+
+def ranked(
+    candidates: Iterable[str],
+    n: int,
+    screens: Collection[str] = (),
+    pinned: Sequence[str] = (),
+    visible: Collection[str] | None = None,
+    recency: Sequence[str] = (),
+) -> list[str]:
+    """:func:`select`'s choice, most important first: when the subscriber's link cannot carry
+    them all (``congestion.py``), the SFU keeps a prefix of this list."""
     order = list(dict.fromkeys(candidates))
     present = set(order)
     chosen = [p for p in order if p in screens]
@@ -56,4 +69,4 @@ def select(
         if participant in present and participant not in chosen:
             chosen.append(participant)
             budget -= 1
-    return set(chosen)
+    return chosen

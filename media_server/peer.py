@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +28,9 @@ from aiortc import (
 
 from core.errors import HubError
 
-from . import fastsend
-from .forwarding import ForwardedTrack, route_keyframe_requests
+from . import fastsend, feedback
+from .congestion import Downlink, Kind
+from .forwarding import ByteMeter, ForwardedTrack, route_keyframe_requests
 from .publication import Source
 from .sdp import with_opus_options
 
@@ -107,6 +109,10 @@ class Peer:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.offers = 0
+        #: what this participant's downlink can carry, from the feedback on what it receives
+        self.downlink = Downlink()
+        #: bytes of forwarded media sent to it, all tracks together
+        self.sent = ByteMeter()
         self.pc.on("track", self._handle_track)
         self.pc.on("connectionstatechange", self._log_state)
 
@@ -137,10 +143,26 @@ class Peer:
         if isinstance(track, ForwardedTrack):
             route_keyframe_requests(transceiver.sender, track)
             fastsend.install(transceiver.sender, track)
+            track.meter = self.sent
+            feedback.observe_sender(transceiver.sender, self._report_of(track), self._on_estimate)
         self._slots[transceiver] = Slot(
             "subscribe", source, track.kind, participant, publication, track
         )
         self.renegotiate()
+
+    def _report_of(self, track: ForwardedTrack) -> feedback.OnReport:
+        kind = Kind(track.kind)
+
+        def on_report(fraction_lost: float) -> None:
+            now = time.monotonic()
+            track.reported_loss = fraction_lost
+            track.reported_at = now
+            self.downlink.on_report(kind, fraction_lost, now)
+
+        return on_report
+
+    def _on_estimate(self, bps: int) -> None:
+        self.downlink.on_estimate(bps, time.monotonic())
 
     def remove_subscribe_slot(self, publication: str) -> MediaStreamTrack | None:
         for transceiver, slot in self._slots.items():

@@ -12,6 +12,7 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver
 from aiortc.contrib.media import MediaRelay
 
 from .audio_tap import AudioTap
+from .feedback import report_loss_upstream
 from .forwarding import EncodedFrame, ForwardedTrack, ReceiverTap, media_ssrcs, send_pli
 from .levels import SILENT_DBOV, AudioLevel, AudioLevels, from_extension
 from .silence import SilenceGate
@@ -37,6 +38,10 @@ def parse_source(value: object) -> Source:
 
 #: Minimum spacing of PLIs sent to one publisher, however many subscribers ask.
 PLI_INTERVAL = 0.3
+#: Audio: subscribers' loss reports this recent count for :meth:`Publication.downstream_loss`,
+#: which never claims more than MAX_UPSTREAM_LOSS (past that, more FEC costs more than it saves).
+LOSS_REPORT_AGE = 5.0
+MAX_UPSTREAM_LOSS = 0.2
 
 
 class Publication:
@@ -92,6 +97,9 @@ class Publication:
             self.audio = AudioTap(track, self._receiver_tap)
             self.levels = AudioLevels()
             self._silence = SilenceGate()
+            if mode == "forward":
+                # the publisher's Opus encoder sizes its in-band FEC from the loss we report
+                report_loss_upstream(receiver, self.downstream_loss)
 
     # -- subscribers -------------------------------------------------------------------
 
@@ -117,6 +125,13 @@ class Publication:
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
+
+    def downstream_loss(self) -> float:
+        """The worst fraction lost (0..1) a subscriber reported recently, at most
+        :data:`MAX_UPSTREAM_LOSS` (told to the publisher: see ``feedback.py``)."""
+        since = time.monotonic() - LOSS_REPORT_AGE
+        worst = max((t.reported_loss for t in self._subscribers if t.reported_at >= since), default=0.0)
+        return min(worst, MAX_UPSTREAM_LOSS)
 
     @property
     def audio_level(self) -> AudioLevel | None:

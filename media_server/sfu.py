@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,8 +26,11 @@ SUPPORTED_CODECS = ("vp8", "h264")
 
 SendOffer = Callable[[str, dict[str, Any]], Awaitable[None]]
 PublicationHook = Callable[["MediaRoom", Publication], None]
-#: ``(room, subscriber, participants whose video it now receives)``
-OnForwarding = Callable[[str, str, list[str]], None]
+#: ``(room, subscriber, participants whose video it now receives, whether its link holds
+#: back others it would receive: see ``congestion.py``)``
+OnForwarding = Callable[[str, str, list[str], bool], None]
+#: Seconds between two looks at every subscriber's downlink.
+DOWNLINK_TICK = 0.5
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class MediaRoom:
     last_n: int = lastn.DEFAULT_LAST_N
     #: last-N: whose video each subscriber receives, as last reported
     forwarding: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: how many videos each subscriber would receive if its link carried them all
+    wanted: dict[str, int] = field(default_factory=dict)
+    #: subscribers whose congested link holds back video last-N chose for them
+    congested: set[str] = field(default_factory=set)
 
     def publications_of(self, participant: str) -> list[Publication]:
         return [p for p in self.publications.values() if p.owner == participant]
@@ -91,6 +100,8 @@ class SFU:
         self._room_of: dict[str, str] = {}
         self._no_video: set[str] = set()  # participants receiving no video (audio only)
         self._hooks: list[PublicationHook] = []
+        self._downlinks: asyncio.Task[None] | None = None
+        self._sent: dict[str, tuple[float, int]] = {}  # participant: (when, bytes sent by then)
 
     # -- watchers -----------------------------------------------------------------------
 
@@ -183,6 +194,8 @@ class SFU:
         )
         room.peers[participant] = peer
         self._room_of[participant] = room_name
+        if self._downlinks is None:
+            self._downlinks = asyncio.create_task(self._watch_downlinks(), name="sfu-downlinks")
         if not receive_video:
             self._no_video.add(participant)
         for source in publish:
@@ -210,12 +223,15 @@ class SFU:
         self._no_video.discard(participant)
         self._prefs.pop(participant, None)
         self._camera_off.discard(participant)
+        self._sent.pop(participant, None)
         if room_name is None:
             return
         room = self.rooms[room_name]
         # detach synchronously first, so concurrent leaves never see a half-removed room
         peer = room.peers.pop(participant)
         room.forwarding.pop(participant, None)
+        room.wanted.pop(participant, None)
+        room.congested.discard(participant)
         publications = room.publications_of(participant)
         empty = not room.peers
         if empty:
@@ -383,7 +399,9 @@ class SFU:
 
     def _refresh(self, room: MediaRoom, quiet: str | None = None) -> None:
         """Recompute every subscriber's selection in ``room`` and apply it; report changes
-        through ``on_forwarding`` (except to ``quiet``, the participant joining). N ≤ 50: cheap."""
+        through ``on_forwarding`` (except to ``quiet``, the participant joining). N ≤ 50: cheap.
+
+        A subscriber whose downlink is congested gets the first ``cap`` of last-N's ranking."""
         videos = [p for p in room.publications.values() if p.kind == "video"]
         # a camera switched off (or muted by a host) is not worth a place; a screen share always is
         owners = {
@@ -393,20 +411,69 @@ class SFU:
         candidates = [p for p in room.peers if p in owners]  # in the order people joined
         screens = {p.owner for p in videos if p.source == "screen"}
         recency = room.speaker.recency() if room.speaker is not None else []
-        for subscriber in list(room.peers):
-            chosen: set[str] = set()
+        for subscriber, peer in list(room.peers.items()):
+            chosen: list[str] = []
             if subscriber not in self._no_video:
                 prefs = self._prefs.get(subscriber, VideoPrefs())
                 n = room.last_n if prefs.n is None else min(room.last_n, prefs.n)
                 others = [p for p in candidates if p != subscriber]
-                chosen = lastn.select(others, n, screens, prefs.pinned, prefs.visible, recency)
-                self.set_video_from(subscriber, chosen)
+                chosen = lastn.ranked(others, n, screens, prefs.pinned, prefs.visible, recency)
+            room.wanted[subscriber] = len(chosen)
+            cap = peer.downlink.cap
+            congested = cap is not None and cap < len(chosen)
+            if congested:
+                chosen = chosen[:cap]
+            if subscriber not in self._no_video:
+                self.set_video_from(subscriber, set(chosen))
             selection = frozenset(chosen)
-            if room.forwarding.get(subscriber) == selection:
+            if room.forwarding.get(subscriber) == selection and (subscriber in room.congested) == congested:
                 continue
             room.forwarding[subscriber] = selection
+            if congested:
+                room.congested.add(subscriber)
+            else:
+                room.congested.discard(subscriber)
             if subscriber != quiet and self._on_forwarding is not None:
-                self._on_forwarding(room.name, subscriber, sorted(selection))
+                self._on_forwarding(room.name, subscriber, sorted(selection), congested)
+
+    def congested(self, participant: str) -> bool:
+        """Whether the participant's link holds back video last-N would send it."""
+        room_name = self._room_of.get(participant)
+        return room_name is not None and participant in self.rooms[room_name].congested
+
+    # -- congestion ---------------------------------------------------------------------------
+
+    async def _watch_downlinks(self) -> None:
+        """Every :data:`DOWNLINK_TICK`, ask each subscriber's :class:`~congestion.Downlink`
+        how many videos its link carries, and re-select where that changed."""
+        while True:
+            await asyncio.sleep(DOWNLINK_TICK)
+            try:
+                self._check_downlinks(time.monotonic())
+            except Exception:  # the policy's bug must not stop forwarding
+                logger.exception("downlink check failed")
+
+    def _check_downlinks(self, now: float) -> None:
+        for room in list(self.rooms.values()):
+            changed = False
+            for participant, peer in room.peers.items():
+                then, sent_then = self._sent.get(participant, (now, peer.sent.bytes))
+                self._sent[participant] = (now, peer.sent.bytes)
+                bps = 8 * (peer.sent.bytes - sent_then) / (now - then) if now > then else 0.0
+                if participant in self._no_video:
+                    continue
+                before = peer.downlink.cap
+                receiving = len(room.forwarding.get(participant, ()))
+                after = peer.downlink.update(now, receiving, room.wanted.get(participant, receiving))
+                if after != before:
+                    changed = True
+                    logger.info(
+                        "room %s: %s's link (%s, estimate %s bit/s, sending %.0f bit/s): video cap %s -> %s",
+                        room.name, participant, peer.downlink.last_reason, peer.downlink.estimate, bps,
+                        before, after,
+                    )
+            if changed:
+                self._refresh(room)
 
     def set_muted(self, participant: str, source: Source, muted: bool) -> bool:
         """Stop (or resume) forwarding one of a participant's sources; False if not published."""
@@ -443,6 +510,11 @@ class SFU:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def close(self) -> None:
+        if self._downlinks is not None:
+            self._downlinks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._downlinks
+            self._downlinks = None
         for participant in list(self._room_of):
             await self.leave(participant)
 
@@ -467,4 +539,8 @@ class SFU:
             ),
             "video_pauses": self._video_pauses,
             "video_resumes": self._video_resumes,
+            # congestion: subscribers whose link holds back video now, and how often links stepped
+            "congested": sum(len(r.congested) for r in self.rooms.values()),
+            "congestion_steps_down": sum(p.downlink.steps_down for r in self.rooms.values() for p in r.peers.values()),
+            "congestion_probes": sum(p.downlink.probes for r in self.rooms.values() for p in r.peers.values()),
         }

@@ -187,7 +187,10 @@ class Meeting:
                 "verified": participant.verified,
                 "name": participant.name,
                 "settings": room.settings.public(),
-                "forwarding": {"video": self.sfu.video_from(participant.id)},
+                "forwarding": {
+                    "video": self.sfu.video_from(participant.id),
+                    "congested": self.sfu.congested(participant.id),
+                },
                 "lobby": [k.public() for k in room.lobby.values()] if role == "host" else [],
                 "iceServers": self.security.ice.for_participant(participant.id) if self.security.ice else [],
             },
@@ -300,11 +303,13 @@ class Meeting:
             prefs = dataclasses.replace(prefs, visible=changes["visible"])
         self.sfu.set_video_prefs(participant.id, prefs)
 
-    def forwarding_changed(self, participant_id: str, video: list[str]) -> None:
-        """The SFU changed whose video a participant receives (last-N): tell it."""
+    def forwarding_changed(self, participant_id: str, video: list[str], congested: bool) -> None:
+        """The SFU changed whose video a participant receives (last-N, or its link's congestion):
+        tell it, and whether its link is why it gets less."""
         participant = self.store.participant_by_id(participant_id)
         if participant is not None:
-            self.spawn(self.sio.emit("forwarding", {"video": video}, to=participant.sid))
+            payload = {"video": video, "congested": congested}
+            self.spawn(self.sio.emit("forwarding", payload, to=participant.sid))
 
     def publications_changed(self, room_name: str, participant_id: str) -> None:
         """The SFU saw a publication come or go: a screen share shows on the participant."""

@@ -84,8 +84,8 @@ class SignallingServer:
     def _on_publications_changed(self, room_name: str, participant_id: str) -> None:
         self.meeting.publications_changed(room_name, participant_id)
 
-    def _on_forwarding(self, room_name: str, participant_id: str, video: list[str]) -> None:
-        self.meeting.forwarding_changed(participant_id, video)
+    def _on_forwarding(self, room_name: str, participant_id: str, video: list[str], congested: bool) -> None:
+        self.meeting.forwarding_changed(participant_id, video, congested)
 
     # -- RoomHub: what features use --------------------------------------------------------------
 

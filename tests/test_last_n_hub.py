@@ -255,7 +255,7 @@ async def test_joined_carries_the_setting_and_the_forwarding(hub: Hub, connect: 
     ana = await connect(hub.url)
     joined = await ana.join("dockers", "Ana", audio=True, video=True)
     assert joined["settings"]["lastN"] == 8
-    assert joined["forwarding"] == {"video": []}
+    assert joined["forwarding"] == {"video": [], "congested": False}
 
 
 async def test_only_hosts_set_the_room_n_and_it_is_broadcast(hub: Hub, connect: Connect) -> None:

@@ -34,10 +34,19 @@ export function initLastN(opts) {
   });
 }
 
-/** `forwarding {video}` (or `joined.forwarding`): whose video the server sends us now. */
+/**
+ * `forwarding {video, congested}` (or `joined.forwarding`): whose video the server sends us now,
+ * and whether our connection is why we get less (it keeps our audio clear by pausing video).
+ */
 export function setForwarding(msg) {
   const video = msg && Array.isArray(msg.video) ? msg.video.filter((id) => typeof id === 'string') : null;
-  ui.setForwarded(video ? new Set(video) : null);
+  const congested = !!(msg && msg.congested === true);
+  ui.setForwarded(video ? new Set(video) : null, congested);
+  if (congested) {
+    ui.showNotice('Your connection is struggling: video paused to keep audio clear. It comes back when the connection recovers.', 'congestion');
+  } else {
+    ui.clearNotice('congestion');
+  }
 }
 
 /** A new `joined`: our preferences are the server's again (it forgot them with the old connection). */
@@ -53,6 +62,7 @@ export function onJoined(msg, participants) {
 /** A new join is on its way: until it is answered, every tile counts as forwarded. */
 export function reset() {
   ui.setForwarded(null);
+  ui.clearNotice('congestion');
   sentVisible = null;
   if (timer) { clearTimeout(timer); timer = null; }
 }

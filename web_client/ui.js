@@ -194,6 +194,7 @@ function hue(id) {
 // Last-N video (lastn.js): what happens to tiles, and whose video the server forwards.
 let tileHooks = { onPin: () => {}, onAdded: () => {}, onRemoved: () => {} };
 let forwarded = null; // Set of participant ids whose video is forwarded (null: all, not told yet)
+let congested = false; // our connection is why some of it is not (the server said so)
 let pinnedIds = [];
 
 /** @param {{onPin: (id: string) => void, onAdded: (tile: Element) => void, onRemoved: (tile: Element) => void}} hooks */
@@ -201,9 +202,14 @@ export function setTileHooks(hooks) {
   tileHooks = { ...tileHooks, ...hooks };
 }
 
-/** Whose video the server forwards (null: everyone's): the others' tiles show the placeholder. */
-export function setForwarded(ids) {
+/**
+ * Whose video the server forwards (null: everyone's): the others' tiles show the placeholder.
+ * `weakLink`: the server paused some of them because our connection cannot carry them.
+ */
+export function setForwarded(ids, weakLink = false) {
   forwarded = ids;
+  congested = weakLink;
+  el.tiles.dataset.congested = String(weakLink);
   for (const tile of el.tiles.querySelectorAll('.tile.remote')) applyForwarded(tile);
 }
 
@@ -335,7 +341,10 @@ function updateVideoOff(tile) {
   const paused = notForwarded && !cameraOff; // (a camera that is off is not "paused")
   tile.classList.toggle('not-forwarded', paused);
   if (tile.classList.contains('remote')) {
-    tile.title = paused ? 'Video paused to save bandwidth — pin this person to see them' : '';
+    const why = congested
+      ? 'Video paused to keep audio clear on a weak connection'
+      : 'Video paused to save bandwidth — pin this person to see them';
+    tile.title = paused ? why : '';
   }
 }
 

@@ -92,8 +92,9 @@ def _unionhub_executable() -> str:
     return found
 
 
-def start_server(tmp_dir: Path, *extra_args: str, argos_packages: tuple[Path, ...] = ()) -> HubServer:
-    """Start `unionhub serve` on a free port and wait until it answers HTTP.
+def start_server(tmp_dir: Path, *extra_args: str, argos_packages: tuple[Path, ...] = (),
+                 host: str = "127.0.0.1") -> HubServer:
+    """Start `unionhub serve` on a free port of ``host`` and wait until it answers HTTP.
 
     ``argos_packages`` (.argosmodel files) are installed into the hub's data directory first,
     where `unionhub models install` would put them (<data-dir>/models/argos).
@@ -112,7 +113,7 @@ def start_server(tmp_dir: Path, *extra_args: str, argos_packages: tuple[Path, ..
     process = subprocess.Popen(
         [
             _unionhub_executable(), "serve",
-            "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+            "--host", host, "--port", str(port), "--data-dir", str(data_dir),
             "--asr-model", ASR_MODEL,
             *extra_args,
         ],
@@ -122,7 +123,7 @@ def start_server(tmp_dir: Path, *extra_args: str, argos_packages: tuple[Path, ..
         stderr=subprocess.STDOUT,
     )
     log.close()
-    server = HubServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = HubServer(f"http://{host}:{port}", process, log_path)
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -181,7 +182,8 @@ def hub_factory(tmp_path: Path) -> Iterator[Callable[..., HubServer]]:
 
 @pytest.fixture(scope="module")
 def launch_browser() -> Iterator[Callable[..., object]]:
-    """`launch_browser(*extra_args)`: a headless Debian Chromium with fake media devices.
+    """`launch_browser(*extra_args, executable=...)`: a headless Debian Chromium with fake media
+    devices (``executable``: e.g. a script that starts it in a network namespace).
 
     Browsers launched here are closed at the end of the test module.
     """
@@ -195,9 +197,9 @@ def launch_browser() -> Iterator[Callable[..., object]]:
     launched: list[object] = []
     with sync_api.sync_playwright() as playwright:
 
-        def launch(*extra_args: str) -> object:
+        def launch(*extra_args: str, executable: str = CHROMIUM) -> object:
             instance = playwright.chromium.launch(
-                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=True
+                executable_path=executable, args=[*CHROMIUM_ARGS, *extra_args], headless=True
             )
             launched.append(instance)
             return instance
