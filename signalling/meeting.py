@@ -18,7 +18,7 @@ import socketio
 
 from media_server import SFU
 
-from . import access
+from . import access, bandwidth
 from .auth import Grant, Security
 from .errors import SignallingError
 from .features import OFF_STATES, Feature
@@ -74,8 +74,22 @@ class Meeting:
     async def error(self, sid: str, code: str, message: str, event: str | None) -> None:
         await self.sio.emit("error", {"code": code, "message": message, "event": event}, to=sid)
 
+    async def update_send_limits(self, room: Room) -> None:
+        """Ask every browser in the room to cap its camera (``send-limits``) if the cap changed:
+        the number of cameras on, the room's N or its low-bandwidth setting did (``bandwidth.py``)."""
+        cameras = sum(1 for p in room.participants.values() if p.public()["video"])
+        limit = bandwidth.camera_limit(cameras, room.settings.last_n, room.settings.low_bandwidth)
+        if limit == room.camera_limit:
+            return
+        room.camera_limit = limit
+        logger.info("room %s: %d cameras on, camera limit %s", room.name, cameras, limit)
+        await self.sio.emit("send-limits", bandwidth.public(limit), room=room_key(room.name))
+
     async def broadcast_participant(self, room: Room, participant: Participant) -> None:
+        """Tell the room a participant changed (and re-check the camera caps: a camera may have
+        been switched on or off)."""
         await self.sio.emit("participant-updated", participant.public(), room=room_key(room.name))
+        await self.update_send_limits(room)
 
     def feature_states(self, room: str) -> dict[str, dict[str, Any]]:
         """Every feature's state for ``joined``; features this hub runs without say they are off."""
@@ -173,6 +187,7 @@ class Meeting:
         if role == "host":
             await self.sio.enter_room(sid, hosts_key(room.name))
         await self.sio.enter_room(sid, captions_key(room.name, participant.caption_lang))
+        await self.update_send_limits(room)
         others = [p.public() for p in room.participants.values() if p.id != participant.id]
         await self.sio.emit(
             "joined",
@@ -191,6 +206,7 @@ class Meeting:
                     "video": self.sfu.video_from(participant.id),
                     "congested": self.sfu.congested(participant.id),
                 },
+                "sendLimits": bandwidth.public(room.camera_limit),
                 "lobby": [k.public() for k in room.lobby.values()] if role == "host" else [],
                 "iceServers": self.security.ice.for_participant(participant.id) if self.security.ice else [],
             },
@@ -235,8 +251,10 @@ class Meeting:
             room.lobby.clear()
             for feature in reversed(self.features):  # live before recordings before captions
                 await feature.room_ended(room.name)
-        elif participant.role == "host" and not room.hosts():
-            await self._promote_successor(room)
+        else:
+            await self.update_send_limits(room)
+            if participant.role == "host" and not room.hosts():
+                await self._promote_successor(room)
         logger.info("room %s: %s left", room.name, participant.id)
 
     async def remove(self, sid: str) -> None:

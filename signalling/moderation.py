@@ -56,9 +56,12 @@ class HostControls:
         if "last_n" in changes:
             settings.last_n = changes["last_n"]
             self.meeting.sfu.set_last_n(room.name, settings.last_n)
+        if "low_bandwidth" in changes:
+            settings.low_bandwidth = changes["low_bandwidth"]
         if settings.access != "passcode":
             settings.passcode = None
         await self.meeting.sio.emit("settings", settings.public(), room=room_key(room.name))
+        await self.meeting.update_send_limits(room)
         logger.info("room %s: %s changed settings %s", room.name, host.id, settings.public())
         if settings.access != "lobby" and room.lobby:  # an opened lobby lets its knockers in
             for knock_id in list(room.lobby):

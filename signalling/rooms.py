@@ -13,6 +13,7 @@ from typing import Any
 
 from media_server.lastn import DEFAULT_LAST_N
 
+from .bandwidth import CameraLimit
 from .errors import SignallingError
 from .validation import JoinRequest
 from .vocabulary import Access, Role, Who
@@ -34,12 +35,15 @@ class RoomSettings:
     live: Who = "hosts"  # who may go live and push to RTMP
     #: last-N video: each participant receives at most this many others' video ("lastN")
     last_n: int = DEFAULT_LAST_N
+    #: "low bandwidth room": every camera small and cheap (``bandwidth.py``; "lowBandwidth")
+    low_bandwidth: bool = False
     passcode: str | None = field(default=None, repr=False)
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
         del out["passcode"]
         out["lastN"] = out.pop("last_n")
+        out["lowBandwidth"] = out.pop("low_bandwidth")
         return out
 
 
@@ -107,6 +111,8 @@ class Room:
     admitted: dict[str, Role] = field(default_factory=dict)  # browser (client id) -> role, to resume
     banned_clients: set[str] = field(default_factory=set)
     banned_names: set[str] = field(default_factory=set)
+    #: what every camera was last asked to send at most (``bandwidth.py``; None: no cap)
+    camera_limit: CameraLimit | None = None
 
     def hosts(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.role == "host"]

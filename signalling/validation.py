@@ -167,12 +167,13 @@ class SettingsChange(TypedDict, total=False):
     record: Who
     live: Who
     last_n: int  # "lastN" on the wire
+    low_bandwidth: bool  # "lowBandwidth" on the wire
 
 
 def settings(data: Any) -> SettingsChange:
     """A partial RoomSettings (plus ``passcode`` with ``access: passcode``)."""
     d = _obj(data)
-    unknown = set(d) - {"access", "passcode", "locked", "record", "live", "lastN"}
+    unknown = set(d) - {"access", "passcode", "locked", "record", "live", "lastN", "lowBandwidth"}
     if unknown:
         raise SignallingError("bad-request", f"Unknown setting '{sorted(unknown)[0][:32]}'.")
     if not d:
@@ -197,6 +198,8 @@ def settings(data: Any) -> SettingsChange:
         out["live"] = _who(d, "live")
     if "lastN" in d:
         out["last_n"] = _last_n(d)
+    if "lowBandwidth" in d:
+        out["low_bandwidth"] = _bool(d, "lowBandwidth", False)
     return out
 
 

@@ -173,6 +173,7 @@ function connectSocket() {
   });
   socket.on('active-speaker', (msg) => ui.setActiveSpeaker((msg && msg.id) || null));
   socket.on('forwarding', (msg) => lastn.setForwarding(msg));
+  socket.on('send-limits', (msg) => { if (msg && state.call) state.call.setCameraLimit(msg.camera); });
   socket.on('chat', showChat);
   socket.on('caption', captions.showCaption);
   socket.on('captions-status', (msg) => { // the models finished loading (or failed to)
@@ -278,6 +279,7 @@ function onJoined(msg) {
   }
   state.self = { verified: msg.verified === true };
   lastn.onJoined(msg, state.participants);
+  if (state.call && msg.sendLimits) state.call.setCameraLimit(msg.sendLimits.camera);
   access.onJoined(msg);
   renderPeople();
   state.captionStatus = msg.captions || null;

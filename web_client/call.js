@@ -27,6 +27,7 @@ export class Call {
     this.subscribed = new Map(); // mid -> {mid, participant, source, kind, track}
     this.queue = Promise.resolve();
     this.closed = false;
+    this.cameraLimit = null; // {maxBitrate, scaleResolutionDownBy} the server asked for (send-limits)
     this.pc.addEventListener('connectionstatechange', () => {
       if (this.pc.connectionState === 'failed' && !this.closed) {
         // ICE gave up (network change, NAT rebinding) while signalling is still up
@@ -71,6 +72,37 @@ export class Call {
     return this.queue;
   }
 
+  /**
+   * The server's cap for our camera (`send-limits.camera`, null: none): applied to the camera's
+   * sender now and after every negotiation (encodings exist only once one is done).
+   */
+  setCameraLimit(limit) {
+    this.cameraLimit = limit && Number.isFinite(limit.maxBitrate) && limit.maxBitrate > 0 ? limit : null;
+    this.queue = this.queue.then(() => this.#applyCameraLimit())
+      .catch((err) => { if (!this.closed) this.opts.onError(err); });
+    return this.queue;
+  }
+
+  async #applyCameraLimit() {
+    for (const t of this.pc.getTransceivers()) {
+      const slot = t.mid != null ? this.slots[t.mid] : null;
+      if (!slot || slot.role !== 'publish' || slot.source !== 'camera' || isStopped(t)) continue;
+      const params = t.sender.getParameters();
+      if (!params.encodings || !params.encodings.length) continue;
+      const limit = this.cameraLimit;
+      for (const enc of params.encodings) {
+        if (limit) {
+          enc.maxBitrate = limit.maxBitrate;
+          enc.scaleResolutionDownBy = Math.max(1, Number(limit.scaleResolutionDownBy) || 1);
+        } else {
+          delete enc.maxBitrate;
+          enc.scaleResolutionDownBy = 1;
+        }
+      }
+      await t.sender.setParameters(params);
+    }
+  }
+
   close() {
     this.closed = true;
     this.markConfigured(); // let queued offers drain (they stop at `closed`)
@@ -110,6 +142,7 @@ export class Call {
 
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
+    await this.#applyCameraLimit();
     await this.#iceGatheringComplete();
     if (this.closed) return;
     this.opts.sendAnswer({ type: 'answer', sdp: this.pc.localDescription.sdp });

@@ -19,6 +19,7 @@ const passcodeInput = $('[data-testid="room-passcode"]');
 const record = $('[data-testid="room-record"]');
 const live = $('[data-testid="room-live"]');
 const lastN = $('[data-testid="room-last-n"]');
+const lowBandwidth = $('[data-testid="room-low-bandwidth"]');
 const myRole = $('[data-testid="my-role"]');
 const removeDialog = $('[data-testid="remove-confirm"]');
 const removeName = $('[data-testid="remove-name"]');
@@ -26,7 +27,7 @@ const removeBan = $('[data-testid="remove-ban"]');
 const endDialog = $('[data-testid="end-confirm"]');
 
 /** Defaults of a room (PROTOCOL.md): open, unlocked, only hosts record and go live, 8 videos. */
-const DEFAULT_SETTINGS = { access: 'open', locked: false, record: 'hosts', live: 'hosts', lastN: 8 };
+const DEFAULT_SETTINGS = { access: 'open', locked: false, record: 'hosts', live: 'hosts', lastN: 8, lowBandwidth: false };
 const LAST_N_MIN = 1;
 const LAST_N_MAX = 25;
 
@@ -88,6 +89,7 @@ export function initModeration(opts) {
     }
     if (value !== settings.lastN) emit('settings', { lastN: value });
   });
+  lowBandwidth.addEventListener('change', () => emit('settings', { lowBandwidth: lowBandwidth.checked }));
 
   endButton.addEventListener('click', () => {
     if (!endDialog.open) endDialog.showModal();
@@ -137,6 +139,7 @@ export function setSettings(next) {
   if (WHO.includes(next.record)) merged.record = next.record;
   if (WHO.includes(next.live)) merged.live = next.live;
   if (validLastN(next.lastN)) merged.lastN = next.lastN;
+  if (typeof next.lowBandwidth === 'boolean') merged.lowBandwidth = next.lowBandwidth;
   settings = merged;
   known = true;
   if (settings.access === 'passcode') passcodePending = false;
@@ -201,6 +204,8 @@ function renderSettings() {
   live.value = settings.live;
   if (document.activeElement !== lastN) lastN.value = String(settings.lastN); // (not while typed in)
   section.dataset.lastN = String(settings.lastN);
+  lowBandwidth.checked = settings.lowBandwidth;
+  section.dataset.lowBandwidth = String(settings.lowBandwidth);
   section.dataset.access = settings.access;
   section.dataset.locked = String(settings.locked);
 }
