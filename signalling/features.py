@@ -51,6 +51,11 @@ class Feature(Protocol):
         """What ``joined`` carries under ``name`` for someone joining ``room``."""
         ...
 
+    async def before_join(self, room: str) -> None:
+        """Someone asks to join ``room`` here: raise a SignallingError to refuse (e.g. ``moved``:
+        the room lives on another node of a cluster)."""
+        return None
+
     async def participant_joined(self, room: str, name: str, first: bool) -> None:
         """Someone entered ``room`` (``first``: the room was empty)."""
         return None

@@ -117,6 +117,8 @@ class Meeting:
             return
         if self.store.participant(sid) is not None or sid in self._knocking:
             raise SignallingError("already-joined", "This connection has already joined a room.")
+        for feature in self.features:
+            await feature.before_join(req.room)
         grant: Grant | None = None
         if req.token is not None:
             if self.security.signer is None:

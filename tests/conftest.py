@@ -11,7 +11,7 @@ which takes precedence inside tests/e2e/.)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from hubtest import RunningHub, running_hub
+from redistest import redis_server
 from sigclient import Client, Connect
 
 
@@ -60,3 +61,10 @@ async def connect(
     yield factory
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server of the test's own (see redistest.py)."""
+    with redis_server(tmp_path / "redis") as url:
+        yield url

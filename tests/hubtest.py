@@ -55,12 +55,13 @@ class RunningHub:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(data_dir: Path, **options: Any) -> AsyncIterator[RunningHub]:
+async def running_hub(data_dir: Path, port: int = 0, **options: Any) -> AsyncIterator[RunningHub]:
+    """A hub on 127.0.0.1 (``port`` 0: a free one) with ``create_app`` options."""
     app = create_app(data_dir, **options)
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         yield RunningHub(f"http://127.0.0.1:{port}", app, app[SIGNALLING_KEY], runner)

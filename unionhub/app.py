@@ -7,6 +7,7 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -14,13 +15,15 @@ from captioning import http as captions_http
 from captioning.feature import CaptionsFeature
 from captioning.service import CaptionConfig
 from captioning.store import CaptionStore
+from cluster import ClusterConfig, ClusterNode
+from cluster.node import Unavailable
 from core.database import Database
 from core.http import json_error
 from recordings import http as recordings_http
 from recordings import live_http
 from recordings.archive import Archive
 from recordings.feature import LiveFeature, RecordingFeature
-from signalling import MemoryRoomStore, SignallingServer
+from signalling import MemoryRoomStore, SignallingServer, validation
 from signalling import http as signalling_http
 from signalling.auth import Security
 
@@ -39,6 +42,7 @@ CAPTIONS_KEY = web.AppKey("captions", CaptionsFeature)
 RECORDINGS_KEY = web.AppKey("recordings", RecordingFeature)
 LIVE_KEY = web.AppKey("live", LiveFeature)
 ARCHIVE_KEY = web.AppKey("archive", Archive)
+CLUSTER_KEY = web.AppKey("cluster", ClusterNode)
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -59,6 +63,23 @@ async def _index(request: web.Request) -> web.StreamResponse:
     response = web.FileResponse(WEB_CLIENT / "index.html", headers={"Cache-Control": "no-cache"})
     signalling_http.remember_host_link(request, response, request.app[SIGNALLING_KEY].security)
     return response
+
+
+async def _room_page(request: web.Request) -> web.StreamResponse:
+    """``/r/<room>``: the call page, from the node that owns the room (in a cluster, a redirect
+    to the owner's public URL; the query, e.g. a signed link, goes along)."""
+    node = request.app.get(CLUSTER_KEY)
+    room = request.match_info["room"]
+    if node is not None and validation.ROOM_RE.fullmatch(room):
+        try:
+            url = await node.route(room)
+        except Unavailable as exc:
+            response = web.Response(status=503, text=exc.message, headers={"Retry-After": "5"})
+            return response
+        if url is not None:
+            query = f"?{request.query_string}" if request.query_string else ""
+            raise web.HTTPTemporaryRedirect(f"{url}/r/{quote(room, safe='')}{query}")
+    return await _index(request)
 
 
 STATIC_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\.(js|css|svg|html)")
@@ -182,20 +203,32 @@ def create_app(
     auto_record: bool = False,
     live: bool = True,
     security: Security | None = None,
+    cluster: ClusterConfig | None = None,
 ) -> web.Application:
     """Build the hub. ``data_dir`` holds SQLite, recordings and models (created if missing).
 
     ``captions`` turns on live captions (models are loaded in the background after start-up);
     ``recordings`` the archive (unfinished recordings from a crash are recovered at start-up);
-    ``live`` live streams (archived as recordings when ``recordings`` is on).
+    ``live`` live streams (archived as recordings when ``recordings`` is on); ``cluster``
+    makes this hub a node of a Redis cluster (``cluster/``; None: one process, no Redis).
     """
     app = web.Application(middlewares=[_security_headers])
     data_dir = data_dir or Path("data")
     data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(data_dir / "unionhub.sqlite3")  # captions and recordings share it
+    node = ClusterNode(cluster) if cluster is not None else None
     server = SignallingServer(
-        MemoryRoomStore(max_participants, max_rooms), sfu_options=sfu_options, security=security
+        MemoryRoomStore(max_participants, max_rooms), sfu_options=sfu_options, security=security,
+        client_manager=node.client_manager() if node is not None else None,
     )
+    if node is not None:
+        node.bind(server)  # the first feature: it decides where a room lives before anyone joins
+        app[CLUSTER_KEY] = node
+
+        async def _join_cluster(app: web.Application) -> None:
+            await node.start()
+
+        app.on_startup.append(_join_cluster)
     server.sio.attach(app)
     signalling_http.add_routes(app, server.security)
     feature_captions = None
@@ -209,7 +242,7 @@ def create_app(
         _add_live(app, server, data_dir, feature_captions, feature_recordings)
     app[SIGNALLING_KEY] = server
     app.router.add_get("/", _index)
-    app.router.add_get("/r/{room}", _index)
+    app.router.add_get("/r/{room}", _room_page)
     app.router.add_get("/vendor/{name}", _vendor)
     app.router.add_get("/healthz", _health)
     app.router.add_get("/static/{name}", _static)

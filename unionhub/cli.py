@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -58,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="STUN/TURN server for browsers, repeatable: stun:host:3478, "
                           "turn:host:3478?transport=udp (with UNIONHUB_TURN_SECRET), turns:user:pass@host:5349")
     sec.add_argument("--turn-ttl", type=float, default=24 * 3600, help="lifetime of TURN REST credentials (s)")
+    clu = serve.add_argument_group(
+        "cluster", "several processes or machines as one hub, coordinated through Redis (docs/DEPLOYMENT.md)")
+    clu.add_argument("--redis", metavar="URL", help="redis://HOST:PORT/DB or unix:///path/redis.sock: "
+                     "make this process a node of the cluster that Redis holds together")
+    clu.add_argument("--node-id", help="this node's name in the cluster (default: HOST-PORT)")
+    clu.add_argument("--public-url", help="where browsers reach this node (default: http://HOST:PORT)")
     serve.add_argument("--log-level", default="info")
 
     token = sub.add_parser("token", help="signed join links (needs UNIONHUB_JWT_SECRET)")
@@ -160,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from aiohttp import web
 
     from captioning.service import CaptionConfig
+    from cluster import ClusterConfig
     from core.database import DatabaseError
 
     from .app import create_app
@@ -177,6 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"unionhub: {exc}", file=sys.stderr)
         return 2
+    cluster = None
+    if args.redis:
+        cluster = ClusterConfig(
+            args.redis,
+            args.node_id or f"{socket.gethostname()}-{args.port}",
+            args.public_url or f"http://{args.host}:{args.port}",
+        )
+    elif args.node_id or args.public_url:
+        print("unionhub: --node-id and --public-url need --redis", file=sys.stderr)
+        return 2
     try:
         app = create_app(
             args.data_dir,
@@ -188,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             live=not args.no_live,
             auto_record=args.auto_record,
             security=security,
+            cluster=cluster,
         )
     except DatabaseError as exc:  # e.g. a data directory migrated by a newer unionhub
         print(f"unionhub: {exc.message}", file=sys.stderr)

@@ -281,6 +281,9 @@ export async function missingTrack(source) {
  * An `error` answering us. Returns false when it was dealt with here (a page of its own, a
  * passcode prompt, a retry), else the message to show (null: not an access error).
  */
+const MOVED_KEY = 'unionhub.moved-at';
+const MOVED_AGAIN_MS = 10_000;
+
 export function onError(err) {
   const code = err && err.code;
   const event = err && err.event;
@@ -289,6 +292,17 @@ export function onError(err) {
     // e.g. a passcode that is too short: the server says what is wrong
     moderation.revert();
     return code === 'forbidden' ? ERRORS.forbidden : (err.message || ERRORS[code] || null);
+  }
+  if (code === 'moved' && event === 'join') {
+    // In a cluster the meeting lives on another node: the page, reloaded, is sent there (once:
+    // a second `moved` within seconds means the nodes disagree, so say so instead of looping).
+    const last = Number(sessionStorage.getItem(MOVED_KEY) || 0);
+    if (Date.now() - last < MOVED_AGAIN_MS) return err.message || 'This meeting is moving between servers: reload in a moment.';
+    sessionStorage.setItem(MOVED_KEY, String(Date.now()));
+    ctx.teardown();
+    ui.setStatus('Moving to the server that hosts this meeting…');
+    window.location.reload();
+    return false;
   }
   if ((code === 'passcode-required' || code === 'bad-passcode') && event === 'join') {
     state.phase = 'passcode';

@@ -182,7 +182,8 @@ def test_a_weak_link_keeps_audio_clear_by_pausing_video_and_gets_it_back(
     wait_until(lambda: tiles.evaluate_all("ts => ts.map(t => t.dataset.forwarded)"),
                lambda f: f == ["false", "false"], WAIT_S, "both of Farid's videos paused", page=far)
     expect(far.locator("#tiles")).to_have_attribute("data-congested", "true")
-    assert videos_advancing(far, 2.0) == 0
+    # (frames already queued or being repaired by retransmission may trickle in for a moment)
+    wait_until(lambda: videos_advancing(far, 1.0), lambda n: n == 0, 6, "Farid's videos stop", page=far)
 
     # ... while its audio plays on: received, and what was lost mostly repaired (FEC) or silent
     # (measured before the hub's first probe for video, 8 s after the last loss: see congestion.py)

@@ -1,0 +1,143 @@
+"""Hubs as nodes of a Redis cluster (issue #13, cluster/), two nodes in this process on a real
+redis-server: nodes announce themselves and expire, a room gets one owner whichever node is
+asked, the page of a room on another node redirects there, a join on the wrong node is refused
+with ``moved``, the lease goes when the room ends, and python-socketio's Redis manager carries
+emits between the nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from cluster import ClusterConfig
+from cluster.leases import owner_key
+from hubtest import RunningHub, running_hub
+from sigclient import Client, until
+from signalling.meeting import room_key
+from unionhub.app import CLUSTER_KEY
+
+FAST = {"heartbeat": 0.2, "node_ttl": 1.0, "lease_ttl": 1.5}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def node(tmp_path: Path, redis_url: str, node_id: str) -> AsyncIterator[RunningHub]:
+    port = free_port()
+    config = ClusterConfig(redis_url, node_id, f"http://127.0.0.1:{port}", **FAST)  # type: ignore[arg-type]
+    async with running_hub(tmp_path / node_id, port=port, cluster=config, recordings=False, live=False) as hub:
+        await until(lambda: hub.app[CLUSTER_KEY].registry.beats > 0)
+        yield hub
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[RunningHub, RunningHub]]:
+    async with node(tmp_path, redis_url, "n1") as n1, node(tmp_path, redis_url, "n2") as n2:
+        yield n1, n2
+
+
+async def page(hub: RunningHub, room: str, query: str = "") -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(f"{hub.url}/r/{room}{query}", allow_redirects=False) as r:
+        return r.status, r.headers.get("Location", "")
+
+
+async def joined(hub: RunningHub, room: str, name: str) -> tuple[Client, list[dict[str, Any]]]:
+    client = await Client(hub.url).connect()
+    errors = await client.send("join", {"room": room, "name": name, "lang": "en", "audio": False, "video": False})
+    return client, errors
+
+
+async def test_nodes_announce_themselves_with_their_load_and_leave(nodes: tuple[RunningHub, RunningHub]) -> None:
+    n1, n2 = nodes
+    live = await n1.app[CLUSTER_KEY].registry.live()
+    assert {(n.id, n.url) for n in live} == {("n1", n1.url), ("n2", n2.url)}
+    assert (await n1.app[CLUSTER_KEY].leases.claim("busy", "n1")).node == "n1"
+    client, errors = await joined(n1, "busy", "Ana")
+    assert errors == []
+    registry = n2.app[CLUSTER_KEY].registry
+    for _ in range(50):  # the next heartbeats carry it
+        by_id = {n.id: n for n in await registry.live()}
+        if by_id["n1"].load.rooms == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert by_id["n1"].load.rooms == 1 and by_id["n1"].load.peers == 1
+    assert by_id["n2"].load.rooms == 0
+    await client.close()
+    # a node that shuts down leaves at once
+    await n2.app[CLUSTER_KEY].close()
+    assert [n.id for n in await n1.app[CLUSTER_KEY].registry.live()] == ["n1"]
+
+
+async def test_every_node_sends_a_room_s_people_to_its_one_owner(nodes: tuple[RunningHub, RunningHub]) -> None:
+    n1, n2 = nodes
+    owners = set()
+    for i in range(8):  # rooms are placed on both nodes, and each room on one only
+        room = f"branch-{i}"
+        status1, location1 = await page(n1, room, "?name=Ana")
+        status2, location2 = await page(n2, room)
+        if status1 == 200:
+            owner = n1
+            assert (status2, location2) == (307, f"{n1.url}/r/{room}")
+        else:
+            owner = n2
+            assert (status1, location1) == (307, f"{n2.url}/r/{room}?name=Ana")  # the query goes along
+            assert status2 == 200
+        owners.add(owner.url)
+        other = n2 if owner is n1 else n1
+        # a join on the other node is refused; on the owner it works
+        stray, errors = await joined(other, room, "Bo")
+        assert [e["code"] for e in errors] == ["moved"]
+        ana, errors = await joined(owner, room, "Ana")
+        assert errors == []
+        await ana.close()
+        await stray.close()
+    assert owners == {n1.url, n2.url}, "two choices spread rooms over both nodes"
+
+
+async def test_the_lease_goes_when_the_room_ends(nodes: tuple[RunningHub, RunningHub]) -> None:
+    n1, _ = nodes
+    cluster = n1.app[CLUSTER_KEY]
+    lease = await cluster.leases.claim("short", "n1")
+    assert lease.node == "n1"
+    ana, errors = await joined(n1, "short", "Ana")
+    assert errors == []
+    await asyncio.sleep(2 * FAST["lease_ttl"])  # renewed while the room lives
+    assert await cluster.redis.get(owner_key("short")) == lease.value
+    await ana.close()
+    await until(lambda: "short" not in cluster.leases.held)
+    assert await cluster.redis.get(owner_key("short")) is None
+
+
+async def test_a_room_whose_owner_stopped_beating_is_taken_over(nodes: tuple[RunningHub, RunningHub]) -> None:
+    n1, n2 = nodes
+    cluster = n1.app[CLUSTER_KEY]
+    # a lease held by a node that no longer beats (killed): its heartbeat key is gone
+    await cluster.redis.set(owner_key("orphan"), "n9 7", px=60_000)
+    status, _ = await page(n2, "orphan")
+    assert status == 200 or (await page(n1, "orphan"))[0] == 200
+    owner = await cluster.leases.owner("orphan")
+    assert owner is not None and owner.node in ("n1", "n2")
+    assert owner.epoch > 7, "the new owner's fencing epoch is above the dead one's"
+
+
+async def test_python_socketio_emits_cross_nodes_through_redis(nodes: tuple[RunningHub, RunningHub]) -> None:
+    n1, n2 = nodes
+    status, _ = await page(n1, "bridge")
+    owner, other = (n1, n2) if status == 200 else (n2, n1)
+    ana, errors = await joined(owner, "bridge", "Ana")
+    assert errors == []
+    # the other node's Socket.IO server emits to the room: Redis carries it to Ana's node
+    await other.server.sio.emit("notice", {"text": "hello from the other node"}, room=room_key("bridge"))
+    await until(lambda: ("notice", {"text": "hello from the other node"}) in ana.events)
+    await ana.close()
