@@ -124,11 +124,18 @@ class RoomLeases:
     async def renew_all(self) -> None:
         for room, lease in list(self.held.items()):
             renewed = await self._renew(keys=[owner_key(room)], args=[lease.value, int(self.ttl * 1000)])
-            if not renewed and self.held.get(room) == lease:
-                del self.held[room]
-                logger.warning("room %s: lease lost (epoch %d): another node owns it now", room, lease.epoch)
-                if self._on_lost is not None:
-                    self._on_lost(room)
+            if renewed or self.held.get(room) != lease:
+                continue
+            # expired while Redis was unreachable (nobody could take it then): ours again if free
+            now = await self.claim(room, self.node_id)
+            if now.node == self.node_id:
+                logger.info("room %s: lease expired while Redis was away; claimed again (epoch %d)", room, now.epoch)
+                continue
+            self.held.pop(room, None)
+            logger.warning("room %s: lease lost (epoch %d): %s owns it now (epoch %d)",
+                           room, lease.epoch, now.node, now.epoch)
+            if self._on_lost is not None:
+                self._on_lost(room)
 
     def start(self) -> None:
         if self._task is None:

@@ -27,11 +27,14 @@ from signalling.server import SignallingServer
 from .leases import Lease, RoomLeases
 from .nodes import Load, NodeRegistry
 from .placement import Placement
+from .pubsub import ResilientRedisManager
 
 logger = logging.getLogger(__name__)
 
 #: The Redis Pub/Sub channel python-socketio's manager uses between nodes.
 SOCKETIO_CHANNEL = "uh:socketio"
+#: Seconds any call to Redis may take before it counts as unreachable.
+REDIS_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,10 @@ class ClusterNode(Feature):
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
         self.node_id = config.node_id
-        self.redis: Redis = Redis.from_url(config.redis_url, decode_responses=True)
+        self.redis: Redis = Redis.from_url(
+            config.redis_url, decode_responses=True, socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+        )
         self.registry = NodeRegistry(
             self.redis, config.node_id, config.public_url, self._load, config.heartbeat, config.node_ttl
         )
@@ -70,8 +76,11 @@ class ClusterNode(Feature):
         self.placed = 0
 
     def client_manager(self) -> socketio.AsyncRedisManager:
-        """python-socketio's Redis manager: emits reach sockets on every node."""
-        return socketio.AsyncRedisManager(self.config.redis_url, channel=SOCKETIO_CHANNEL)
+        """python-socketio's Redis manager (``pubsub.py``): emits reach sockets on every node."""
+        return ResilientRedisManager(
+            self.config.redis_url, channel=SOCKETIO_CHANNEL,
+            redis_options={"socket_connect_timeout": REDIS_TIMEOUT},
+        )
 
     def bind(self, server: SignallingServer) -> None:
         """Attach to the node's signalling server (its load is reported; it calls us back)."""

@@ -9,8 +9,16 @@ estimates its browser sends back, and asks it once per tick (:meth:`Downlink.upd
 Why this signal: the hub forwards, it does not transcode, so it cannot lower one subscriber's
 bitrate — it can only stop sending a video. aiortc negotiates ``goog-remb`` and ``abs-send-time``
 (no transport-wide feedback), so a browser sends receiver reports (loss) and REMB (its
-delay-based estimate). Congested means: over the last :data:`WINDOW` seconds, the mean fraction
-lost of the subscriber's video reports (or of its audio reports) is above :data:`LOSS_HIGH` —
+delay-based estimate). Congested means either
+
+* the mean fraction lost of the subscriber's **video** reports is above :data:`LOSS_HIGH` in each
+  half of the last :data:`WINDOW` seconds (loss in one second only is a hiccup — a browser
+  starved of CPU for a moment drops what its socket could not hold — not a link that is full), or
+* its latest **audio** reports (over :data:`AUDIO_WINDOW`) lost more than :data:`LOSS_HIGH`.
+  Browsers report on audio every ~5 s (Chrome: video every second), so one audio report
+  already covers seconds. Audio matters most: video is repaired by retransmission (NACK) before
+  a report counts it lost, audio is not, so a link can lose a quarter of the audio while the
+  video's reports look almost clean —
 the threshold of Google congestion control (draft-ietf-rmcat-gcc: over 10 % the rate
 decreases; a few % of random loss on a radio link is not congestion). A link that is full drops
 packets once its queue is full, so loss comes whatever the queue size.
@@ -36,8 +44,9 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-#: Seconds of feedback that count.
+#: Seconds of video feedback that count, and of audio feedback (reported less often).
 WINDOW = 2.0
+AUDIO_WINDOW = 6.0
 #: Mean fraction lost above which a link is congested.
 LOSS_HIGH = 0.10
 #: Two estimates this close with the same value are one REMB (it names several streams).
@@ -45,7 +54,7 @@ SAME_REMB = 0.1
 #: Seconds between two steps (each removes or restores one video), so a step can take effect.
 HOLD = 2.0
 #: Seconds without congestion before the first probe, and the longest wait between probes.
-FIRST_BACKOFF = 8.0
+FIRST_BACKOFF = 10.0
 MAX_BACKOFF = 64.0
 #: Congestion this soon after a probe started means the probe failed.
 PROBE_WINDOW = 5.0
@@ -106,7 +115,7 @@ class Downlink:
         return self._estimates[-1][1] if self._estimates else None
 
     def _expire(self, now: float) -> None:
-        while self._reports and self._reports[0].at < now - WINDOW:
+        while self._reports and self._reports[0].at < now - AUDIO_WINDOW:
             self._reports.popleft()
         # keep one estimate older than the window: the latest stays known while none arrives
         while len(self._estimates) > 1 and self._estimates[1][0] < now - WINDOW:
@@ -115,10 +124,14 @@ class Downlink:
     def congestion(self, now: float) -> Reason | None:
         """Whether the link is congested now, and why."""
         self._expire(now)
-        for kind in Kind:
-            losses = [r.fraction_lost for r in self._reports if r.kind is kind]
-            if losses and sum(losses) / len(losses) > LOSS_HIGH:
-                return Reason.LOSS
+        video = [r for r in self._reports if r.kind is Kind.VIDEO and r.at >= now - WINDOW]
+        older = [r.fraction_lost for r in video if r.at < now - WINDOW / 2]
+        newer = [r.fraction_lost for r in video if r.at >= now - WINDOW / 2]
+        if older and newer and min(sum(older) / len(older), sum(newer) / len(newer)) > LOSS_HIGH:
+            return Reason.LOSS
+        audio = [r.fraction_lost for r in self._reports if r.kind is Kind.AUDIO]
+        if audio and sum(audio) / len(audio) > LOSS_HIGH:
+            return Reason.LOSS
         return None
 
     # -- the decision -----------------------------------------------------------------------

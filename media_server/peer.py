@@ -154,6 +154,8 @@ class Peer:
         kind = Kind(track.kind)
 
         def on_report(fraction_lost: float) -> None:
+            if track.paused:
+                return  # a paused video's reports say "nothing lost" of nothing sent
             now = time.monotonic()
             track.reported_loss = fraction_lost
             track.reported_at = now

@@ -40,7 +40,7 @@ def parse_source(value: object) -> Source:
 PLI_INTERVAL = 0.3
 #: Audio: subscribers' loss reports this recent count for :meth:`Publication.downstream_loss`,
 #: which never claims more than MAX_UPSTREAM_LOSS (past that, more FEC costs more than it saves).
-LOSS_REPORT_AGE = 5.0
+LOSS_REPORT_AGE = 12.0
 MAX_UPSTREAM_LOSS = 0.2
 
 

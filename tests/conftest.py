@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from hubtest import RunningHub, running_hub
-from redistest import redis_server
+from redistest import RedisServer, redis_server
 from sigclient import Client, Connect
 
 
@@ -64,7 +64,12 @@ async def connect(
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server of the test's own (see redistest.py)."""
-    with redis_server(tmp_path / "redis") as url:
-        yield url
+    with redis_server(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis: RedisServer) -> str:
+    return redis.url

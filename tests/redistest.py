@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,15 @@ import pytest
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
+@dataclass(frozen=True)
+class RedisServer:
+    url: str  # unix://…
+    pid: int  # (to pause it with SIGSTOP)
+
+
 @contextlib.contextmanager
-def redis_server(directory: Path) -> Iterator[str]:
-    """Start redis-server; yields its URL (``unix://…``)."""
+def redis_server(directory: Path) -> Iterator[RedisServer]:
+    """Start redis-server on a unix socket in ``directory``."""
     if shutil.which(REDIS_SERVER) is None:
         pytest.fail(f"{REDIS_SERVER} is not installed: run `make test-deps`", pytrace=False)
     directory.mkdir(parents=True, exist_ok=True)
@@ -34,7 +41,7 @@ def redis_server(directory: Path) -> Iterator[str]:
                 log = (directory / "redis.log").read_text(errors="replace") if (directory / "redis.log").exists() else ""
                 pytest.fail(f"redis-server did not start:\n{log}", pytrace=False)
             time.sleep(0.05)
-        yield f"unix://{sock}"
+        yield RedisServer(f"unix://{sock}", process.pid)
     finally:
         process.kill()
         process.wait(timeout=10)

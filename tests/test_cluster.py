@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 from cluster import ClusterConfig
 from cluster.leases import owner_key
 from hubtest import RunningHub, running_hub
+from redistest import RedisServer
 from sigclient import Client, until
 from signalling.meeting import room_key
 from unionhub.app import CLUSTER_KEY
@@ -141,3 +145,40 @@ async def test_python_socketio_emits_cross_nodes_through_redis(nodes: tuple[Runn
     await other.server.sio.emit("notice", {"text": "hello from the other node"}, room=room_key("bridge"))
     await until(lambda: ("notice", {"text": "hello from the other node"}) in ana.events)
     await ana.close()
+
+
+async def test_a_meeting_carries_on_while_redis_is_paused(nodes: tuple[RunningHub, RunningHub], redis: RedisServer) -> None:
+    n1, n2 = nodes
+    cluster = n1.app[CLUSTER_KEY]
+    await cluster.leases.claim("steady", "n1")
+    ana, errors = await joined(n1, "steady", "Ana")
+    bo, more = await joined(n1, "steady", "Bo")
+    assert errors == more == []
+    os.kill(redis.pid, signal.SIGSTOP)  # longer than a lease and a node's heartbeat live
+    try:
+        started = time.monotonic()
+        assert await ana.send("chat", {"text": "still here"}) == []
+        await until(lambda: any(e == "chat" and d["text"] == "still here" for e, d in bo.events), timeout=5)
+        assert time.monotonic() - started < 2.0, "an emit does not wait for Redis"
+        # a new room cannot be placed: the page says so, with a time to retry
+        async with aiohttp.ClientSession() as http, http.get(f"{n2.url}/r/newroom", allow_redirects=False) as r:
+            assert r.status == 503 and r.headers["Retry-After"] == "5"
+        # ...and a join into it is refused with a reason, while the meeting in progress takes one
+        cai, errors = await joined(n2, "newroom", "Cai")
+        assert [e["code"] for e in errors] == ["unavailable"]
+        await cai.close()
+        await asyncio.sleep(3 * FAST["lease_ttl"])
+    finally:
+        os.kill(redis.pid, signal.SIGCONT)
+    # Redis is back: n1 still owns its room (its lease expired while nobody could take it)
+    await until(lambda: cluster.registry.healthy and "steady" in cluster.leases.held, timeout=10)
+    for _ in range(50):
+        owner = await cluster.leases.owner("steady")
+        if owner is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert owner is not None and owner.node == "n1"
+    assert (await page(n2, "steady"))[1] == f"{n1.url}/r/steady"
+    assert (await page(n2, "newroom"))[0] in (200, 307)
+    await ana.close()
+    await bo.close()

@@ -33,8 +33,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Iterator[tuple[HubServer, HubServer]]:
-    with redis_server(tmp_path / "redis") as url:
-        common = ("--redis", url, "--asr-model", "none", "--no-recordings", "--no-live")
+    with redis_server(tmp_path / "redis") as redis:
+        common = ("--redis", redis.url, "--asr-model", "none", "--no-recordings", "--no-live")
         n1 = start_server(tmp_path / "n1", *common, "--node-id", "n1")
         n2 = start_server(tmp_path / "n2", *common, "--node-id", "n2")
         try:

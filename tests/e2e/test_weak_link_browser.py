@@ -11,8 +11,8 @@ from a real speech clip, both with fake cameras) and a listener on the clean lin
 namespace's Chromium; a second listener runs in a Chromium started inside the weak namespace.
 
 What a user notices, read from each page and its own `getStats()`:
-- on the weak link: its videos are paused and the page says why ("video paused to keep audio
-  clear"); its audio keeps playing — the loss its RTCP reports makes the speaker's browser add
+- on the weak link: the videos it cannot carry are paused and the page says why ("video paused
+  to keep audio clear"); its audio keeps playing — the loss its RTCP reports makes the speaker's browser add
   Opus FEC (feedback.py), so almost nothing of the loss is heard;
 - on the clean link: both videos keep playing;
 - when the weak link clears, its videos come back by themselves.
@@ -45,8 +45,8 @@ NS = f"uh-weak-{os.getpid()}"
 HOST_IF, NS_IF = f"uhw{os.getpid() % 100000}a", f"uhw{os.getpid() % 100000}b"
 HOST_IP, NS_IP = "10.231.77.1", "10.231.77.2"
 #: The weak downlink: 3 % random loss and 75 ms each way (netem), then 300 kbit/s with a queue
-#: of at most 150 ms (tbf): a full link drops what does not fit, as a real one does.
-RATE = ["tbf", "rate", "300kbit", "burst", "4kb", "latency", "150ms"]
+#: of at most 300 ms (tbf; a mobile link buffers at least that): a full link drops what does not fit.
+RATE = ["tbf", "rate", "300kbit", "burst", "4kb", "latency", "300ms"]
 NETEM = ["root", "handle", "1:", "netem", "delay", "75ms", "loss", "3%"]
 #: Without netem: drop 3 % of what enters the namespace (nftables, inside it).
 NFT_LOSS = f"""
@@ -179,20 +179,30 @@ def test_a_weak_link_keeps_audio_clear_by_pausing_video_and_gets_it_back(
     expect(notice).to_have_attribute("data-kind", "congestion", timeout=60_000)
     expect(far.get_by_test_id("notice-text")).to_contain_text("video paused to keep audio clear")
     tiles = far.locator('.tile.remote[data-source="camera"]:is([data-name="Ana"], [data-name="Ben"])')
-    wait_until(lambda: tiles.evaluate_all("ts => ts.map(t => t.dataset.forwarded)"),
-               lambda f: f == ["false", "false"], WAIT_S, "both of Farid's videos paused", page=far)
+    # two cameras of ~200 kbit/s do not fit in 300 kbit/s: at most one is forwarded (none if even
+    # one does not fit: the hub keeps what the link carries)
+    state = lambda: tiles.evaluate_all("ts => ts.map(t => t.dataset.forwarded)")  # noqa: E731
+    wait_until(state, lambda f: len(f) == 2 and f.count("true") <= 1, WAIT_S,
+               "at most one of Farid's videos forwarded", page=far)
+    # the hub steps down one video per 2 s while the loss lasts: let it settle
+    forwarded = wait_until(lambda: (state(), far.wait_for_timeout(4000), state()), lambda s: s[0] == s[2],
+                           20, "Farid's videos settle", page=far)[2]
+    print("Farid's tiles forwarded:", forwarded)
     expect(far.locator("#tiles")).to_have_attribute("data-congested", "true")
+    expect(tiles.and_(far.locator('[data-forwarded="false"]')).first).to_have_attribute(
+        "title", "Video paused to keep audio clear on a weak connection")
     # (frames already queued or being repaired by retransmission may trickle in for a moment)
-    wait_until(lambda: videos_advancing(far, 1.0), lambda n: n == 0, 6, "Farid's videos stop", page=far)
+    wait_until(lambda: videos_advancing(far, 1.0), lambda n: n <= forwarded.count("true"), 6,
+               "Farid's paused videos stop", page=far)
 
     # ... while its audio plays on: received, and what was lost mostly repaired (FEC) or silent
-    # (measured before the hub's first probe for video, 8 s after the last loss: see congestion.py)
+    # (measured before the hub's first probe for video, 10 s after the last loss: see congestion.py)
     start = inbound(far)["audio"]
-    far.wait_for_timeout(5000)
+    far.wait_for_timeout(4000)
     end = inbound(far)["audio"]
     got = {k: end[k] - start[k] for k in start}
-    print("Farid's audio over 5 s with video paused:", got)
-    assert got["packetsReceived"] > 150, got  # ~50 packets/s while Ana speaks, a few in DTX
+    print("Farid's audio over 4 s with", forwarded.count("true"), "video(s):", got)
+    assert got["packetsReceived"] > 120, got  # ~50 packets/s while Ana speaks, a few in DTX
     heard_gaps = (got["concealedSamples"] - got["silentConcealedSamples"]) / max(got["totalSamplesReceived"], 1)
     assert heard_gaps < 0.01, f"{heard_gaps:.2%} of Farid's audio was concealed loss: {got}"
 
