@@ -11,6 +11,9 @@ of two live nodes (``placement.py``) and its lease claimed for that node at once
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -35,6 +38,12 @@ logger = logging.getLogger(__name__)
 SOCKETIO_CHANNEL = "uh:socketio"
 #: Seconds any call to Redis may take before it counts as unreachable.
 REDIS_TIMEOUT = 2.0
+#: How long a room's durable state is kept in Redis after its last change.
+STATE_TTL_S = 24 * 3600
+
+
+def state_key(room: str) -> str:
+    return f"uh:room:{room}:state"
 
 
 @dataclass(frozen=True)
@@ -74,13 +83,16 @@ class ClusterNode(Feature):
         self._cpu_at = (time.monotonic(), time.process_time())
         self.redirects = 0
         self.placed = 0
+        self.restored = 0
+        self.manager: ResilientRedisManager | None = None
 
     def client_manager(self) -> socketio.AsyncRedisManager:
         """python-socketio's Redis manager (``pubsub.py``): emits reach sockets on every node."""
-        return ResilientRedisManager(
+        self.manager = ResilientRedisManager(
             self.config.redis_url, channel=SOCKETIO_CHANNEL,
             redis_options={"socket_connect_timeout": REDIS_TIMEOUT},
         )
+        return self.manager
 
     def bind(self, server: SignallingServer) -> None:
         """Attach to the node's signalling server (its load is reported; it calls us back)."""
@@ -151,9 +163,17 @@ class ClusterNode(Feature):
         return {"node": self.node_id}
 
     async def before_join(self, room: str) -> None:
-        local = self._server is not None and self._server.store.room(room) is not None
+        store = self._server.store if self._server is not None else None
+        local = store is not None and store.room(room) is not None
         try:
             url = await self._route(room)
+            if url is None and store is not None and store.find(room) is None:
+                # the room is new here: it may have lived on another node (settings, bans, roles)
+                saved = await self.redis.get(state_key(room))
+                if saved:
+                    store.stage(room, json.loads(saved))
+                    self.restored += 1
+                    logger.info("room %s: state restored from the cluster", room)
         except (RedisError, OSError) as exc:
             if local:
                 return  # a meeting in progress carries on while Redis is away
@@ -164,13 +184,21 @@ class ClusterNode(Feature):
             raise SignallingError("moved", "This meeting is hosted by another server of this hub; "
                                            "reload the page to follow it.")
 
+    async def room_changed(self, room: str, state: dict[str, Any]) -> None:
+        """Keep the room's durable state in Redis (the passcode only hashed: ``Room.durable``),
+        for the node that owns it next."""
+        try:
+            await self.redis.set(state_key(room), json.dumps(state), ex=STATE_TTL_S)
+        except (RedisError, OSError) as exc:
+            logger.warning("room %s: state not saved in the cluster (%s)", room, exc)
+
     async def room_ended(self, room: str) -> None:
         await self.leases.release(room)
 
     def stats(self) -> dict[str, Any]:
         return {
             "node": self.node_id, "redis": self.registry.healthy, "rooms_owned": len(self.leases.held),
-            "placed": self.placed, "redirects": self.redirects,
+            "placed": self.placed, "redirects": self.redirects, "restored": self.restored,
         }
 
     async def close(self) -> None:
@@ -178,3 +206,10 @@ class ClusterNode(Feature):
         await self.leases.close()
         await self.registry.close()
         await self.redis.aclose()
+        # python-socketio starts the manager's Redis listener and never stops it (shutdown()
+        # stops engine.io's tasks only): it is ours to end with the node
+        listener = getattr(self.manager, "thread", None)
+        if isinstance(listener, asyncio.Task) and not listener.done():
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener

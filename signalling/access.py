@@ -7,7 +7,6 @@ opens a locked room. Without one, the room's host-chosen ``access`` applies.
 
 from __future__ import annotations
 
-import hmac
 from typing import Literal
 
 from .auth import Grant
@@ -45,7 +44,7 @@ def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only:
     if settings.access == "passcode":
         if not req.passcode:
             raise SignallingError("passcode-required", "This meeting needs a passcode.")
-        if not hmac.compare_digest(req.passcode.encode(), (settings.passcode or "").encode()):
+        if not settings.passcode_matches(req.passcode):
             raise SignallingError("bad-passcode", "That passcode is not right.")
     if settings.access == "lobby":
         if not room.participants:  # remembered (emptied) room: nobody is there to let anyone in

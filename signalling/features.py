@@ -60,6 +60,10 @@ class Feature(Protocol):
         """Someone entered ``room`` (``first``: the room was empty)."""
         return None
 
+    async def room_changed(self, room: str, state: dict[str, Any]) -> None:
+        """What outlives connections changed (``Room.durable()``: settings, bans, roles)."""
+        return None
+
     async def room_ended(self, room: str) -> None:
         """The last participant left, or a host ended the meeting."""
         return None

@@ -85,6 +85,12 @@ class Meeting:
         logger.info("room %s: %d cameras on, camera limit %s", room.name, cameras, limit)
         await self.sio.emit("send-limits", bandwidth.public(limit), room=room_key(room.name))
 
+    async def durable_changed(self, room: Room) -> None:
+        """Tell the features that the room's durable state changed (a cluster saves it)."""
+        state = room.durable()
+        for feature in self.features:
+            await feature.room_changed(room.name, state)
+
     async def broadcast_participant(self, room: Room, participant: Participant) -> None:
         """Tell the room a participant changed (and re-check the camera caps: a camera may have
         been switched on or off)."""
@@ -219,6 +225,8 @@ class Meeting:
         first = len(room.participants) == 1
         for feature in self.features:
             await feature.participant_joined(room.name, participant.name, first)
+        if participant.client:  # (its browser's role is remembered)
+            await self.durable_changed(room)
         speaker = self.sfu.active_speaker(room.name)
         if speaker is not None:
             await self.sio.emit("active-speaker", {"id": speaker}, to=sid)
@@ -279,6 +287,7 @@ class Meeting:
         old, participant.role = participant.role, role
         if participant.client:
             room.admitted[participant.client] = role
+            await self.durable_changed(room)
         if role == "host" and old != "host":
             await self.sio.enter_room(participant.sid, hosts_key(room.name))
             for knocker in list(room.lobby.values()):  # (it changes while we await)

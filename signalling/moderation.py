@@ -42,8 +42,8 @@ class HostControls:
                                                    "(it has no UNIONHUB_JWT_SECRET).")
         settings = room.settings
         if "passcode" in changes:
-            settings.passcode = changes["passcode"]
-        if changes.get("access") == "passcode" and not settings.passcode:
+            settings.set_passcode(changes["passcode"])
+        if changes.get("access") == "passcode" and not settings.passcode_hash:
             raise SignallingError("passcode-required", "Give the passcode people will need.")
         if "access" in changes:
             settings.access = changes["access"]
@@ -59,9 +59,10 @@ class HostControls:
         if "low_bandwidth" in changes:
             settings.low_bandwidth = changes["low_bandwidth"]
         if settings.access != "passcode":
-            settings.passcode = None
+            settings.set_passcode(None)
         await self.meeting.sio.emit("settings", settings.public(), room=room_key(room.name))
         await self.meeting.update_send_limits(room)
+        await self.meeting.durable_changed(room)
         logger.info("room %s: %s changed settings %s", room.name, host.id, settings.public())
         if settings.access != "lobby" and room.lobby:  # an opened lobby lets its knockers in
             for knock_id in list(room.lobby):
@@ -120,6 +121,7 @@ class HostControls:
                 room.banned_clients.add(target.client)
             room.banned_names.add(target.name.casefold())
         logger.info("room %s: %s removed %s%s", room.name, host.id, target.id, " (banned)" if ban else "")
+        await self.meeting.durable_changed(room)
         await self.meeting.sio.emit("removed", {"ban": ban, "by": host.id, "name": host.name}, to=target.sid)
         await self.meeting.remove(target.sid)
 

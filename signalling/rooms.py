@@ -6,6 +6,10 @@ Galène's ``group`` knows no protocol; neither does this module. Where rooms are
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
+import secrets
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -19,6 +23,29 @@ from .validation import JoinRequest
 from .vocabulary import Access, Role, Who
 
 CHAT_HISTORY = 100
+#: PBKDF2 rounds for a room passcode's hash (~10 ms per check on these machines: enough to make
+#: a stolen hash costly to try, little enough for the event loop at join rates).
+PASSCODE_ROUNDS = 20_000
+
+
+def hash_passcode(code: str, salt: bytes | None = None) -> str:
+    """``pbkdf2_sha256$rounds$salt$hash`` (hex): how a passcode is kept (never in clear)."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", code.encode(), salt, PASSCODE_ROUNDS)
+    return f"pbkdf2_sha256${PASSCODE_ROUNDS}${salt.hex()}${digest.hex()}"
+
+
+def passcode_matches(code: str, stored: str | None) -> bool:
+    if not stored:
+        return False
+    try:
+        scheme, rounds, salt, digest = stored.split("$")
+        if scheme != "pbkdf2_sha256":
+            return False
+        tried = hashlib.pbkdf2_hmac("sha256", code.encode(), bytes.fromhex(salt), int(rounds))
+    except ValueError:
+        return False
+    return hmac.compare_digest(tried.hex(), digest)
 
 #: How long an emptied room's settings, bans and admitted browsers are kept: someone whose
 #: connection dropped (the last one in, or a host) comes back to the same meeting.
@@ -27,7 +54,7 @@ ROOM_MEMORY_S = 120.0
 
 @dataclass
 class RoomSettings:
-    """What hosts control; broadcast to the room (the passcode never leaves the server)."""
+    """What hosts control; broadcast to the room (the passcode's hash never leaves the server)."""
 
     access: Access = "open"
     locked: bool = False
@@ -37,11 +64,18 @@ class RoomSettings:
     last_n: int = DEFAULT_LAST_N
     #: "low bandwidth room": every camera small and cheap (``bandwidth.py``; "lowBandwidth")
     low_bandwidth: bool = False
-    passcode: str | None = field(default=None, repr=False)
+    #: the passcode, hashed (``hash_passcode``): set with :meth:`set_passcode`
+    passcode_hash: str | None = field(default=None, repr=False)
+
+    def set_passcode(self, code: str | None) -> None:
+        self.passcode_hash = hash_passcode(code) if code else None
+
+    def passcode_matches(self, code: str) -> bool:
+        return passcode_matches(code, self.passcode_hash)
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
-        del out["passcode"]
+        del out["passcode_hash"]
         out["lastN"] = out.pop("last_n")
         out["lowBandwidth"] = out.pop("low_bandwidth")
         return out
@@ -113,6 +147,27 @@ class Room:
     banned_names: set[str] = field(default_factory=set)
     #: what every camera was last asked to send at most (``bandwidth.py``; None: no cap)
     camera_limit: CameraLimit | None = None
+
+    def durable(self) -> dict[str, Any]:
+        """What outlives connections and should outlive this process (a cluster keeps it in
+        Redis): settings (the passcode hashed), revoked links, admitted browsers' roles, bans."""
+        return {
+            "settings": asdict(self.settings),
+            "revoked": sorted(self.revoked),
+            "admitted": dict(self.admitted),
+            "banned_clients": sorted(self.banned_clients),
+            "banned_names": sorted(self.banned_names),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`durable` gave (fields it does not know are ignored)."""
+        known = {f.name for f in dataclasses.fields(RoomSettings)}
+        settings = {k: v for k, v in dict(state.get("settings") or {}).items() if k in known}
+        self.settings = RoomSettings(**settings)
+        self.revoked = set(state.get("revoked") or ())
+        self.admitted = {str(k): v for k, v in dict(state.get("admitted") or {}).items()}
+        self.banned_clients = set(state.get("banned_clients") or ())
+        self.banned_names = set(state.get("banned_names") or ())
 
     def hosts(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.role == "host"]

@@ -39,6 +39,11 @@ class RoomStore(abc.ABC):
         """Drop an emptied room's memory (an ended meeting is not resumed)."""
 
     @abc.abstractmethod
+    def stage(self, name: str, state: dict[str, Any]) -> None:
+        """``Room.durable()`` state kept elsewhere (a cluster's Redis: the room lived on another
+        node): the room is remembered here with it, as if it had emptied here."""
+
+    @abc.abstractmethod
     def count(self) -> int:
         """Rooms with someone in them."""
 
@@ -144,6 +149,12 @@ class MemoryRoomStore(RoomStore):
 
     def forget(self, name: str) -> None:
         self._memory.pop(name, None)
+
+    def stage(self, name: str, state: dict[str, Any]) -> None:
+        """Remembered as an emptied room would be: access rules, bans and roles apply at once."""
+        room = Room(name)
+        room.restore(state)
+        self._memory[name] = (room, time.monotonic() + self.memory_s)
 
     def count(self) -> int:
         return len(self.rooms)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import socket
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -40,9 +42,23 @@ def free_port() -> int:
 async def node(tmp_path: Path, redis_url: str, node_id: str) -> AsyncIterator[RunningHub]:
     port = free_port()
     config = ClusterConfig(redis_url, node_id, f"http://127.0.0.1:{port}", **FAST)  # type: ignore[arg-type]
-    async with running_hub(tmp_path / node_id, port=port, cluster=config, recordings=False, live=False) as hub:
-        await until(lambda: hub.app[CLUSTER_KEY].registry.beats > 0)
+    cm = running_hub(tmp_path / node_id, port=port, cluster=config, recordings=False, live=False)
+    hub = await cm.__aenter__()
+    await until(lambda: hub.app[CLUSTER_KEY].registry.beats > 0)
+    try:
         yield hub
+    finally:
+        # (about one run in fifteen, a node's shutdown here has not finished within a minute, not
+        # reproduced under observation: on such a hang, say where every task is, then move on)
+        closing = asyncio.ensure_future(cm.__aexit__(None, None, None))
+        done, _ = await asyncio.wait({closing}, timeout=20)
+        if not done:
+            stacks = io.StringIO()
+            for task in asyncio.all_tasks():
+                task.print_stack(file=stacks)
+            closing.cancel()
+            warnings.warn(f"node {node_id} did not shut down within 20 s; its tasks:\n{stacks.getvalue()}",
+                          stacklevel=1)
 
 
 @pytest.fixture
@@ -182,3 +198,37 @@ async def test_a_meeting_carries_on_while_redis_is_paused(nodes: tuple[RunningHu
     assert (await page(n2, "newroom"))[0] in (200, 307)
     await ana.close()
     await bo.close()
+
+
+async def test_a_room_placed_again_keeps_its_passcode_bans_and_hosts(nodes: tuple[RunningHub, RunningHub]) -> None:
+    n1, n2 = nodes
+    one, two = n1.app[CLUSTER_KEY], n2.app[CLUSTER_KEY]
+    await one.leases.claim("kept", "n1")
+    host = await Client(n1.url).connect()
+    assert (await host.join("kept", "Hana", client="a" * 32))["role"] == "host"
+    bo, errors = await joined(n1, "kept", "Bo")
+    assert errors == []
+    bo_id = next(p["id"] for p in host.received("participant-joined") if p["name"] == "Bo")
+    assert await host.send("remove", {"id": bo_id, "ban": True}) == []
+    assert await host.send("settings", {"access": "passcode", "passcode": "solidarity-1"}) == []
+    saved = await one.redis.get("uh:room:kept:state")
+    assert saved is not None and "solidarity-1" not in saved, "the passcode is kept hashed only"
+    await host.close()
+    await bo.close()
+    # the owner goes away (its leases and heartbeat with it); the room is placed on n2
+    await one.close()
+    assert (await page(n2, "kept"))[0] == 200
+    guest, errors = await joined(n2, "kept", "Cai")
+    assert [e["code"] for e in errors] == ["passcode-required"]
+    errors = await guest.send("join", {"room": "kept", "name": "Cai", "lang": "en", "passcode": "wrong-one"})
+    assert [e["code"] for e in errors] == ["bad-passcode"]
+    again, errors = await joined(n2, "kept", "Bo")
+    assert [e["code"] for e in errors] == ["banned"]
+    # the host's browser is still the host, and needs no passcode (as on the node it left)
+    host = await Client(n2.url).connect()
+    joined_again = await host.join("kept", "Hana", client="a" * 32)
+    assert joined_again["role"] == "host"
+    assert joined_again["settings"]["access"] == "passcode"
+    assert two.restored == 1
+    for c in (guest, again, host):
+        await c.close()
