@@ -8,7 +8,9 @@ The candidates are the participants publishing video worth a place (the SFU leav
 switched off or stopped by a host). The order, each step filling what the previous ones left of
 ``n``:
 
-1. **screen shares** — always in, even beyond ``n`` (a shared screen is what the meeting looks at);
+1. **screen shares** — always in, even beyond ``n`` (a shared screen is what the meeting looks at;
+   only a congested link's cap, ``congestion.py``, which keeps a prefix of :func:`ranked`, can
+   pause them, and last of all);
 2. **pinned** participants, in the order the subscriber pinned them (pins beyond ``n`` are not);
 3. the others by **speaking recency** (most recent first; people who never spoke after them,
    in ``candidates`` order — the SFU passes the order people joined), where participants whose
