@@ -21,10 +21,13 @@ from typing import Any
 import av
 import numpy as np
 import socketio
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from media_server.forwarding import EncodedFrame, ReceiverTap, route_keyframe_requests
+
+from .lightreceive import LightReceiver, frame_key
+from .speech import SpeakingMic, send_audio_levels
 
 logger = logging.getLogger(__name__)
 
@@ -122,24 +125,67 @@ def encode_wav_audio(path: str, silence_after: float = 1.0) -> list[av.Packet]:
 
 
 class PreEncodedTrack(MediaStreamTrack):
-    """Plays a list of encoded packets in real time, looping, without encoding anything."""
+    """Plays a list of encoded packets in real time, looping, without encoding anything.
 
-    def __init__(self, kind: str, packets: list[av.Packet], clock_rate: int) -> None:
+    ``answer_keyframes``: answer a keyframe request (PLI/FIR) as a browser's encoder does,
+    with a keyframe at once: the clip jumps ahead to its next keyframe, timestamps running on
+    (by default requests are only counted and subscribers wait for the clip's next keyframe).
+    ``send_log``: if a list, (:func:`~testkit.lightreceive.frame_key`, send time) per frame.
+    """
+
+    def __init__(self, kind: str, packets: list[av.Packet], clock_rate: int, answer_keyframes: bool = False) -> None:
         super().__init__()
         self.kind = kind
         self._payloads = [(bytes(p), int(p.pts)) for p in packets]
+        self._keyframes = [i for i, p in enumerate(packets) if p.is_keyframe] if kind == "video" else []
         self._period = self._payloads[-1][1] + (self._payloads[1][1] - self._payloads[0][1])
         self._clock_rate = clock_rate
         self._time_base = fractions.Fraction(1, clock_rate)
         self._index = 0
         self._loops = 0
+        self._offset = 0  # added to the clip's pts after jumps to a keyframe, so time runs on
         self._start: float | None = None
+        self._answer_keyframes = answer_keyframes and bool(self._keyframes)
+        self._keyframe_due = False
         self.sent: dict[str, float] = {}  # sha1 of payload -> last send time
         self.sent_payloads: list[bytes] = []  # first loop, for identity checks
         self.keyframe_requests = 0
+        self.keyframes_answered = 0
+        self.send_log: list[tuple[int, float]] | None = None
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
+        if self._answer_keyframes:
+            self._keyframe_due = True
+
+    def switch(self, packets: list[av.Packet]) -> None:
+        """Play another encoding of the clip from now on (a browser's encoder reconfigured, e.g.
+        to a lower bit rate or resolution): it starts with its first frame, a keyframe, and the
+        timestamps run on."""
+        payloads = [(bytes(p), int(p.pts)) for p in packets]
+        if self._start is not None:
+            i = self._index
+            upcoming = self._payloads[i][1] + self._loops * self._period + self._offset
+            self._offset = upcoming - payloads[0][1]
+        self._payloads = payloads
+        self._keyframes = [i for i, p in enumerate(packets) if p.is_keyframe] if self.kind == "video" else []
+        self._period = payloads[-1][1] + (payloads[1][1] - payloads[0][1])
+        self._answer_keyframes = self._answer_keyframes and bool(self._keyframes)
+        self._index = self._loops = 0
+        self._keyframe_due = False
+
+    def _jump_to_keyframe(self) -> None:
+        """Make the next frame the clip's next keyframe (no-op if it already is one)."""
+        self._keyframe_due = False
+        i = self._index
+        if i in self._keyframes:
+            return
+        k = next((k for k in self._keyframes if k > i), self._keyframes[0])
+        loops = self._loops + (1 if k < i else 0)
+        # the frame sent next keeps the pts frame i would have had
+        self._offset += (self._payloads[i][1] + self._loops * self._period) - (self._payloads[k][1] + loops * self._period)
+        self._index, self._loops = k, loops
+        self.keyframes_answered += 1
 
     @property
     def started_at(self) -> float | None:
@@ -151,8 +197,10 @@ class PreEncodedTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
+        if self._keyframe_due:
+            self._jump_to_keyframe()
         data, pts = self._payloads[self._index]
-        pts += self._loops * self._period
+        pts += self._loops * self._period + self._offset
         due = self._start + pts / self._clock_rate
         delay = due - time.monotonic()
         if delay > 0:
@@ -163,7 +211,11 @@ class PreEncodedTrack(MediaStreamTrack):
         if self._index == len(self._payloads):
             self._index = 0
             self._loops += 1
-        self.sent[hashlib.sha1(data).hexdigest()] = time.monotonic()
+        now = time.monotonic()
+        if self.send_log is not None:
+            self.send_log.append((frame_key(data), now))
+        else:
+            self.sent[hashlib.sha1(data).hexdigest()] = now
         packet = av.Packet(data)
         packet.pts = pts
         packet.time_base = self._time_base
@@ -188,7 +240,14 @@ class Received:
 
 
 class HubClient:
-    """One participant: joins a room over Socket.IO and answers the server's offers."""
+    """One participant: joins a room over Socket.IO and answers the server's offers.
+
+    ``light``: count received media with a :class:`~testkit.lightreceive.LightReceiver`
+    (:attr:`light`), a load generator's cheap path; ``on_frame`` and :attr:`received` then see
+    only what arrives before DTLS completes. ``config``: the peer connection's (default: aiortc's).
+    :attr:`camera_limit` is the cap the hub asks cameras for (``send-limits``, ``joined.sendLimits``;
+    None: none); :attr:`on_camera_limit`, if set, is called with each one, as a browser applies it.
+    """
 
     def __init__(
         self,
@@ -199,13 +258,16 @@ class HubClient:
         video: list[av.Packet] | None = None,
         audio: list[av.Packet] | None = None,
         on_frame: Callable[[Received, EncodedFrame], None] | None = None,
+        config: RTCConfiguration | None = None,
+        light: bool = False,
     ) -> None:
         self.url = url
         self.room = room
         self.name = name
         self.lang = lang
         self.sio = socketio.AsyncClient(reconnection=False)
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(config)
+        self.light = LightReceiver(self.pc) if light else None
         self.tracks: dict[str, MediaStreamTrack] = {}
         if video is not None:
             self.tracks["camera"] = PreEncodedTrack("video", video, 90000)
@@ -218,12 +280,15 @@ class HubClient:
         self.joined = asyncio.Event()
         self.offers = 0
         self._on_frame = on_frame
+        self.camera_limit: dict[str, Any] | None = None
+        self.on_camera_limit: Callable[[dict[str, Any] | None], None] | None = None
         self._lock = asyncio.Lock()
         self._slots: dict[str, dict[str, Any]] = {}
         self._closed = False
         self.sio.on("*", self._record)
         self.sio.on("joined", self._joined)
         self.sio.on("sdp", self._offer)
+        self.sio.on("send-limits", self._send_limits)
         self.sio.on("error", self._error)
 
     async def _record(self, event: str, data: Any = None) -> None:
@@ -232,7 +297,18 @@ class HubClient:
     async def _joined(self, data: dict[str, Any]) -> None:
         self.events.append(("joined", data))
         self.id = data["id"]
+        if "sendLimits" in data:
+            self._camera_limit(data["sendLimits"])
         self.joined.set()
+
+    async def _send_limits(self, data: dict[str, Any]) -> None:
+        self.events.append(("send-limits", data))
+        self._camera_limit(data)
+
+    def _camera_limit(self, limits: dict[str, Any]) -> None:
+        self.camera_limit = limits.get("camera")
+        if self.on_camera_limit is not None:
+            self.on_camera_limit(self.camera_limit)
 
     async def _error(self, data: dict[str, Any]) -> None:
         self.events.append(("error", data))
@@ -259,6 +335,11 @@ class HubClient:
             self.offers += 1
             self._slots = data["tracks"]
             await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+            if self.light is not None:
+                self.light.describe(data["sdp"], {
+                    mid: s["participant"] for mid, s in self._slots.items() if s["role"] == "subscribe"
+                })
+                self.light.install()
             for transceiver in self.pc.getTransceivers():
                 slot = self._slots.get(transceiver.mid or "", {"role": "inactive"})
                 if slot["role"] == "publish":
@@ -267,6 +348,8 @@ class HubClient:
                         transceiver.sender.replaceTrack(track)
                         if isinstance(track, PreEncodedTrack):
                             route_keyframe_requests(transceiver.sender, track)
+                        if isinstance(track, SpeakingMic):
+                            send_audio_levels(transceiver.sender, track)
                     transceiver.direction = "sendonly" if track is not None else "inactive"
                 elif slot["role"] == "subscribe":
                     transceiver.direction = "recvonly"
@@ -302,6 +385,8 @@ class HubClient:
 
     async def close(self) -> None:
         self._closed = True
+        if self.light is not None:
+            self.light.uninstall()
         if self.sio.connected:
             await self.sio.disconnect()
         async with self._lock:  # let an offer being answered finish first
