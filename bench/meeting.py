@@ -587,6 +587,7 @@ class Trial:
     cpu_pressure: float = 0.0  # /proc/pressure/cpu "some" avg10 at the end of the window
     foreign_cpu_percent: float = 0.0  # of one core: the machine's CPU use besides the bench's processes
     foreign_cpu_max_percent: float = 0.0  # its highest one-second value
+    error: str = ""  # the meeting never came together (a join failed): nothing was measured
 
     def contended(self, mean_limit: float, max_limit: float) -> bool:
         """Whether other work on the machine used enough CPU to hold the hub back."""
@@ -595,6 +596,8 @@ class Trial:
     expected_videos: int = 0
 
     def failures(self) -> list[str]:
+        if self.error:
+            return [self.error]
         out = []
         if not self.flowing:
             out.append("video not flowing")
@@ -666,12 +669,18 @@ async def run_trial(mode: str, server: Server, workers: list[WorkerHandle], n: i
     t_join = time.monotonic()
     ids: dict[int, str] = {}
     op = "janus_publish" if janus else "join"
-    for i in range(n):  # one at a time, as people arrive
-        ids[i] = (await owner(i).call(op, url=server.url, room=room, index=i, participants=n))["id"]
-    if janus:
-        feeds = [int(ids[i]) for i in range(n)]
-        await asyncio.gather(*(w.call("janus_subscribe", url=server.url, room=room, feeds=feeds) for w in workers))
     expected = min(n - 1, args.last_n) if mode == "forward" else n - 1
+    try:
+        for i in range(n):  # one at a time, as people arrive
+            ids[i] = (await owner(i).call(op, url=server.url, room=room, index=i, participants=n))["id"]
+        if janus:
+            feeds = [int(ids[i]) for i in range(n)]
+            await asyncio.gather(*(w.call("janus_subscribe", url=server.url, room=room, feeds=feeds) for w in workers))
+    except RuntimeError as exc:  # a join the server did not answer: this N failed, the run goes on
+        logger.warning("%s, N = %d: %s", mode, n, exc)
+        await asyncio.gather(*(w.call("leave") for w in workers))
+        await asyncio.sleep(5.0)
+        return failed_trial(mode, n, repeat, expected, f"join failed after {len(ids)} joined: {exc}")
     flowing = await wait_flowing(workers, expected, timeout=30 + 2 * n)
     join_seconds = time.monotonic() - t_join
     await asyncio.sleep(args.warmup)
@@ -707,6 +716,20 @@ async def run_trial(mode: str, server: Server, workers: list[WorkerHandle], n: i
     trial.foreign_cpu_percent = round(100 * foreign_mean, 1)
     trial.foreign_cpu_max_percent = round(100 * foreign_max, 1)
     return trial
+
+
+def failed_trial(mode: str, n: int, repeat: int, expected: int, error: str) -> Trial:
+    """A trial whose meeting never came together (nothing measured)."""
+    return Trial(mode=mode, participants=n, repeat=repeat, seconds=0.0, flowing=False, join_seconds=0.0,
+                 hub_cpu_percent=0.0, hub_ms_per_participant_s=0.0, participants_per_core=0.0, loss_percent=100.0,
+                 video_frames_missing_percent=100.0, delay_p50_ms=None, delay_p99_ms=None, delay_samples=0,
+                 delay_p99_video_ms=None, delay_p99_audio_ms=None, unmatched_frames_percent=0.0,
+                 hub_ingress_loss_percent=None, download_kbps_mean=0.0, download_kbps_max=0.0, video_kbps_mean=0.0,
+                 audio_kbps_mean=0.0, download_payload_kbps_mean=0.0, upload_kbps_mean=0.0, camera_kbps_mean=0.0,
+                 camera_limit_kbps=0.0, videos_received_mean=0.0, audio_streams_mean=0.0, video_fps_per_stream=0.0,
+                 switches_per_participant_minute=0.0, keyframes_answered=0, client_cpu_percent=0.0,
+                 client_lag_p99_ms=0.0, client_lag_max_ms=0.0, hub_rss_mb=0.0, load_average=round(os.getloadavg()[0], 2),
+                 expected_videos=expected, error=error)
 
 
 def summarize_trial(mode: str, n: int, repeat: int, elapsed: float, cpu: float, client_cpu: float,
@@ -783,7 +806,9 @@ def median_trial(ts: list[Trial]) -> Trial:
         elif key == "repeat":
             out[key] = len(ts)  # in the medians: how many repeats
         elif key == "hub_stats":
-            out[key] = {k: statistics.median(v[k] for v in values) for k in value}
+            out[key] = {k: statistics.median(v[k] for v in values if k in v) for k in value}
+        elif key == "error":
+            out[key] = value if all(t.error for t in use) else ""
         else:
             present = [v for v in values if v is not None]
             out[key] = statistics.median(present) if present else None
