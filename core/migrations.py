@@ -140,8 +140,155 @@ def _initial(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO captions_fts(captions_fts) VALUES ('rebuild')")
 
 
+# ---- 2: accounts, sign-in identities, web sessions, e-mail links (meetings/accounts.py) ------
+
+# Secrets (session ids, e-mail link tokens, sign-in flow ids) are stored as SHA-256 hashes: a
+# copy of the database does not let anyone in. An e-mail is unique only once it is verified,
+# so an identity provider that does not vouch for an address cannot take over its account.
+_ACCOUNTS = """
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    email_verified INTEGER NOT NULL DEFAULT 0,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX accounts_verified_email ON accounts(email) WHERE email_verified = 1;
+CREATE TABLE account_identities (
+    provider TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (provider, subject)
+);
+CREATE INDEX account_identities_account ON account_identities(account_id);
+CREATE TABLE web_sessions (
+    id_hash TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX web_sessions_account ON web_sessions(account_id);
+CREATE TABLE signin_links (
+    token_hash TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
+CREATE INDEX signin_links_email ON signin_links(email);
+CREATE TABLE signin_flows (
+    flow_hash TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    state TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    code_verifier TEXT NOT NULL,
+    return_to TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+def _accounts(conn: sqlite3.Connection) -> None:
+    run_script(conn, _ACCOUNTS)
+
+
+# ---- 3: twinning pairs, members, scheduled sessions, documents (meetings/pairs.py, documents.py)
+
+# A session is kept as its organiser gave it (local start, IANA zone, RRULE) and expanded when
+# needed; ``twinning_notices`` records every e-mail sent, so none is sent twice, even after a
+# restart. Languages are a JSON list. E-mails compare case-insensitively. A document's PDF is a
+# file (<data-dir>/documents/<pair>/<id>.pdf); its extracted text is only in the search index.
+_TWINNINGS = """
+CREATE TABLE twinnings (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_by TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE twinning_branches (
+    twinning_id TEXT NOT NULL REFERENCES twinnings(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    union_name TEXT NOT NULL DEFAULT '',
+    sector TEXT NOT NULL DEFAULT '',
+    employer TEXT NOT NULL DEFAULT '',
+    country TEXT NOT NULL DEFAULT '',
+    timezone TEXT NOT NULL,
+    languages TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (twinning_id, position)
+);
+CREATE TABLE twinning_members (
+    twinning_id TEXT NOT NULL REFERENCES twinnings(id) ON DELETE CASCADE,
+    email TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL DEFAULT '',
+    role TEXT NOT NULL CHECK (role IN ('organiser', 'member')),
+    branch INTEGER,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (twinning_id, email)
+);
+CREATE INDEX twinning_members_email ON twinning_members(email);
+CREATE TABLE twinning_sessions (
+    id TEXT PRIMARY KEY,
+    twinning_id TEXT NOT NULL REFERENCES twinnings(id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    start_local TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    duration_minutes INTEGER NOT NULL,
+    rrule TEXT,
+    sequence INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    base_url TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX twinning_sessions_pair ON twinning_sessions(twinning_id);
+CREATE TABLE twinning_notices (
+    session_id TEXT NOT NULL,
+    email TEXT NOT NULL COLLATE NOCASE,
+    kind TEXT NOT NULL,
+    occurrence TEXT NOT NULL DEFAULT '',
+    sequence INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (session_id, email, kind, occurrence, sequence)
+);
+CREATE TABLE twinning_activity (
+    id INTEGER PRIMARY KEY,
+    twinning_id TEXT NOT NULL REFERENCES twinnings(id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX twinning_activity_pair ON twinning_activity(twinning_id, at);
+CREATE TABLE twinning_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE twinning_documents (
+    id TEXT PRIMARY KEY,
+    twinning_id TEXT NOT NULL REFERENCES twinnings(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    pages INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    uploaded_at REAL NOT NULL
+);
+CREATE INDEX twinning_documents_pair ON twinning_documents(twinning_id, uploaded_at);
+CREATE VIRTUAL TABLE twinning_documents_fts USING fts5(
+    document UNINDEXED, twinning_id UNINDEXED, name, text, tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+
+def _twinnings(conn: sqlite3.Connection) -> None:
+    run_script(conn, _TWINNINGS)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, captions, recordings and caption full-text search", _initial),
+    Migration(2, "accounts, sign-in identities, web sessions and e-mail sign-in links", _accounts),
+    Migration(3, "twinning pairs, members, scheduled sessions, notices sent, activity and documents", _twinnings),
 )
 """Every migration in order; ``MIGRATIONS[n - 1].version == n``."""
 

@@ -338,14 +338,20 @@ async def test_tokens_endpoint_is_off_without_secrets(hub: RunningHub) -> None:
             assert r.status == 404 and (await r.json())["error"]["code"] == "not-available"
 
 
-async def test_a_server_without_a_secret_refuses_links(hub: RunningHub, connect: Connect) -> None:
+async def test_a_server_without_a_configured_secret_signs_with_its_own_and_refuses_others(
+    hub: RunningHub, connect: Connect,
+) -> None:
+    """Without UNIONHUB_JWT_SECRET the hub signs join links with a secret of its own, kept in its
+    database (scheduled sessions e-mail links that must survive a restart: meetings/service.py);
+    a link signed with any other secret is refused."""
     client, host = await connect(hub.url), await connect(hub.url)
     error = await join_error(client, {"room": "r", "token": link("r", "host", "A")})
     assert error["code"] == "bad-token"
-    await host.join("r", "Ana")
-    # a host cannot lock everyone out by asking for links nobody can sign
-    assert codes(await host.send("settings", {"access": "token"})) == ["not-available"]
-    assert hub.server.store.rooms["r"].settings.access == "open"
+    signer = hub.server.security.signer
+    assert signer is not None
+    joined = await host.join("r", "Ana", token=signer.create("r", "host", "Ana"))
+    assert joined["role"] == "host"
+    assert codes(await host.send("settings", {"access": "token"})) == []
 
 
 async def test_on_a_token_hub_only_hosts_manage_the_archive(make_hub: MakeHub) -> None:

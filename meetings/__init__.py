@@ -1,0 +1,1 @@
+"""Meetings that organisers live in: sign-in, twinning pairs and scheduled sessions."""

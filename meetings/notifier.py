@@ -1,0 +1,202 @@
+"""E-mails to a pair's members: welcome, invitations and updates (.ics), cancellations, reminders.
+
+What is due is worked out from what is stored (members, sessions, their SEQUENCE) against
+``twinning_notices``, the record of what was sent, so every notice goes out once — also across
+a restart — and a member added later still gets the pair's invitations. One background task,
+owned by the meetings feature and cancelled when the hub stops, checks every ``interval``
+seconds and whenever something changed (:meth:`Notifier.wake`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+from . import ics
+from .mail import Mailer, MailError
+from .pairs import Member, Pair, PairStore, Session
+from .service import Twinnings, public_url, welcome_key
+from .timing import in_zone
+from .vocabulary import Notice
+
+logger = logging.getLogger(__name__)
+
+#: Reminders, most urgent first: only the most urgent one due is sent (a late 24 h one is not).
+REMINDERS = ((Notice.REMINDER_15M, timedelta(minutes=15)), (Notice.REMINDER_24H, timedelta(hours=24)))
+INTERVAL_S = 30.0
+
+
+class Notifier:
+    """Sends what is due, records it, and sleeps until the next check or a change."""
+
+    def __init__(self, twinnings: Twinnings, mailer: Mailer | None, interval: float = INTERVAL_S,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.twinnings = twinnings
+        self.store: PairStore = twinnings.store
+        self.mailer = mailer
+        self.interval = interval
+        self.now = clock
+        self.passes = 0  # completed checks (tests and /healthz)
+        self.sent = 0
+        self.failed = 0  # messages the relay refused (each is tried again on the next check)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one check at a time: two would both find the same notice due
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.mailer is None:
+            logger.warning("no SMTP relay configured (UNIONHUB_SMTP_HOST): invitations and reminders are not e-mailed")
+            return
+        self._task = asyncio.create_task(self._run(), name="meetings-notifier")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except Exception:
+                logger.exception("notifier pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+    async def run_once(self) -> int:
+        """One check: send everything due now; the number of e-mails sent."""
+        async with self._lock:
+            sent = 0
+            now = self.now()
+            try:
+                for pair in await self.store.for_email(None):
+                    sent += await self._welcome(pair)
+                    for session in await self.store.sessions(pair.id):
+                        sent += await self._session(pair, session, now)
+            finally:
+                self.passes += 1
+                self.sent += sent
+            return sent
+
+    async def _welcome(self, pair: Pair) -> int:
+        key = welcome_key(pair.id)
+        done = {email for email, *_ in await self.store.sent(key)}
+        count = 0
+        for member in pair.members:
+            if member.email.casefold() in done:
+                continue
+            message = self._message(member, f"You are in the twinning “{pair.name}”")
+            url = f"{public_url() or ''}/t/{pair.id}"
+            sides = " and ".join(b.name for b in pair.branches)
+            message.set_content(
+                f"Hello {member.name or member.email},\n\nYou were added to “{pair.name}” ({sides}) as "
+                f"{member.role.value}. Its page, sessions and documents: {url}\n"
+            )
+            if await self._send(message):
+                await self.store.mark_sent(key, member.email, Notice.WELCOME)
+                count += 1
+        return count
+
+    async def _session(self, pair: Pair, session: Session, now: datetime) -> int:
+        end = session.schedule.last_end()
+        if end is not None and end <= now:
+            return 0  # over: nothing to announce any more
+        sent = await self.store.sent(session.id)
+        invited = {email for email, kind, _, _ in sent if kind is Notice.INVITATION}
+        count = 0
+        for member in pair.members:
+            email = member.email.casefold()
+            if session.cancelled:
+                if email in invited and (email, Notice.CANCELLATION, "", session.sequence) not in sent:
+                    if await self._send(self._calendar_message(pair, session, member)):
+                        await self.store.mark_sent(session.id, member.email, Notice.CANCELLATION, "", session.sequence)
+                        count += 1
+                continue
+            if (email, Notice.INVITATION, "", session.sequence) not in sent:
+                if not await self._send(self._calendar_message(pair, session, member)):
+                    continue  # no reminder before the invitation
+                await self.store.mark_sent(session.id, member.email, Notice.INVITATION, "", session.sequence)
+                count += 1
+            count += await self._remind(pair, session, member, now, sent)
+        return count
+
+    async def _remind(self, pair: Pair, session: Session, member: Member, now: datetime,
+                      sent: set[tuple[str, Notice, str, int]]) -> int:
+        start = session.schedule.next_occurrence(now)
+        if start is None or start <= now:
+            return 0  # running now: the reminder time has passed
+        occurrence = start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for kind, lead in REMINDERS:
+            if start - lead <= now:
+                if (member.email.casefold(), kind, occurrence, 0) in sent:
+                    return 0
+                message = self._message(member, f"Reminder: “{session.title}” {_lead_text(lead)}")
+                message.set_content(
+                    f"{session.title} — {pair.name}\n\n{_times(pair, start)}\n\nJoin (the room opens 15 minutes "
+                    f"early): {self.twinnings.personal_link(session, member)}\n"
+                )
+                if not await self._send(message):
+                    return 0
+                await self.store.mark_sent(session.id, member.email, kind, occurrence, 0)
+                return 1
+        return 0
+
+    def _calendar_message(self, pair: Pair, session: Session, member: Member) -> EmailMessage:
+        assert self.mailer is not None
+        link = self.twinnings.personal_link(session, member)
+        if session.cancelled:
+            subject, method = f"Cancelled: “{session.title}”", "CANCEL"
+            body = f"{session.title} — {pair.name} is cancelled.\n"
+        else:
+            subject = f"{'Updated' if session.sequence else 'Invitation'}: “{session.title}” — {pair.name}"
+            method = "REQUEST"
+            start = session.schedule.next_occurrence(self.now()) or session.schedule.start
+            repeat = f"Repeats: {session.schedule.rule}\n" if session.schedule.rule else ""
+            body = (f"{session.title} — {pair.name}\n\n{_times(pair, start)}\n{repeat}\nJoin (the room opens 15 minutes "
+                    f"early): {link}\n\nThe attached invitation adds it to your calendar.\n")
+        message = self._message(member, subject)
+        message.set_content(body)
+        data = ics.calendar(session, pair, link, self.mailer.sender, member.email)
+        message.add_attachment(data, maintype="text", subtype="calendar", filename="session.ics",
+                               params={"method": method, "charset": "utf-8"})
+        return message
+
+    def _message(self, member: Member, subject: str) -> EmailMessage:
+        message = EmailMessage()
+        message["To"] = member.email
+        message["Subject"] = subject
+        return message
+
+    async def _send(self, message: EmailMessage) -> bool:
+        """Whether the relay took it; a refusal (logged by the mailer) leaves it due for next time
+        without holding up the other members' notices."""
+        assert self.mailer is not None
+        try:
+            await self.mailer.send(message)
+        except MailError:
+            self.failed += 1
+            return False
+        logger.info("sent %r", message["Subject"])
+        return True
+
+
+def _lead_text(lead: timedelta) -> str:
+    return "in 15 minutes" if lead <= timedelta(minutes=15) else "tomorrow"
+
+
+def _times(pair: Pair, start: datetime) -> str:
+    lines = []
+    for branch in pair.branches:
+        local = in_zone(start, branch.timezone)
+        lines.append(f"{branch.name}: {local['start'].replace('T', ' ')} ({branch.timezone}, UTC{local['offset']})")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""The pair page /t/<id> in Chromium: an organiser signs in by e-mail link, sees the next session
+in both sides' local times, schedules another and invites a member; a stranger is sent to sign in.
+
+The hub is a real `unionhub serve` with an API key (a portal creates the pair) and aiosmtpd.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signinkit import SmtpServer, smtp_server
+from twinningkit import AGREEMENT
+
+pytestmark = pytest.mark.browser
+
+API_KEY = "twinning-browser-api-key-0123456789"
+ORGANISER = "olu@unison.test"
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server() as running:
+        yield running
+
+
+@pytest.fixture
+def twinning_hub(hub_factory: Callable[..., Any], smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in {**smtp.env(), "UNIONHUB_API_KEY": API_KEY}.items():
+        monkeypatch.setenv(key, value)
+    return hub_factory()
+
+
+def api(hub: Any, method: str, path: str, body: Any) -> Any:
+    request = urllib.request.Request(
+        hub.url + path, data=json.dumps(body).encode(), method=method,
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def sign_in(page: Any, hub: Any, smtp: SmtpServer, email: str, next_path: str) -> None:
+    page.goto(f"{hub.url}/signin?next={next_path}")
+    page.fill('[data-testid="email"]', email)
+    before = len(smtp.mailbox.messages)
+    page.locator('[data-testid="email-submit"]').click()
+    page.locator('[data-testid="email-sent"]').wait_for()
+    smtp.mailbox.wait(before + 1)
+    # the hub may e-mail this address invitations too: take the message with the sign-in link
+    index = max(i for i, m in enumerate(smtp.mailbox.messages)
+                if m["To"] == email and "/signin/link?token=" in m.get_body(("plain",)).get_content())
+    page.goto(smtp.mailbox.link(index))
+    page.locator('[data-testid="link-confirm"]').click()
+    page.wait_for_url(f"{hub.url}{next_path}")
+
+
+def test_an_organiser_reads_and_runs_the_pair_page(twinning_hub: Any, smtp: SmtpServer,
+                                                   new_page: Callable[[], Any], tmp_path: Path) -> None:
+    hub = twinning_hub
+    pair = api(hub, "POST", "/api/twinnings", {"name": "Leeds–São Paulo", "branches": [
+        {"name": "Leeds", "country": "GB", "timezone": "Europe/London", "languages": ["en"]},
+        {"name": "São Paulo", "country": "BR", "timezone": "America/Sao_Paulo", "languages": ["pt"]},
+    ]})
+    api(hub, "POST", f"/api/twinnings/{pair['id']}/members", {"email": ORGANISER, "name": "Olu", "role": "organiser"})
+    api(hub, "POST", f"/api/twinnings/{pair['id']}/sessions", {
+        "title": "Staffing levels", "start": "2027-07-05T14:00", "timezone": "Europe/London", "rrule": "FREQ=WEEKLY;COUNT=4"})
+
+    stranger = new_page()
+    stranger.goto(f"{hub.url}/t/{pair['id']}")
+    stranger.locator('[data-testid="signin-link"]').wait_for()
+    assert stranger.locator("#pair").is_hidden()
+
+    page = new_page()
+    sign_in(page, hub, smtp, ORGANISER, f"/t/{pair['id']}")
+    page.locator('[data-testid="pair-name"]').filter(has_text="Leeds–São Paulo").wait_for()
+    times = page.locator('[data-testid="next-session"] [data-testid="local-time"]')
+    times.first.wait_for()
+    texts = times.all_text_contents()
+    assert "Leeds:" in texts[0] and "14:00" in texts[0] and "Jul" in texts[0]
+    assert "São Paulo:" in texts[1] and "10:00" in texts[1]  # BST is UTC+1, Brazil UTC-3
+    join = page.locator('[data-testid="next-session"] [data-testid="join-link"]')
+    assert "/?room=tw-" in (join.get_attribute("href") or "")
+
+    page.fill('[data-testid="session-title"]', "Pensions")
+    page.fill('[data-testid="session-start"]', "2027-12-06T10:00")
+    page.select_option('[data-testid="session-timezone"]', "America/Sao_Paulo")
+    page.select_option('[data-testid="session-repeat"]', "FREQ=MONTHLY")
+    page.locator('#schedule-form button[type="submit"]').click()
+    page.locator('[data-testid="session"]', has_text="Pensions").wait_for()
+
+    page.fill('[data-testid="session-title"]', "Impossible")
+    page.fill('[data-testid="session-start"]', "2027-03-28T01:30")
+    page.select_option('[data-testid="session-timezone"]', "Europe/London")
+    page.locator('#schedule-form button[type="submit"]').click()
+    error = page.locator('[data-testid="error"]')
+    error.wait_for()
+    assert "does not exist in Europe/London" in (error.text_content() or "")
+
+    page.fill('[data-testid="invite-email"]', "maria@sindsaude.test")
+    page.select_option('[data-testid="invite-branch"]', "1")
+    page.locator('#invite-form button[type="submit"]').click()
+    page.locator('[data-testid="member"]', has_text="maria@sindsaude.test (member, São Paulo)").wait_for()
+    activity = page.locator('[data-testid="activity-item"]').all_text_contents()
+    assert any("joined as member" in a for a in activity) and any("“Pensions” scheduled" in a for a in activity)
+
+    agreement = tmp_path / "Convenção coletiva.pdf"
+    agreement.write_bytes(AGREEMENT)
+    page.set_input_files('[data-testid="document-file"]', str(agreement))
+    page.locator('#upload-form button[type="submit"]').click()
+    page.locator('[data-testid="document"]', has_text="Convenção coletiva.pdf").wait_for()
+    page.fill('[data-testid="document-search"]', "salario minimo")
+    snippet = page.locator('[data-testid="document-snippet"]')
+    snippet.wait_for()
+    assert "Salário mínimo" in (snippet.text_content() or "")
+    page.fill('[data-testid="document-search"]', "pension")
+    page.locator('[data-testid="documents"]', has_text="No documents found.").wait_for()
+
+    not_pdf = tmp_path / "leaflet.pdf"
+    not_pdf.write_bytes(b"<html>not a pdf</html>")
+    page.set_input_files('[data-testid="document-file"]', str(not_pdf))
+    page.locator('#upload-form button[type="submit"]').click()
+    page.locator('[data-testid="error"]', has_text="not a PDF").wait_for()
