@@ -23,6 +23,24 @@ TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": 
          ".vtt": "text/vtt"}
 
 
+#: Playlists change every segment (2 s): a cache in front (nginx, a CDN) may answer from its copy
+#: for a second, so a thousand viewers cost the hub about one request per second per playlist.
+PLAYLIST_CACHE = "max-age=1"
+#: A segment never changes once listed: its name carries the stream's unique prefix.
+SEGMENT_CACHE = f"public, max-age={24 * 3600}, immutable"
+#: A name without the prefix could be reused by the next stream of the room.
+UNPREFIXED_CACHE = "max-age=60"
+PREFIXED = re.compile(r"init-[0-9a-f]{8}\.mp4|seg-[0-9a-f]{8}\d{5}\.m4s"
+                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?-[0-9a-f]{8}_\d{5}\.vtt")
+
+
+def cache_control(name: str) -> str:
+    """How long caches may keep an HLS file (issue #13: many viewers behind a caching proxy)."""
+    if name.endswith(".m3u8"):
+        return PLAYLIST_CACHE
+    return SEGMENT_CACHE if PREFIXED.fullmatch(name) else UNPREFIXED_CACHE
+
+
 def add_routes(app: web.Application, live: LiveManager, page: str) -> None:
     app[LIVE_KEY] = live
 
@@ -45,8 +63,7 @@ def add_routes(app: web.Application, live: LiveManager, page: str) -> None:
         if not path.is_file():
             return json_error(404, "not-found", "No such file (the stream may not have started).")
         suffix = path.suffix
-        cache = "no-cache" if suffix == ".m3u8" else "max-age=60"
-        return web.FileResponse(path, headers={"Content-Type": TYPES[suffix], "Cache-Control": cache})
+        return web.FileResponse(path, headers={"Content-Type": TYPES[suffix], "Cache-Control": cache_control(name)})
 
     app.router.add_get("/live/{room}", viewer_page)
     app.router.add_get("/live/{room}/hls/{file}", hls)
