@@ -23,12 +23,13 @@ web_client/node_modules/.installed: web_client/package.json web_client/package-l
 	cd web_client && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# System packages the tests drive: a real browser, a real RTMP server, an HTTP load generator.
+# System packages the tests drive: a real browser, a real RTMP server, an HTTP load generator, a TURN server.
 test-deps:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/nginx ] || [ ! -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] \
-		|| [ ! -x /usr/bin/wrk ] || [ ! -x /usr/bin/janus ] || [ ! -x /usr/sbin/nft ] || [ ! -x /usr/sbin/tc ] || [ ! -x /usr/bin/redis-server ]; then \
+		|| [ ! -x /usr/bin/wrk ] || [ ! -x /usr/bin/janus ] || [ ! -x /usr/sbin/nft ] || [ ! -x /usr/sbin/tc ] || [ ! -x /usr/bin/redis-server ] \
+		|| [ ! -x /usr/bin/turnserver ]; then \
 		$(SUDO) apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium nginx libnginx-mod-rtmp wrk janus nftables iproute2 redis-server; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium nginx libnginx-mod-rtmp wrk janus nftables iproute2 redis-server coturn; \
 	fi
 
 run: setup

@@ -31,6 +31,8 @@ from core.errors import HubError
 from . import fastsend, feedback
 from .congestion import Downlink, Kind
 from .forwarding import ByteMeter, ForwardedTrack, route_keyframe_requests
+from .network import MediaNetwork
+from .ports import PortLease
 from .publication import Source
 from .sdp import with_opus_options
 
@@ -95,8 +97,12 @@ class Peer:
         send_offer: SendOffer,
         on_track: OnTrack,
         configuration: RTCConfiguration | None = None,
+        network: MediaNetwork | None = None,
+        lease: PortLease | None = None,
     ) -> None:
         self.participant = participant
+        self._network = network
+        self._lease = lease  # the ports its host candidates bind (--udp-port(s)); None: any
         self.codec = codec
         self._send_offer = send_offer
         self._on_track = on_track
@@ -180,6 +186,9 @@ class Peer:
         slot.track = None
         transceiver.direction = "inactive"
 
+    def subscribes_to(self, publication: str) -> bool:
+        return any(s.role == "subscribe" and s.publication == publication for s in self._slots.values())
+
     def subscribed_tracks(self) -> list[MediaStreamTrack]:
         return [s.track for s in self._slots.values() if s.track is not None]
 
@@ -206,6 +215,8 @@ class Peer:
                 logger.exception("negotiation with %s failed", self.participant)
 
     async def _negotiate_once(self) -> None:
+        if self._lease is not None:
+            self._lease.install(self.pc)  # (before the first offer: it gathers the candidates)
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
         tracks = {t.mid: slot.describe() for t, slot in self._slots.items() if t.mid is not None}
@@ -214,6 +225,8 @@ class Peer:
         self.offers += 1
         # (only the copy sent is changed: the parameters are the receiver's wishes to the browser)
         sdp = with_opus_options(self.pc.localDescription.sdp)
+        if self._network is not None:
+            sdp = self._network.announce(sdp)
         await self._send_offer({"type": "offer", "sdp": sdp, "tracks": tracks})
         try:
             await asyncio.wait_for(asyncio.shield(self._answer), ANSWER_TIMEOUT)
@@ -270,3 +283,5 @@ class Peer:
             if slot.track is not None:
                 slot.track.stop()
         await self.pc.close()
+        if self._lease is not None:
+            self._lease.release()

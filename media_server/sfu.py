@@ -9,12 +9,13 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCRtpReceiver
 
 from . import lastn
 from .forwarding import ForwardedTrack
+from .network import MediaNetwork
 from .peer import Peer
 from .publication import Mode, Publication, Source
 from .speaker import ActiveSpeakerDetector
@@ -31,6 +32,19 @@ PublicationHook = Callable[["MediaRoom", Publication], None]
 OnForwarding = Callable[[str, str, list[str], bool], None]
 #: Seconds between two looks at every subscriber's downlink.
 DOWNLINK_TICK = 0.5
+
+
+class Audience(Protocol):
+    """Whose audio a participant's browser may receive, decided above the SFU (interpretation:
+    an interpreter's voice goes only to their channel's listeners, never to the floor)."""
+
+    def hears(self, subscriber: str, publication: Publication) -> bool:
+        """Whether ``subscriber`` is subscribed to the audio ``publication``."""
+        ...
+
+    def on_floor(self, publication: Publication) -> bool:
+        """Whether the audio ``publication`` counts for the active speaker."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,8 @@ class MediaRoom:
     wanted: dict[str, int] = field(default_factory=dict)
     #: subscribers whose congested link holds back video last-N chose for them
     congested: set[str] = field(default_factory=set)
+    #: publishers whose audio is not the floor's (interpreters): no active-speaker detection
+    off_floor: set[str] = field(default_factory=set)
 
     def publications_of(self, participant: str) -> list[Publication]:
         return [p for p in self.publications.values() if p.owner == participant]
@@ -82,6 +98,7 @@ class SFU:
         codec: str = "vp8",
         mode: Mode = "forward",
         ice_servers: list[RTCIceServer] | None = None,
+        network: MediaNetwork | None = None,
     ) -> None:
         if codec not in SUPPORTED_CODECS:
             raise ValueError(f"unsupported codec {codec!r}; choose one of {SUPPORTED_CODECS}")
@@ -96,12 +113,15 @@ class SFU:
         self._video_pauses = 0
         self._video_resumes = 0
         self._ice_servers = ice_servers or []
+        #: media ports and public address (``--udp-port(s)``, ``--public-ip``)
+        self.network = network or MediaNetwork()
         self.rooms: dict[str, MediaRoom] = {}
         self._room_of: dict[str, str] = {}
         self._no_video: set[str] = set()  # participants receiving no video (audio only)
         self._hooks: list[PublicationHook] = []
         self._downlinks: asyncio.Task[None] | None = None
         self._sent: dict[str, tuple[float, int]] = {}  # participant: (when, bytes sent by then)
+        self._audience: Audience | None = None
 
     # -- watchers -----------------------------------------------------------------------
 
@@ -173,6 +193,7 @@ class SFU:
         :meth:`set_last_n`). Whose video the newcomer receives is :meth:`video_from` (not
         reported through ``on_forwarding``: the caller tells it when it answers the join).
         """
+        lease = self.network.reserve()  # first: a full port range refuses the join, changing nothing
         room = self.rooms.get(room_name)
         if room is None:
             room = MediaRoom(room_name, self.codec)
@@ -191,6 +212,8 @@ class SFU:
             send_offer,
             self._handle_track,
             RTCConfiguration(iceServers=list(self._ice_servers)),
+            self.network,
+            lease,
         )
         room.peers[participant] = peer
         self._room_of[participant] = room_name
@@ -291,7 +314,10 @@ class SFU:
             if other is not peer:
                 self._subscribe(other, publication)
         if publication.audio is not None and room.speaker is not None:
-            room.speaker.add(peer.participant, publication)  # its levels; decoded only if it sends none
+            if self._on_floor(publication):
+                room.speaker.add(peer.participant, publication)  # its levels; decoded only if it sends none
+            else:
+                room.off_floor.add(peer.participant)
         for hook in tuple(self._hooks):
             self._notify(hook, room, publication)
         if publication.kind == "video":
@@ -302,6 +328,10 @@ class SFU:
     def _subscribe(self, peer: Peer, publication: Publication) -> None:
         if publication.kind == "video" and peer.participant in self._no_video:
             return  # audio only: not a byte of video
+        if publication.kind == "audio" and self._audience is not None and not self._audience.hears(
+            peer.participant, publication
+        ):
+            return
         track = publication.subscribe(suppress_silence=True)  # a browser: audio only while they speak
         peer.add_subscribe_slot(publication.id, publication.owner, publication.source, track)
 
@@ -313,11 +343,53 @@ class SFU:
                 publication.unsubscribe(track)
         if publication.audio is not None and room.speaker is not None:
             room.speaker.remove(publication.owner)
+            room.off_floor.discard(publication.owner)
         await publication.close()
         if publication.kind == "video":
             self._refresh(room)
         if self._on_publications_changed is not None:
             self._on_publications_changed(room.name, publication.owner)
+
+    # -- audience (interpretation) ------------------------------------------------------------
+
+    def set_audience(self, audience: Audience | None) -> None:
+        """Who receives which audio from now on (None: everyone everything); :meth:`apply_audience`
+        brings a room's existing subscriptions in line."""
+        self._audience = audience
+
+    def _on_floor(self, publication: Publication) -> bool:
+        return self._audience is None or self._audience.on_floor(publication)
+
+    def apply_audience(self, room_name: str) -> int:
+        """Subscribe and unsubscribe the room's browsers to audio as the audience now says (a
+        renegotiation for each subscriber that changed), and follow for the active speaker only
+        floor voices. Returns how many subscriptions changed."""
+        room = self.rooms.get(room_name)
+        if room is None:
+            return 0
+        changed = 0
+        for publication in [p for p in room.publications.values() if p.kind == "audio"]:
+            for subscriber, peer in room.peers.items():
+                if subscriber == publication.owner:
+                    continue
+                wanted = self._audience is None or self._audience.hears(subscriber, publication)
+                if wanted and not peer.subscribes_to(publication.id):
+                    self._subscribe(peer, publication)
+                    changed += 1
+                elif not wanted:
+                    track = peer.remove_subscribe_slot(publication.id)
+                    if track is not None:
+                        publication.unsubscribe(track)
+                        changed += 1
+            floor = self._on_floor(publication)
+            if room.speaker is not None and floor == (publication.owner in room.off_floor):
+                if floor:
+                    room.off_floor.discard(publication.owner)
+                    room.speaker.add(publication.owner, publication)
+                else:
+                    room.off_floor.add(publication.owner)
+                    room.speaker.remove(publication.owner)
+        return changed
 
     def receives_video(self, participant: str) -> bool:
         """Whether the participant is subscribed to video (False: audio only, or not joined)."""
@@ -425,6 +497,8 @@ class SFU:
                 chosen = chosen[:cap]
             if subscriber not in self._no_video:
                 self.set_video_from(subscriber, set(chosen))
+                pinned = self._prefs.get(subscriber, VideoPrefs()).pinned
+                self._set_frame_rates(peer, lastn.temporal_layers(chosen, recency, pinned))
             selection = frozenset(chosen)
             if room.forwarding.get(subscriber) == selection and (subscriber in room.congested) == congested:
                 continue
@@ -435,6 +509,14 @@ class SFU:
                 room.congested.discard(subscriber)
             if subscriber != quiet and self._on_forwarding is not None:
                 self._on_forwarding(room.name, subscriber, sorted(selection), congested)
+
+    @staticmethod
+    def _set_frame_rates(peer: Peer, layers: dict[str, int]) -> None:
+        """Cap the temporal layer of each camera forwarded to ``peer`` (``lastn.temporal_layers``:
+        thumbnails at a lower frame rate); screen shares keep every frame."""
+        for track in peer.subscribed_tracks():
+            if isinstance(track, ForwardedTrack) and track.source == "camera" and track.publisher in layers:
+                track.set_temporal_layer(layers[track.publisher])
 
     def congested(self, participant: str) -> bool:
         """Whether the participant's link holds back video last-N would send it."""
@@ -517,6 +599,7 @@ class SFU:
             self._downlinks = None
         for participant in list(self._room_of):
             await self.leave(participant)
+        self.network.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring and benchmarks."""
@@ -539,6 +622,14 @@ class SFU:
             ),
             "video_pauses": self._video_pauses,
             "video_resumes": self._video_resumes,
+            # temporal layers: frames above a subscriber's layer not sent (current subscriptions)
+            "frames_thinned": sum(
+                t.thinned_frames
+                for r in self.rooms.values()
+                for peer in r.peers.values()
+                for t in peer.subscribed_tracks()
+                if isinstance(t, ForwardedTrack)
+            ),
             # congestion: subscribers whose link holds back video now, and how often links stepped
             "congested": sum(len(r.congested) for r in self.rooms.values()),
             "congestion_steps_down": sum(p.downlink.steps_down for r in self.rooms.values() for p in r.peers.values()),
