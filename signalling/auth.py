@@ -23,7 +23,7 @@ import jwt
 
 from .errors import SignallingError
 from .validation import display_name, language, room_name
-from .vocabulary import ROLES, Role
+from .vocabulary import LINK_ROLES, Role
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class Grant:
     jti: str
     expires: float
     lang: str | None = None
+    #: the channel (a language) an interpreter's link makes its holder interpret into
+    interprets: str | None = None
 
 
 class TokenSigner:
@@ -61,11 +63,15 @@ class TokenSigner:
         return "TokenSigner(secret=***)"
 
     def create(self, room: object, role: object, name: object, ttl: float = 3600.0, lang: str | None = None) -> str:
-        """A signed link's token; ``bad-room`` / ``bad-name`` / ValueError for what is not valid."""
+        """A signed link's token; ``bad-room`` / ``bad-name`` / ValueError for what is not valid.
+
+        ``role="interpreter"`` needs ``lang``: the language its holder interprets into."""
         room_name(room)
         display_name(name)
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if role not in LINK_ROLES:
+            raise ValueError(f"role must be one of {', '.join(LINK_ROLES)}")
+        if role == "interpreter" and not lang:
+            raise ValueError("an interpreter's link needs the language they interpret into (lang)")
         if not 0 < ttl <= MAX_TTL:
             raise ValueError(f"ttl must be between 1 s and {MAX_TTL} s")
         now = int(time.time())
@@ -95,17 +101,25 @@ class TokenSigner:
         if claims.get("room") != room:
             raise SignallingError("bad-token", "This join link is for another room.")
         role = claims.get("role")
-        if role not in ROLES:
+        if role not in LINK_ROLES:
             raise SignallingError("bad-token", "This join link names an unknown role.")
         try:
             name = display_name(claims.get("name"))
             lang = language(claims["lang"]) if "lang" in claims else None
         except SignallingError:
             raise SignallingError("bad-token", "This join link is not valid.") from None
+        interprets = None
+        if role == "interpreter":  # a speaker whose voice goes to the channel of their language
+            if lang is None:
+                raise SignallingError("bad-token", "This interpreter's link names no language.")
+            role, interprets = "speaker", lang
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:  # a link without an id is revoked by its signature
             jti = hashlib.sha256(token.encode()).hexdigest()[:32]
-        return Grant(room=room, role=cast(Role, role), name=name, jti=jti, expires=float(claims["exp"]), lang=lang)
+        return Grant(
+            room=room, role=cast(Role, role), name=name, jti=jti, expires=float(claims["exp"]), lang=lang,
+            interprets=interprets,
+        )
 
 
     def host_of_any_room(self, token: Any) -> bool:

@@ -18,7 +18,7 @@ from core.http import json_error
 
 from .auth import Security, api_key_matches, join_url
 from .errors import SignallingError
-from .vocabulary import ROLES
+from .vocabulary import LINK_ROLES
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,12 @@ def add_routes(app: web.Application, security: Security) -> None:
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…"
             return json_error(400, "bad-request", "The body must be JSON.")
         if not isinstance(body, dict):
-            return json_error(400, "bad-request", "The body must be a JSON object {room, role, name, ttl}.")
+            return json_error(400, "bad-request", "The body must be a JSON object {room, role, name, ttl, lang}.")
         role = body.get("role", "speaker")
         ttl = body.get("ttl", 3600)
         lang = body.get("lang")
-        if role not in ROLES:
-            return json_error(400, "bad-request", f"'role' must be one of: {', '.join(ROLES)}.")
+        if role not in LINK_ROLES:
+            return json_error(400, "bad-request", f"'role' must be one of: {', '.join(LINK_ROLES)}.")
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
             return json_error(400, "bad-request", "'ttl' must be a number of seconds.")
         if lang is not None and not isinstance(lang, str):

@@ -16,12 +16,14 @@ from typing import Any
 
 import socketio
 
+from core.errors import HubError
 from media_server import SFU
 
 from . import access, bandwidth
 from .auth import Grant, Security
 from .errors import SignallingError
 from .features import OFF_STATES, Feature
+from .interpreters import Interpreters
 from .rooms import Knocker, Participant, Room
 from .store import RoomStore
 from .validation import JoinRequest, VideoPrefsChange
@@ -59,6 +61,8 @@ class Meeting:
         self.features = features
         self._knocking: dict[str, tuple[str, str]] = {}  # sid -> (room, knocker id)
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: interpretation: booths, channels, and the SFU's say on who hears interpreters
+        self.interpreters = Interpreters(store, sfu, self._emit_to_room)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -67,6 +71,9 @@ class Meeting:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _emit_to_room(self, room: str, event: str, payload: dict[str, Any]) -> None:
+        await self.sio.emit(event, payload, room=room_key(room))
 
     def is_connected(self, sid: str) -> bool:
         return bool(self.sio.manager.is_connected(sid, "/"))
@@ -170,7 +177,7 @@ class Meeting:
                 return
             self.store.check_capacity(room.name)
             await self._complete_join(knocker.sid, knocker.req, "speaker", None)
-        except SignallingError as exc:
+        except HubError as exc:  # (the knocker's join failed, not the host's admit: e.g. no media port)
             await self.error(knocker.sid, exc.code, exc.message, "join")
 
     async def turn_away(self, knocker: Knocker, message: str) -> None:
@@ -182,15 +189,21 @@ class Meeting:
             sid, req, role=role, verified=grant is not None, jti=grant.jti if grant else None
         )
         participant.audio_only = req.audio_only
+        # before media: an interpreter's voice never reaches the floor
+        await self.interpreters.joined(room, participant, grant.interprets if grant else None)
         sources: list[Source] = []
         if participant.publishes_audio:
             sources.append("mic")
         if participant.publishes_video and not participant.audio_only:
             sources.append("camera")
-        self.sfu.join(
-            room.name, participant.id, sources, receive_video=not participant.audio_only,
-            last_n=room.settings.last_n,
-        )
+        try:
+            self.sfu.join(
+                room.name, participant.id, sources, receive_video=not participant.audio_only,
+                last_n=room.settings.last_n,
+            )
+        except HubError:  # no free media port: undo the join, the client is told why
+            await self.leave(sid)
+            raise
         await self.sio.enter_room(sid, room_key(room.name))
         if role == "host":
             await self.sio.enter_room(sid, hosts_key(room.name))
@@ -206,6 +219,7 @@ class Meeting:
                 "participants": others,
                 "chat": list(room.chat),
                 **self.feature_states(room.name),
+                "interpretation": self.interpreters.state(room.name),
                 "role": participant.role,
                 "verified": participant.verified,
                 "name": participant.name,
@@ -253,12 +267,14 @@ class Meeting:
         await self.sio.leave_room(sid, room_key(room.name))
         await self.sio.leave_room(sid, captions_key(room.name, participant.caption_lang))
         await self.sio.emit("participant-left", {"id": participant.id}, room=room_key(room.name))
+        await self.interpreters.leave(room.name, participant.id)
         await self.sfu.leave(participant.id)
         if self.store.room(room.name) is None:
             for knocker in list(room.lobby.values()):  # nobody is left to let them in
                 self._knocking.pop(knocker.sid, None)
                 await self.turn_away(knocker, "The meeting ended before a host let you in.")
             room.lobby.clear()
+            self.interpreters.room_ended(room.name)
             for feature in reversed(self.features):  # live before recordings before captions
                 await feature.room_ended(room.name)
         else:
@@ -266,6 +282,24 @@ class Meeting:
             if participant.role == "host" and not room.hosts():
                 await self._promote_successor(room)
         logger.info("room %s: %s left", room.name, participant.id)
+
+    async def move_out(self, room_name: str, url: str | None, message: str) -> int:
+        """Send everyone in a room to another server (``moved {url, message}``; a draining node, a
+        lease another node now holds), then let them go here. ``url`` None: the page reloads later.
+        The room's durable state is wherever the cluster keeps it; nothing is forgotten here."""
+        room = self.store.room(room_name)
+        if room is None:
+            return 0
+        payload = {"url": url, "message": message}
+        for knocker in list(room.lobby.values()):
+            self.take_knocker(room, knocker.id)
+            await self.sio.emit("moved", payload, to=knocker.sid)
+        sids = [p.sid for p in room.participants.values()]
+        await self.sio.emit("moved", payload, room=room_key(room_name))
+        for sid in sids:
+            await self.remove(sid)
+        logger.info("room %s: %d participants sent to %s", room_name, len(sids), url or "a reload")
+        return len(sids)
 
     async def remove(self, sid: str) -> None:
         """Leave on a host's behalf (removed, or the meeting ended) and close the connection."""
@@ -295,6 +329,7 @@ class Meeting:
         elif old == "host" and role != "host":
             await self.sio.leave_room(participant.sid, hosts_key(room.name))
         if role == "viewer":
+            await self.interpreters.assign(room, participant, None)  # viewers do not speak
             stopped: set[Source] = {"mic", "camera"}
             for source in sorted(self.sfu.sources_of(participant.id) | stopped):
                 await self.sfu.unpublish(participant.id, source)

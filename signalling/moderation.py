@@ -116,6 +116,7 @@ class HostControls:
             room.revoked.add(target.jti)
         if target.client:
             room.admitted.pop(target.client, None)  # a removed browser is a stranger again
+            self.meeting.interpreters.forget_client(room.name, target.client)
         if ban:
             if target.client:
                 room.banned_clients.add(target.client)

@@ -18,6 +18,7 @@ from aiohttp import web
 from core.errors import HubError
 
 from . import validation
+from .booths import INTERPRETATION_EVENTS, InterpretationEvents
 from .errors import SignallingError
 from .features import Pushable, Switchable
 from .limits import RateLimiter
@@ -33,10 +34,10 @@ EVENTS = (
     "join", "sdp", "publish", "unpublish", "media-state", "audio-only", "video-prefs", "hand", "chat",
     "caption-language", "record", "live", "live-push", "leave",
 )
-ALL_EVENTS = frozenset(EVENTS + HOST_EVENTS)
+ALL_EVENTS = frozenset(EVENTS + HOST_EVENTS + INTERPRETATION_EVENTS)
 
 
-class MeetingNamespace(HostControls, socketio.AsyncNamespace):  # type: ignore[misc]  # (untyped library)
+class MeetingNamespace(HostControls, InterpretationEvents, socketio.AsyncNamespace):  # type: ignore[misc]  # (untyped library)
     """Handlers of the default namespace ``/``."""
 
     def __init__(self, meeting: Meeting, limiter: RateLimiter | None = None) -> None:

@@ -114,6 +114,10 @@ class SignallingServer:
         target = room_key(room) if room is not None else None
         self.meeting.spawn(self.sio.emit(event, payload, room=target))
 
+    async def move(self, room: str, url: str | None, message: str) -> int:
+        """Send a room's people to ``url`` (a cluster moving the room); how many were in it."""
+        return await self.meeting.move_out(room, url, message)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def close(self) -> None:

@@ -48,6 +48,10 @@ class RoomStore(abc.ABC):
         """Rooms with someone in them."""
 
     @abc.abstractmethod
+    def names(self) -> list[str]:
+        """The names of the rooms with someone in them."""
+
+    @abc.abstractmethod
     def participant(self, sid: str) -> Participant | None:
         """The participant on a socket, if it joined."""
 
@@ -158,6 +162,9 @@ class MemoryRoomStore(RoomStore):
 
     def count(self) -> int:
         return len(self.rooms)
+
+    def names(self) -> list[str]:
+        return list(self.rooms)
 
     def participant(self, sid: str) -> Participant | None:
         return self.by_sid.get(sid)

@@ -10,7 +10,19 @@ from typing import Any, TypedDict, cast
 from media_server.lastn import MAX_LAST_N, MIN_LAST_N
 
 from .errors import SignallingError
-from .vocabulary import ACCESS, PUBLISHABLE, ROLES, WHO, Access, Publishable, Role, Who
+from .vocabulary import (
+    ACCESS,
+    BOOTH_ACTIONS,
+    FLOOR,
+    PUBLISHABLE,
+    ROLES,
+    WHO,
+    Access,
+    BoothAction,
+    Publishable,
+    Role,
+    Who,
+)
 
 __all__ = ["JoinRequest", "SignallingError"]  # SignallingError: re-exported for existing callers
 
@@ -333,3 +345,29 @@ def push_url(data: Any) -> str | None:
 def valid_rtmp_url(url: object) -> bool:
     """An ``rtmp://`` or ``rtmps://`` URL with a path (the stream key): what live-push accepts."""
     return isinstance(url, str) and len(url) <= MAX_RTMP_URL and RTMP_URL_RE.fullmatch(url) is not None
+
+
+# -- interpretation (``interpretation.py``) ---------------------------------------------------
+
+
+def interpreter(data: Any) -> tuple[str, str | None]:
+    """A host's ``interpreter {id, lang}``: make them interpret into ``lang`` (null: no longer)."""
+    d = _obj(data)
+    lang = d.get("lang")
+    return participant_id(d), None if lang is None else language(lang)
+
+
+def audio_channel(data: Any) -> str:
+    """``audio-channel {channel}``: "floor" or a language code."""
+    value = _obj(data).get("channel")
+    return FLOOR if value == FLOOR else language(value)
+
+
+def booth(data: Any) -> tuple[BoothAction, str | None]:
+    """``booth {action, to?}``: go live, go off, or hand over (to a partner; ``to`` optional)."""
+    d = _obj(data)
+    action = d.get("action")
+    if action not in BOOTH_ACTIONS:
+        raise SignallingError("bad-request", f"'action' must be one of: {', '.join(BOOTH_ACTIONS)}.")
+    to = participant_id({"id": d["to"]}) if action == "handover" and d.get("to") is not None else None
+    return cast(BoothAction, action), to
