@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,28 @@ class WorkerCrashed(Exception):
 
 class ModelLoadError(Exception):
     """The worker could not load its model."""
+
+
+class Pool(Protocol):
+    """What the caption service needs of its model workers: local processes
+    (:class:`WorkerPool`) or a cluster's worker pool over Redis (``remote.RemotePool``)."""
+
+    name: str
+
+    async def start(self, probe: Callable[[], Any]) -> Any: ...
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    @property
+    def idle(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def restarts(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 # -- functions that run inside the worker processes --------------------------------------

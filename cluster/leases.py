@@ -115,6 +115,17 @@ class RoomLeases:
         if lease.node == self.node_id:
             self.held[lease.room] = lease
 
+    async def hand_over(self, room: str, node: str) -> Lease | None:
+        """Give a room this node holds to ``node`` in one step (a new epoch, no moment without an
+        owner); the lease after the call (None: this node did not hold it)."""
+        lease = self.held.get(room)
+        if lease is None:
+            return None
+        after = await self.claim(room, node, replacing=lease)
+        if after.node != self.node_id:
+            self.held.pop(room, None)
+        return after
+
     async def release(self, room: str) -> None:
         lease = self.held.pop(room, None)
         if lease is not None:

@@ -18,11 +18,13 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import socketio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.redis import connect as redis_connect
 from signalling.errors import SignallingError
 from signalling.features import Feature
 from signalling.server import SignallingServer
@@ -40,6 +42,14 @@ SOCKETIO_CHANNEL = "uh:socketio"
 REDIS_TIMEOUT = 2.0
 #: How long a room's durable state is kept in Redis after its last change.
 STATE_TTL_S = 24 * 3600
+#: Seconds a draining node (SIGTERM) spends handing its rooms on before it lets them end.
+DRAIN_SECONDS = 10.0
+#: Seconds a room placed here may stay empty before its lease is let go (a page opened, nobody
+#: joined: a link checker, a closed tab), so that leases do not pile up.
+UNUSED_LEASE_S = 30.0
+
+MOVING = "This meeting is moving to another server of this hub; you will be back in a moment."
+RESTARTING = "This server is restarting; the page will reconnect in a few seconds."
 
 
 def state_key(room: str) -> str:
@@ -53,9 +63,20 @@ class ClusterConfig:
     redis_url: str
     node_id: str
     public_url: str
+    #: every node shares the front proxy's origin (``public_url``) and the proxy routes on the
+    #: ``node`` query parameter (docs/DEPLOYMENT.md); False: each node has an origin of its own
+    front: bool = False
     heartbeat: float = 1.0  # seconds between heartbeats
     node_ttl: float = 5.0  # a node silent this long is not used
     lease_ttl: float = 6.0  # a dead owner's rooms are free again after this long
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Another node that owns a room: its id and public base URL."""
+
+    node: str
+    url: str
 
 
 class Unavailable(SignallingError):
@@ -70,21 +91,26 @@ class ClusterNode(Feature):
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
         self.node_id = config.node_id
-        self.redis: Redis = Redis.from_url(
+        self.redis: Redis = redis_connect(
             config.redis_url, decode_responses=True, socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
         )
         self.registry = NodeRegistry(
             self.redis, config.node_id, config.public_url, self._load, config.heartbeat, config.node_ttl
         )
-        self.leases = RoomLeases(self.redis, config.node_id, config.lease_ttl)
+        self.leases = RoomLeases(self.redis, config.node_id, config.lease_ttl, on_lost=self._lease_lost)
         self.placement = Placement()
         self._server: SignallingServer | None = None
         self._cpu_at = (time.monotonic(), time.process_time())
         self.redirects = 0
         self.placed = 0
         self.restored = 0
+        self.moved = 0
+        self.draining = False
         self.manager: ResilientRedisManager | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._empty_since: dict[str, float] = {}
+        self.unused_released = 0
 
     def client_manager(self) -> socketio.AsyncRedisManager:
         """python-socketio's Redis manager (``pubsub.py``): emits reach sockets on every node."""
@@ -102,6 +128,34 @@ class ClusterNode(Feature):
     async def start(self) -> None:
         self.registry.start()
         self.leases.start()
+        task = asyncio.create_task(self._sweep_loop(), name=f"lease-sweep-{self.node_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_ttl)
+            await self.release_unused(UNUSED_LEASE_S)
+
+    async def release_unused(self, after: float) -> list[str]:
+        """Let go of the leases of rooms placed here that nobody has been in for ``after`` s."""
+        server = self._server
+        if server is None:
+            return []
+        now = time.monotonic()
+        released = []
+        for room in list(self.leases.held):
+            if server.store.room(room) is not None:
+                self._empty_since.pop(room, None)
+                continue
+            if now - self._empty_since.setdefault(room, now) >= after:
+                self._empty_since.pop(room, None)
+                await self.leases.release(room)
+                released.append(room)
+        for room in [r for r in self._empty_since if r not in self.leases.held]:
+            del self._empty_since[room]
+        self.unused_released += len(released)
+        return released
 
     # -- load -------------------------------------------------------------------------------
 
@@ -119,8 +173,8 @@ class ClusterNode(Feature):
 
     # -- routing ----------------------------------------------------------------------------
 
-    async def route(self, room: str) -> str | None:
-        """Where people of ``room`` go: None (this node), or the owner's public base URL.
+    async def route(self, room: str) -> Owner | None:
+        """Where people of ``room`` go: None (this node), or the node that owns it.
         Raises :class:`Unavailable` when Redis cannot say."""
         try:
             return await self._route(room)
@@ -128,15 +182,55 @@ class ClusterNode(Feature):
             raise Unavailable("unavailable", "The hub cannot reach its cluster store; try again in a few "
                                              "seconds.") from exc
 
-    async def _route(self, room: str) -> str | None:
+    async def location(self, room: str, query: dict[str, str]) -> str | None:
+        """Where ``GET /r/<room>?<query>`` is sent (None: the page is served here). Behind a front
+        proxy the owner is named by the ``node`` parameter, which the proxy routes on: the
+        Socket.IO connection of the page then reaches the same node."""
+        owner = await self.route(room)
+        if not self.config.front:
+            return self.room_url(room, owner, query) if owner is not None else None
+        if owner is None and query.get("node") == self.node_id:
+            return None
+        return self.room_url(room, owner, query)
+
+    async def viewer_location(self, room: str, query: dict[str, str]) -> str | None:
+        """Behind a front proxy, where ``GET /live/<room>`` is sent: the live stream's HLS files
+        are on the room's owner, so its page names the owner (None: serve it here — no owner,
+        or already named). Nothing is placed: a viewer does not open a room."""
+        if not self.config.front:
+            return None
+        try:
+            lease = await self.leases.owner(room)
+            alive = lease is not None and (lease.node == self.node_id or await self.registry.url_of(lease.node))
+        except (RedisError, OSError):
+            return None
+        if lease is None or not alive or query.get("node") == lease.node:
+            return None
+        return f"/live/{quote(room, safe='')}?{urlencode({**query, 'node': lease.node})}"
+
+    def room_url(self, room: str, owner: Owner | None, query: dict[str, str] | None = None) -> str:
+        """The page of ``room`` on ``owner`` (None: this node), with ``query`` kept."""
+        params = dict(query or {})
+        path = f"/r/{quote(room, safe='')}"
+        if self.config.front:
+            params["node"] = owner.node if owner is not None else self.node_id
+            base = ""  # one origin: the proxy's
+        else:
+            params.pop("node", None)
+            base = owner.url if owner is not None else self.registry.public_url
+        return f"{base}{path}?{urlencode(params)}" if params else f"{base}{path}"
+
+    async def _route(self, room: str) -> Owner | None:
         lease = await self.leases.owner(room)
         if lease is not None:
             if lease.node == self.node_id:
+                if self.draining:
+                    return await self._hand_over(room)
                 self.leases.hold(lease)
                 return None
             url = await self.registry.url_of(lease.node)
             if url is not None:
-                return url
+                return Owner(lease.node, url)
             # the owner stopped beating (killed): take its room over
             logger.warning("room %s: owner %s is gone; placing the room again", room, lease.node)
             lease = await self._place(room, replacing=lease)
@@ -144,11 +238,14 @@ class ClusterNode(Feature):
             lease = await self._place(room)
         if lease.node == self.node_id:
             return None
-        return await self.registry.url_of(lease.node)
+        url = await self.registry.url_of(lease.node)
+        return Owner(lease.node, url) if url is not None else None
 
     async def _place(self, room: str, replacing: Lease | None = None) -> Lease:
         nodes = await self.registry.live()
-        if not any(n.id == self.node_id for n in nodes):
+        if self.draining:
+            nodes = [n for n in nodes if n.id != self.node_id]
+        elif not any(n.id == self.node_id for n in nodes):
             nodes = [n for n in nodes if n.id != self.node_id]
         target = self.placement.choose(nodes).id if nodes else self.node_id
         lease = await self.leases.claim(room, target, replacing)
@@ -156,6 +253,64 @@ class ClusterNode(Feature):
             self.placed += 1
             logger.info("room %s placed on %s (epoch %d)", room, target, lease.epoch)
         return lease
+
+    # -- moving rooms: a draining node, a lost lease ----------------------------------------
+
+    async def _hand_over(self, room: str) -> Owner | None:
+        """Give an owned room to the better of the other live nodes (None: there is no other
+        node, or Redis cannot say)."""
+        nodes = [n for n in await self.registry.live() if n.id != self.node_id]
+        if not nodes:
+            return None
+        target = self.placement.choose(nodes)
+        lease = await self.leases.hand_over(room, target.id)
+        if lease is None or lease.node == self.node_id:
+            return None
+        logger.info("room %s handed over to %s (epoch %d)", room, lease.node, lease.epoch)
+        if lease.node == target.id:
+            return Owner(target.id, target.url)
+        url = await self.registry.url_of(lease.node)
+        return Owner(lease.node, url) if url is not None else None
+
+    async def drain(self, deadline: float = DRAIN_SECONDS) -> None:
+        """SIGTERM: take no new rooms, hand each owned room to another node and send its people
+        there (``moved``); what cannot be handed on within ``deadline`` seconds ends here, its
+        people told to reload (the room comes back wherever it is placed next, with its state)."""
+        self.draining = True
+        server = self._server
+        with contextlib.suppress(RedisError, OSError):
+            await asyncio.wait_for(self.registry.close(), REDIS_TIMEOUT)  # no more rooms placed here
+        rooms = list(self.leases.held)
+        if server is not None:
+            rooms += [r for r in server.store.names() if r not in self.leases.held]
+        started = time.monotonic()
+        for room in rooms:
+            owner: Owner | None = None
+            left = deadline - (time.monotonic() - started)
+            if left > 0:
+                with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                    owner = await asyncio.wait_for(self._hand_over(room), left)
+            if server is not None:
+                url = self.room_url(room, owner) if owner is not None else None
+                self.moved += await server.move(room, url, MOVING if url else RESTARTING)
+        logger.info("node %s drained: %d rooms in %.1f s", self.node_id, len(rooms), time.monotonic() - started)
+
+    def _lease_lost(self, room: str) -> None:
+        """Another node owns the room now (this one was cut off from Redis longer than a lease):
+        two owners must not serve it, so its people here follow the new owner."""
+        task = asyncio.ensure_future(self._follow_owner(room))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow_owner(self, room: str) -> None:
+        url: str | None = None
+        with contextlib.suppress(RedisError, OSError):
+            lease = await self.leases.owner(room)
+            if lease is not None and lease.node != self.node_id:
+                found = await self.registry.url_of(lease.node)
+                url = self.room_url(room, Owner(lease.node, found)) if found is not None else None
+        if self._server is not None:
+            self.moved += await self._server.move(room, url, MOVING)
 
     # -- Feature: a client of every room -----------------------------------------------------
 
@@ -166,8 +321,8 @@ class ClusterNode(Feature):
         store = self._server.store if self._server is not None else None
         local = store is not None and store.room(room) is not None
         try:
-            url = await self._route(room)
-            if url is None and store is not None and store.find(room) is None:
+            owner = await self._route(room)
+            if owner is None and store is not None and store.find(room) is None:
                 # the room is new here: it may have lived on another node (settings, bans, roles)
                 saved = await self.redis.get(state_key(room))
                 if saved:
@@ -179,7 +334,7 @@ class ClusterNode(Feature):
                 return  # a meeting in progress carries on while Redis is away
             raise Unavailable("unavailable", "The hub cannot reach its cluster store; try again in a few "
                                              "seconds.") from exc
-        if url is not None:
+        if owner is not None:
             self.redirects += 1
             raise SignallingError("moved", "This meeting is hosted by another server of this hub; "
                                            "reload the page to follow it.")
@@ -199,10 +354,14 @@ class ClusterNode(Feature):
         return {
             "node": self.node_id, "redis": self.registry.healthy, "rooms_owned": len(self.leases.held),
             "placed": self.placed, "redirects": self.redirects, "restored": self.restored,
+            "moved": self.moved, "draining": self.draining,
         }
 
     async def close(self) -> None:
         """Leave the cluster: hand rooms on (leases released) and stop the heartbeat."""
+        for task in tuple(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.leases.close()
         await self.registry.close()
         await self.redis.aclose()

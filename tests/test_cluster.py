@@ -27,7 +27,7 @@ from hubtest import RunningHub, running_hub
 from redistest import RedisServer
 from sigclient import Client, until
 from signalling.meeting import room_key
-from unionhub.app import CLUSTER_KEY
+from unionhub.app import CLUSTER_KEY, SIGNALLING_KEY
 
 FAST = {"heartbeat": 0.2, "node_ttl": 1.0, "lease_ttl": 1.5}
 
@@ -232,3 +232,103 @@ async def test_a_room_placed_again_keeps_its_passcode_bans_and_hosts(nodes: tupl
     assert two.restored == 1
     for c in (guest, again, host):
         await c.close()
+
+
+async def test_a_draining_node_hands_its_rooms_to_another_and_sends_their_people_there(
+    nodes: tuple[RunningHub, RunningHub],
+) -> None:
+    n1, n2 = nodes
+    one, two = n1.app[CLUSTER_KEY], n2.app[CLUSTER_KEY]
+    before = await one.leases.claim("congress", "n1")
+    host = await Client(n1.url).connect()
+    assert (await host.join("congress", "Hana", client="b" * 32))["role"] == "host"
+    assert await host.send("settings", {"access": "lobby"}) == []
+    waiting = await Client(n1.url).connect()
+    assert await waiting.send("join", {"room": "congress", "name": "Wen", "lang": "en"}) == []
+    await waiting.wait_for("lobby")
+    await one.drain()  # what SIGTERM runs before the server closes
+    moved = await host.wait_for("moved")
+    assert moved["url"] == f"{n2.url}/r/congress" and moved["message"]
+    assert (await waiting.wait_for("moved"))["url"] == f"{n2.url}/r/congress", "the lobby is told too"
+    after = await one.leases.owner("congress")
+    assert after is not None and after.node == "n2" and after.epoch > before.epoch
+    assert "congress" not in one.leases.held and one.stats()["moved"] == 1
+    # the drained node places nothing more on itself, and sends a new room's people elsewhere
+    assert [n.id for n in await two.registry.live()] == ["n2"]
+    assert await page(n1, "new-room") == (307, f"{n2.url}/r/new-room")
+    # on the new owner the room is as it was: the host's browser hosts it, with its lobby
+    back = await Client(n2.url).connect()
+    joined_again = await back.join("congress", "Hana", client="b" * 32)
+    assert joined_again["role"] == "host" and joined_again["settings"]["access"] == "lobby"
+    for c in (host, waiting, back):
+        await c.close()
+
+
+async def test_a_node_that_lost_a_room_s_lease_sends_its_people_to_the_new_owner(
+    nodes: tuple[RunningHub, RunningHub],
+) -> None:
+    n1, n2 = nodes
+    one = n1.app[CLUSTER_KEY]
+    lease = await one.leases.claim("split", "n1")
+    ana = await Client(n1.url).connect()
+    await ana.join("split", "Ana")
+    # n1 was cut off from Redis longer than a lease, and n2 placed the room meanwhile
+    await one.redis.set(owner_key("split"), f"n2 {lease.epoch + 1}", px=60_000)
+    moved = await ana.wait_for("moved")
+    assert moved["url"] == f"{n2.url}/r/split"
+    await until(lambda: n1.app[SIGNALLING_KEY].store.room("split") is None)
+    assert await one.redis.get(owner_key("split")) == f"n2 {lease.epoch + 1}", "n1 left the new owner's lease alone"
+    await ana.close()
+
+
+async def test_behind_a_front_proxy_the_page_names_the_owner_node(tmp_path: Path, redis_url: str) -> None:
+    front = "http://front.example:8080"
+    hubs = []
+    async with contextlib.AsyncExitStack() as stack:
+        for node_id in ("f1", "f2"):
+            config = ClusterConfig(redis_url, node_id, front, front=True, **FAST)  # type: ignore[arg-type]
+            hub = await stack.enter_async_context(running_hub(tmp_path / node_id, port=free_port(), cluster=config,
+                                                              recordings=False, live=True))
+            await until(lambda hub=hub: hub.app[CLUSTER_KEY].registry.beats > 0)
+            hubs.append(hub)
+        f1, f2 = hubs
+        await f1.app[CLUSTER_KEY].leases.claim("hall", "f1")
+        # whichever node the proxy picked, the page is sent to the same origin, naming the owner
+        assert await page(f2, "hall", "?name=Ana") == (307, "/r/hall?name=Ana&node=f1")
+        assert await page(f1, "hall", "?name=Ana") == (307, "/r/hall?name=Ana&node=f1")
+        assert await page(f1, "hall", "?name=Ana&node=f1") == (200, "")
+        # a stale name (the node that owned it before) is corrected, not served
+        assert await page(f2, "hall", "?node=f2") == (307, "/r/hall?node=f1")
+        # a live stream's page names the owner too (its HLS is there), with a cookie for the
+        # playlists' relative URLs; a room nobody owns is not placed by a viewer
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{f2.url}/live/hall", allow_redirects=False) as r:
+                assert (r.status, r.headers.get("Location")) == (307, "/live/hall?node=f1")
+            async with http.get(f"{f1.url}/live/hall?node=f1", allow_redirects=False) as r:
+                assert r.status == 200
+                cookie = r.cookies["uh_node"]
+                assert cookie.value == "f1" and cookie["path"] == "/live/hall/"
+            async with http.get(f"{f2.url}/live/nobody-here", allow_redirects=False) as r:
+                assert r.status == 200
+        assert await f1.app[CLUSTER_KEY].leases.owner("nobody-here") is None
+        # a draining owner hands the room on and names the new owner on the same origin
+        ana = await Client(f1.url).connect()
+        await ana.join("hall", "Ana")
+        await f1.app[CLUSTER_KEY].drain()
+        assert (await ana.wait_for("moved"))["url"] == "/r/hall?node=f2"
+        await ana.close()
+
+
+async def test_a_room_placed_but_never_joined_lets_its_lease_go(nodes: tuple[RunningHub, RunningHub]) -> None:
+    n1, _ = nodes
+    one = n1.app[CLUSTER_KEY]
+    await one.leases.claim("opened-only", "n1")
+    await one.leases.claim("in-use", "n1")
+    ana = await Client(n1.url).connect()
+    await ana.join("in-use", "Ana")
+    assert await one.release_unused(after=0.2) == []  # first seen empty now
+    await asyncio.sleep(0.3)
+    assert await one.release_unused(after=0.2) == ["opened-only"]
+    assert await one.redis.get(owner_key("opened-only")) is None
+    assert set(one.leases.held) == {"in-use"}, "a room someone is in keeps its lease"
+    await ana.close()

@@ -186,7 +186,7 @@ BODIES = st.one_of(
 )
 
 
-@examples(800)
+@examples(1500)  # enough that every route is drawn (test_every_route_was_fuzzed)
 @given(data=st.data())
 def test_any_request_to_any_route(fuzz: Fuzz, data: st.DataObject) -> None:
     """Every registered route and method, hostile path params, queries, headers and bodies:

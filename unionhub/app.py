@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -19,6 +19,9 @@ from cluster import ClusterConfig, ClusterNode
 from cluster.node import Unavailable
 from core.database import Database
 from core.http import json_error
+from meetings import signin as meetings_signin
+from meetings.feature import TwinningFeature
+from meetings.signin import SigninConfig
 from recordings import http as recordings_http
 from recordings import live_http
 from recordings.archive import Archive
@@ -27,6 +30,8 @@ from signalling import MemoryRoomStore, SignallingServer, validation
 from signalling import http as signalling_http
 from signalling.auth import Security
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +39,7 @@ WEB_CLIENT = ROOT / "web_client"
 VENDOR = {
     "socket.io.esm.min.js": WEB_CLIENT / "node_modules/socket.io-client/dist/socket.io.esm.min.js",
     "hls.min.js": WEB_CLIENT / "node_modules/hls.js/dist/hls.min.js",
+    "axe.min.js": WEB_CLIENT / "node_modules/axe-core/axe.min.js",  # accessibility checks (tests)
 }
 
 SIGNALLING_KEY = web.AppKey("signalling", SignallingServer)
@@ -43,6 +49,7 @@ RECORDINGS_KEY = web.AppKey("recordings", RecordingFeature)
 LIVE_KEY = web.AppKey("live", LiveFeature)
 ARCHIVE_KEY = web.AppKey("archive", Archive)
 CLUSTER_KEY = web.AppKey("cluster", ClusterNode)
+TWINNING_KEY = web.AppKey("twinning", TwinningFeature)
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -72,13 +79,12 @@ async def _room_page(request: web.Request) -> web.StreamResponse:
     room = request.match_info["room"]
     if node is not None and validation.ROOM_RE.fullmatch(room):
         try:
-            url = await node.route(room)
+            location = await node.location(room, dict(request.query))
         except Unavailable as exc:
             response = web.Response(status=503, text=exc.message, headers={"Retry-After": "5"})
             return response
-        if url is not None:
-            query = f"?{request.query_string}" if request.query_string else ""
-            raise web.HTTPTemporaryRedirect(f"{url}/r/{quote(room, safe='')}{query}")
+        if location is not None:
+            raise web.HTTPTemporaryRedirect(location)
     return await _index(request)
 
 
@@ -91,6 +97,18 @@ async def _static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     path = WEB_CLIENT / name
     if not STATIC_RE.fullmatch(name) or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+LOCALE_RE = re.compile(r"[a-z]{2,3}(-[A-Z]{2})?\.json")
+
+
+async def _locale(request: web.Request) -> web.StreamResponse:
+    """A message catalogue of the web client (web_client/locales/<locale>.json, i18n.js)."""
+    name = request.match_info["name"]
+    path = WEB_CLIENT / "locales" / name
+    if not LOCALE_RE.fullmatch(name) or not path.is_file():
         raise web.HTTPNotFound()
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
@@ -131,6 +149,31 @@ async def _security_headers(request: web.Request, handler: Any) -> web.StreamRes
         _add_security_headers(request, exc)
         raise
     _add_security_headers(request, response)
+    return response
+
+
+LIVE_PAGE_RE = re.compile(r"/live/([A-Za-z0-9_-]{1,64})")
+#: The cookie the front proxy routes a live stream's HLS files on (their URLs are relative to the
+#: playlist, so they cannot carry ``?node=``): scoped to the room's live folder.
+NODE_COOKIE = "uh_node"
+
+
+@web.middleware
+async def _cluster_live(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Behind a front proxy, a live page names the node whose HLS it plays (``?node=``, and a
+    cookie for the playlists' relative URLs)."""
+    node = request.app.get(CLUSTER_KEY)
+    found = LIVE_PAGE_RE.fullmatch(request.path) if node is not None and node.config.front else None
+    if node is None or found is None or request.method != "GET":
+        return await handler(request)
+    room = found.group(1)
+    location = await node.viewer_location(room, dict(request.query))
+    if location is not None:
+        raise web.HTTPTemporaryRedirect(location)
+    response = await handler(request)
+    named = request.query.get("node")
+    if named is not None and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", named):
+        response.set_cookie(NODE_COOKIE, named, path=f"/live/{room}/", samesite="Lax", httponly=True)
     return response
 
 
@@ -204,15 +247,17 @@ def create_app(
     live: bool = True,
     security: Security | None = None,
     cluster: ClusterConfig | None = None,
+    signin: SigninConfig | None = None,
 ) -> web.Application:
     """Build the hub. ``data_dir`` holds SQLite, recordings and models (created if missing).
 
     ``captions`` turns on live captions (models are loaded in the background after start-up);
     ``recordings`` the archive (unfinished recordings from a crash are recovered at start-up);
     ``live`` live streams (archived as recordings when ``recordings`` is on); ``cluster``
-    makes this hub a node of a Redis cluster (``cluster/``; None: one process, no Redis).
+    makes this hub a node of a Redis cluster (``cluster/``; None: one process, no Redis);
+    ``signin`` the identity providers and SMTP relay of /signin (None: from the environment).
     """
-    app = web.Application(middlewares=[_security_headers])
+    app = web.Application(middlewares=[_security_headers, _cluster_live])
     data_dir = data_dir or Path("data")
     data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(data_dir / "unionhub.sqlite3")  # captions and recordings share it
@@ -229,6 +274,11 @@ def create_app(
             await node.start()
 
         app.on_startup.append(_join_cluster)
+
+        async def _drain(app: web.Application) -> None:
+            await node.drain()  # (before the server closes: rooms move to other nodes first)
+
+        app.on_shutdown.append(_drain)
     server.sio.attach(app)
     signalling_http.add_routes(app, server.security)
     feature_captions = None
@@ -241,11 +291,18 @@ def create_app(
     if live:
         _add_live(app, server, data_dir, feature_captions, feature_recordings)
     app[SIGNALLING_KEY] = server
+    meetings_signin.add_routes(app, database, signin or SigninConfig.from_env(os.environ), WEB_CLIENT)
+    # twinning pairs and scheduled sessions: their e-mails go through sign-in's SMTP relay
+    twinning = TwinningFeature(database, server, app.get(meetings_signin.MAILER_KEY), data_dir / "documents")
+    twinning.install(app, WEB_CLIENT / "twinning.html")
+    app[TWINNING_KEY] = twinning
+    metrics.add_routes(app, server)  # GET /metrics (Prometheus), with the API key when one is set
     app.router.add_get("/", _index)
     app.router.add_get("/r/{room}", _room_page)
     app.router.add_get("/vendor/{name}", _vendor)
     app.router.add_get("/healthz", _health)
     app.router.add_get("/static/{name}", _static)
+    app.router.add_get("/static/locales/{name}", _locale)
 
     async def _shutdown(app: web.Application) -> None:
         await server.close()

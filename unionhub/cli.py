@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 import socket
+import ssl
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from captioning.asr import default_threads
 from signalling.auth import (
@@ -21,6 +25,13 @@ from signalling.auth import (
     secret_from_env,
 )
 from signalling.validation import SignallingError
+from signalling.vocabulary import LINK_ROLES
+
+from . import logs
+from .logs import LogFormat
+
+if TYPE_CHECKING:
+    from media_server.network import MediaNetwork
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"], default="faster-whisper")
     cap.add_argument("--asr-workers", type=int, default=1, help="speech worker processes")
     cap.add_argument("--asr-threads", type=int, default=default_threads(), help="threads per speech worker")
+    cap.add_argument("--caption-pool", metavar="URL",
+                     help="no model here: speech and translation by `unionhub caption-worker`s on this Redis")
     cap.add_argument("--spoken-language", choices=["profile", "detect"], default="profile",
                      help="transcribe in each speaker's chosen language, or detect it per utterance")
     serve.add_argument("--auto-record", action="store_true", help="record every room from its first join")
@@ -65,17 +78,63 @@ def _parser() -> argparse.ArgumentParser:
                      "make this process a node of the cluster that Redis holds together")
     clu.add_argument("--node-id", help="this node's name in the cluster (default: HOST-PORT)")
     clu.add_argument("--public-url", help="where browsers reach this node (default: http://HOST:PORT)")
+    clu.add_argument("--front-proxy", action="store_true",
+                     help="every node is reached through one front proxy at --public-url, which routes on the "
+                          "`node` query parameter (docs/DEPLOYMENT.md)")
     serve.add_argument("--log-level", default="info")
+    ops = serve.add_argument_group("operations", "TLS without a proxy, logs, shutdown (docs/DEPLOYMENT.md)")
+    ops.add_argument("--tls-cert", type=Path, metavar="FILE",
+                     help="PEM certificate (chain) to serve HTTPS and WSS directly, without a TLS proxy")
+    ops.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's PEM private key")
+    ops.add_argument("--log-format", choices=[f.value for f in LogFormat], default=LogFormat.TEXT.value,
+                     help="json: one JSON object per line (time, level, logger, message, extra fields)")
+    ops.add_argument("--shutdown-timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="on SIGTERM, how long to wait for recordings to be composed before exiting")
+
+    net = serve.add_argument_group(
+        "media network", "where browsers reach the hub's media (docs/DEPLOYMENT.md, \"Ports, NAT and TURN\")")
+    ports = net.add_mutually_exclusive_group()
+    ports.add_argument("--udp-port", type=int, metavar="PORT",
+                       help="all media on this one UDP port (connections told apart by ICE username)")
+    ports.add_argument("--udp-ports", metavar="A-B",
+                       help="media sockets bound inside this UDP port range (one per connection and address)")
+    net.add_argument("--public-ip", metavar="ADDR",
+                     help="behind 1:1 NAT (AWS, GCP, Azure): announce this public IPv4 address with each "
+                          "local candidate's port; 'auto' asks --stun-server")
+    net.add_argument("--stun-server", metavar="HOST:PORT", help="STUN server for --public-ip auto")
 
     token = sub.add_parser("token", help="signed join links (needs UNIONHUB_JWT_SECRET)")
     tsub = token.add_subparsers(dest="token_command", required=True)
     create = tsub.add_parser("create", help="print a signed join link")
     create.add_argument("--room", required=True)
-    create.add_argument("--role", choices=["host", "speaker", "viewer"], default="speaker")
+    create.add_argument("--role", choices=LINK_ROLES, default="speaker",
+                        help="interpreter: interprets into --lang (their voice goes to that channel only)")
     create.add_argument("--name", required=True, help="the name shown (verified) in the meeting")
-    create.add_argument("--lang", help="the participant's language, e.g. es")
+    create.add_argument("--lang", help="the participant's language, e.g. es (an interpreter's channel)")
     create.add_argument("--ttl", type=float, default=3600, help="seconds until the link expires")
     create.add_argument("--url", default="http://127.0.0.1:8080", help="the hub's public base URL")
+
+    worker = sub.add_parser("caption-worker", help="serve a cluster's speech and translation requests from Redis "
+                                                   "(docs/DEPLOYMENT.md: a caption worker pool)")
+    worker.add_argument("--redis", required=True, metavar="URL", help="the cluster's Redis (redis://HOST:PORT/DB)")
+    worker.add_argument("--name", default=f"{socket.gethostname()}-{os.getpid()}", help="this worker's name")
+    worker.add_argument("--data-dir", type=Path, default=Path("data"), help="where models are installed")
+    worker.add_argument("--asr-model", default="auto", help="as for serve; 'none': translation only")
+    worker.add_argument("--asr-backend", choices=["faster-whisper", "openai-whisper"], default="faster-whisper")
+    worker.add_argument("--asr-threads", type=int, default=default_threads())
+    worker.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    worker.add_argument("--no-translate", action="store_true", help="serve speech only")
+    worker.add_argument("--claim-after", type=float, default=15.0,
+                        help="seconds a request may stay with a silent worker before this one takes it over")
+    worker.add_argument("--max-load", type=float, default=0.9,
+                        help="stop taking requests while the load average per core is above this")
+    worker.add_argument("--log-level", default="info")
+
+    front = sub.add_parser("front-config", help="print the nginx configuration that fronts a cluster's nodes "
+                                                "(nodes run with --front-proxy; docs/DEPLOYMENT.md)")
+    front.add_argument("--node", action="append", required=True, metavar="ID=HOST:PORT",
+                       help="a node's --node-id and where nginx reaches it (repeat per node)")
+    front.add_argument("--listen", default="80", help="nginx's listen directive, e.g. 443 ssl or 127.0.0.1:8080")
 
     models = sub.add_parser("models", help="install or list speech and translation models")
     models.add_argument("--data-dir", type=Path, default=Path("data"))
@@ -139,6 +198,26 @@ def _security(args: argparse.Namespace) -> Security:
     )
 
 
+def _network(args: argparse.Namespace) -> MediaNetwork:
+    """The SFU's media ports and public address; ValueError/OSError say what is wrong."""
+    from media_server.network import MediaNetwork, check_public_ip, discover_public_ip, parse_host_port
+    from media_server.ports import MediaPorts, PortRange, PortRangePool, UdpMux
+
+    public_ip = args.public_ip
+    if public_ip == "auto":
+        if not args.stun_server:
+            raise ValueError("--public-ip auto needs --stun-server HOST:PORT")
+        public_ip = asyncio.run(discover_public_ip(parse_host_port(args.stun_server)))
+    elif public_ip is not None:
+        check_public_ip(public_ip)
+    ports: MediaPorts | None = None
+    if args.udp_port is not None:
+        ports = UdpMux(args.udp_port)
+    elif args.udp_ports is not None:
+        ports = PortRangePool(PortRange.parse(args.udp_ports))
+    return MediaNetwork(ports, public_ip)
+
+
 def _token(args: argparse.Namespace) -> int:
     secret = secret_from_env(JWT_SECRET_ENV)
     if not secret:
@@ -153,24 +232,76 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _caption_worker(args: argparse.Namespace) -> int:
+    from captioning.asr import AsrSpec
+    from captioning.models import ModelDirs, ModelError, resolve_asr_model
+    from captioning.remote_worker import CaptionWorker, WorkerConfig
+
+    dirs = ModelDirs(args.data_dir / "models")
+    spec = None
+    if args.asr_model != "none":
+        try:
+            model = resolve_asr_model(args.asr_model, dirs)
+        except ModelError as exc:
+            print(f"unionhub: {exc}", file=sys.stderr)
+            return 2
+        if model is None:
+            print(f"unionhub: no speech model {args.asr_model!r} is installed", file=sys.stderr)
+            return 2
+        spec = AsrSpec(args.asr_backend, str(model), device=args.device, threads=args.asr_threads)
+    argos = dirs.argos
+    has_argos = argos.is_dir() and any((p / "metadata.json").is_file() for p in argos.iterdir())
+    config = WorkerConfig(args.redis, args.name, spec, argos if has_argos and not args.no_translate else None,
+                          claim_after=args.claim_after, max_load=args.max_load)
+
+    async def serve() -> None:
+        worker = CaptionWorker(config)
+        await worker.load()
+        await worker.run(on_ready=lambda: print(f"caption worker {args.name} ready: {', '.join(worker.kinds)}",
+                                                flush=True))
+
+    try:
+        asyncio.run(serve())
+    except RuntimeError as exc:
+        print(f"unionhub: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _front_config(args: argparse.Namespace) -> int:
+    from .front import Node, nginx_site
+
+    try:
+        print(nginx_site([Node.parse(text) for text in args.node], args.listen), end="")
+    except ValueError as exc:
+        print(f"unionhub: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = getattr(args, "log_level", "info")
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("aiortc", "aioice", "faster_whisper", "argostranslate", "stanza"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(getattr(args, "log_level", "info"), LogFormat(getattr(args, "log_format", "text")))
     if args.command == "models":
         return _models(args)
     if args.command == "token":
         return _token(args)
+    if args.command == "front-config":
+        return _front_config(args)
+    if args.command == "caption-worker":
+        return _caption_worker(args)
 
     from aiohttp import web
 
     from captioning.service import CaptionConfig
     from cluster import ClusterConfig
     from core.database import DatabaseError
+    from meetings.signin import SigninConfig
 
-    from .app import create_app
+    from . import drain, tls
+    from .app import ARCHIVE_KEY, CLUSTER_KEY, SIGNALLING_KEY, create_app
 
     captions = CaptionConfig(
         models_dir=args.data_dir / "models",
@@ -179,26 +310,44 @@ def main(argv: list[str] | None = None) -> int:
         asr_workers=args.asr_workers,
         asr_threads=args.asr_threads,
         spoken_language=args.spoken_language,
+        pool_url=args.caption_pool,
+        node=args.node_id or f"{socket.gethostname()}-{args.port}",
     )
     try:
         security = _security(args)
     except ValueError as exc:
         print(f"unionhub: {exc}", file=sys.stderr)
         return 2
+    try:
+        signin = SigninConfig.from_env(os.environ)  # identity providers and SMTP (docs/DEPLOYMENT.md)
+    except ValueError as exc:
+        print(f"unionhub: sign-in: {exc}", file=sys.stderr)
+        return 2
+    try:
+        ssl_context = tls.context(args.tls_cert, args.tls_key)
+    except (ValueError, OSError, ssl.SSLError) as exc:
+        print(f"unionhub: TLS: {exc}", file=sys.stderr)
+        return 2
+    try:
+        network = _network(args)
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"unionhub: media network: {exc}", file=sys.stderr)
+        return 2
     cluster = None
     if args.redis:
         cluster = ClusterConfig(
             args.redis,
             args.node_id or f"{socket.gethostname()}-{args.port}",
-            args.public_url or f"http://{args.host}:{args.port}",
+            args.public_url or f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}",
+            front=args.front_proxy,
         )
-    elif args.node_id or args.public_url:
-        print("unionhub: --node-id and --public-url need --redis", file=sys.stderr)
+    elif args.node_id or args.public_url or args.front_proxy:
+        print("unionhub: --node-id, --public-url and --front-proxy need --redis", file=sys.stderr)
         return 2
     try:
         app = create_app(
             args.data_dir,
-            sfu_options={"codec": args.codec, "mode": args.media_mode},
+            sfu_options={"codec": args.codec, "mode": args.media_mode, "network": network},
             max_participants=args.max_participants,
             max_rooms=args.max_rooms,
             captions=captions,
@@ -207,12 +356,23 @@ def main(argv: list[str] | None = None) -> int:
             auto_record=args.auto_record,
             security=security,
             cluster=cluster,
+            signin=signin,
         )
     except DatabaseError as exc:  # e.g. a data directory migrated by a newer unionhub
         print(f"unionhub: {exc.message}", file=sys.stderr)
         return 2
-    print(f"unionhub serving on http://{args.host}:{args.port}/", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    if ssl_context is not None:
+        tls.enable(app)
+    node = app.get(CLUSTER_KEY)
+    drain.install(app, app[SIGNALLING_KEY], app.get(ARCHIVE_KEY), args.shutdown_timeout,
+                  handover=node.drain if node is not None else None)
+    url = f"{'https' if ssl_context is not None else 'http'}://{args.host}:{args.port}/"
+    if args.log_format == LogFormat.JSON:  # every line a JSON object, the banner too
+        logging.getLogger("unionhub").info("unionhub serving on %s", url, extra={"url": url})
+    else:
+        print(f"unionhub serving on {url}", flush=True)
+    web.run_app(app, host=args.host, port=args.port, ssl_context=ssl_context, print=None,
+                shutdown_timeout=drain.CONNECTIONS_GRACE)
     return 0
 
 

@@ -1,14 +1,17 @@
 """Two hub nodes on a real redis-server (issue #13), with real Chromium: Ana opens the room on
 node 1, Ben on node 2; both end up on the node that owns the room and see each other, chat
 crosses; when that node is killed (SIGKILL), the other one takes the room over and people who
-open the room link again meet there.
+open the room link again meet there; when it is stopped (SIGTERM), it hands the room over and
+the browsers follow by themselves.
 
-(What the browsers cannot do yet: reconnect by themselves to the new owner — the page's origin
-was the dead node; that needs the front proxy of docs/DEPLOYMENT.md.)
+(What the browsers cannot do yet: reconnect by themselves to the new owner after a SIGKILL — the
+page's origin was the dead node; that needs the front proxy of docs/DEPLOYMENT.md.)
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -100,3 +103,31 @@ def test_people_who_open_a_room_on_different_nodes_meet_on_its_owner(two_nodes, 
     assert origin(cai.url) == origin(dan.url) == survivor.url
     wait_remote_videos(cai, 1)
     wait_remote_videos(dan, 1)
+
+
+def test_a_node_stopped_with_sigterm_hands_its_room_over_and_the_browsers_follow(two_nodes, new_page):
+    n1, n2 = two_nodes
+    room = unique_room("drain")
+    ana = join(new_page(), n1.url, room, "Ana", audio=False)
+    ben = join(new_page(), n2.url, room, "Ben", audio=False)
+    owner = origin(ana.url)
+    assert origin(ben.url) == owner
+    wait_remote_videos(ana, 1)
+    wait_remote_videos(ben, 1)
+    stopping, survivor = (n1, n2) if owner == n1.url else (n2, n1)
+    stopping.process.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    for page in (ana, ben):  # each page is sent to the survivor, keeps its query, and is back in the call
+        try:
+            page.wait_for_url(f"{survivor.url}/r/{room}?*", timeout=WAIT_MS)
+        except Exception:
+            print(f"--- stopped node:\n{stopping.log_tail()}\n--- survivor:\n{survivor.log_tail()}\n--- page at {page.url}")
+            raise
+        assert page.url.endswith("name=" + ("Ana" if page is ana else "Ben") + "&lang=en&audio=0")
+    wait_remote_videos(ana, 1)
+    wait_remote_videos(ben, 1)
+    print(f"both back with video on the survivor {time.monotonic() - stopped:.1f} s after SIGTERM")
+    try:
+        stopping.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the stopped node did not exit within 30 s of SIGTERM")
