@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 PUBLIC_URL_ENV = "UNIONHUB_PUBLIC_URL"
 LINK_SECRET = "join-links"
 PAST_SHOWN = 10
+#: A recording belongs to the occurrence it started in (the room opens early; people stay late).
+RECORDING_GRACE = timedelta(hours=1)
+
+#: The recordings of a room, as the archive has them ready (``unionhub`` wires the recordings
+#: feature in: meetings does not import it): ``[{"id", "title", "started_at", "duration",
+#: "languages", "url"}]``, ``started_at`` in epoch seconds.
+RoomRecordings = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
 def public_url() -> str | None:
@@ -46,6 +53,7 @@ class Twinnings:
         self.security = security
         self.wake = wake
         self.now = clock
+        self.recordings: RoomRecordings | None = None
 
     async def start(self) -> None:
         """Sessions need signed join links: a hub without ``UNIONHUB_JWT_SECRET`` signs them with
@@ -169,6 +177,9 @@ class Twinnings:
     async def pair_view(self, pair: Pair, role: PairRole, who: Caller) -> dict[str, Any]:
         sessions = await self.store.sessions(pair.id)
         views = [self.session_view(pair, s, who) for s in sessions]
+        if self.recordings is not None:
+            for view in views:
+                await self._attach_recordings(view)
         upcoming = sorted((v for v in views if v["next"]), key=lambda v: v["next"]["start"])
         past = sorted(
             ({"title": v["title"], "session": v["id"], **p} for v in views for p in v["past"]),
@@ -181,6 +192,17 @@ class Twinnings:
             "sessions": views, "next": upcoming[0] if upcoming else None, "past": past,
             "activity": await self.store.activity(pair.id),
         }
+
+
+    async def _attach_recordings(self, view: dict[str, Any]) -> None:
+        """Each past occurrence of a session with the recordings made in its room meanwhile (the
+        player shows the transcript in the reader's language)."""
+        assert self.recordings is not None
+        made = await self.recordings(view["room"])
+        for past in view["past"]:
+            start = datetime.fromisoformat(past["opens"].replace("Z", "+00:00")).timestamp()
+            end = (datetime.fromisoformat(past["end"].replace("Z", "+00:00")) + RECORDING_GRACE).timestamp()
+            past["recordings"] = [r for r in made if start <= float(r["started_at"]) < end]
 
 
 def welcome_key(pair_id: str) -> str:

@@ -3,6 +3,7 @@ may do what (organiser / member / signed-in stranger / signed out / API key)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,7 @@ import pytest
 from hubtest import RunningHub
 from twinningkit import PAIR, admin, call, security, sign_in, soon
 from twinningkit import MakeHub as MakeHub
+from unionhub.app import ARCHIVE_KEY, TWINNING_KEY
 
 SESSION = {"title": "Staffing levels", "start": "2027-03-01T14:00", "timezone": "Europe/London",
            "duration_minutes": 60, "rrule": "FREQ=WEEKLY;COUNT=10"}
@@ -249,3 +251,28 @@ async def test_the_pair_page_is_served(make_hub: MakeHub, http: aiohttp.ClientSe
         assert response.status == 200 and "twinning.js" in await response.text()
     async with http.get(hub.url + "/t/nope") as response:
         assert response.status == 404
+
+
+async def test_a_past_session_lists_the_recordings_made_in_its_room(make_hub: MakeHub, http: aiohttp.ClientSession) -> None:
+    """The pair page's past sessions link the recordings of each occurrence (the player shows the
+    transcript in the reader's language); a recording of another occurrence or room does not."""
+    hub = await make_hub(security=security())
+    _, pair = await call(http, hub, "POST", "/api/twinnings", admin(), PAIR)
+    _, session = await call(http, hub, "POST", f"/api/twinnings/{pair['id']}/sessions", admin(), SESSION)
+    first = datetime(2027, 3, 1, 14, 0, tzinfo=UTC)  # London 14:00 in winter
+    archive = hub.app[ARCHIVE_KEY]
+
+    async def recorded(room: str, at: datetime) -> str:
+        rec = await archive.create(room, None, 0.0, at.timestamp())
+        await archive.finish(rec.id, at.timestamp() + 1800, 1800.0, ["Olu", "Maria"], status="ready")
+        return rec.id
+
+    in_first = await recorded(session["room"], first + timedelta(minutes=2))
+    await recorded(session["room"], first + timedelta(days=7, minutes=1))  # the second occurrence's
+    await recorded("some-other-room", first + timedelta(minutes=3))
+    hub.app[TWINNING_KEY].twinnings.now = lambda: first + timedelta(days=3)  # after the first only
+    status, page = await call(http, hub, "GET", f"/api/twinnings/{pair['id']}", admin())
+    assert status == 200
+    past = page["past"]
+    assert [p["start"] for p in past] == ["2027-03-01T14:00:00Z"]
+    assert [(r["id"], r["url"]) for r in past[0]["recordings"]] == [(in_first, f"/recordings/{in_first}")]

@@ -21,6 +21,7 @@ from core.database import Database
 from core.http import json_error
 from meetings import signin as meetings_signin
 from meetings.feature import TwinningFeature
+from meetings.service import RoomRecordings
 from meetings.signin import SigninConfig
 from recordings import http as recordings_http
 from recordings import live_http
@@ -236,6 +237,17 @@ def _add_live(
     live_http.add_routes(app, live.manager, str(WEB_CLIENT / "live.html"))
 
 
+def _room_recordings(archive: Archive) -> RoomRecordings:
+    """The ready recordings of a room, for a twinning pair's page."""
+
+    async def found(room: str) -> list[dict[str, Any]]:
+        return [{"id": r.id, "title": r.title, "started_at": r.started_at, "duration": r.duration,
+                 "languages": r.languages, "url": f"/recordings/{r.id}"}
+                for r in await archive.list() if r.room == room and r.status == "ready"]
+
+    return found
+
+
 def create_app(
     data_dir: Path | None = None,
     sfu_options: dict[str, Any] | None = None,
@@ -285,6 +297,7 @@ def create_app(
     if captions is not None:
         feature_captions = _add_captions(app, server, captions, CaptionStore(database))
     feature_recordings = None
+    archive: Archive | None = None
     if recordings:
         archive = Archive(database, data_dir / "recordings")
         feature_recordings = _add_recordings(app, server, data_dir, archive, feature_captions, auto_record)
@@ -296,6 +309,8 @@ def create_app(
     twinning = TwinningFeature(database, server, app.get(meetings_signin.MAILER_KEY), data_dir / "documents")
     twinning.install(app, WEB_CLIENT / "twinning.html")
     app[TWINNING_KEY] = twinning
+    if archive is not None:
+        twinning.twinnings.recordings = _room_recordings(archive)  # a pair's past sessions link theirs
     metrics.add_routes(app, server)  # GET /metrics (Prometheus), with the API key when one is set
     app.router.add_get("/", _index)
     app.router.add_get("/r/{room}", _room_page)
