@@ -27,19 +27,19 @@ logger = logging.getLogger(__name__)
 
 #: ``emit(room, event, payload)``: send to everyone in a room.
 Emit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+#: ``durable(room)``: the room's durable state changed (interpreters' browsers are part of it).
+Durable = Callable[[Room], Awaitable[None]]
 
 
 class Interpreters:
     """Booths and channels of every room; installed as the SFU's audience."""
 
-    def __init__(self, store: RoomStore, sfu: SFU, emit: Emit) -> None:
+    def __init__(self, store: RoomStore, sfu: SFU, emit: Emit, durable: Durable | None = None) -> None:
         self._store = store
         self._sfu = sfu
         self._emit = emit
+        self._durable = durable
         self._rooms: dict[str, Interpretation] = {}
-        #: room -> browser (``client`` id) -> language: an interpreter whose connection dropped
-        #: comes back as one (else their voice would reach the floor)
-        self._remembered: dict[str, dict[str, str]] = {}
         sfu.set_audience(self)
 
     # -- the SFU's audience -----------------------------------------------------------------
@@ -86,12 +86,15 @@ class Interpreters:
         """Make ``target`` interpret into ``lang`` (None: no longer)."""
         if lang is not None and not target.publishes_audio:
             raise SignallingError("no-microphone", f"{target.name} joined without a microphone: they cannot interpret.")
-        if target.client:
-            remembered = self._remembered.setdefault(room.name, {})
+        if target.client and room.interpreting.get(target.client) != lang:
+            # (the room's durable state: a dropped connection or a room moved to another node
+            # brings the interpreter back in their booth, else their voice would reach the floor)
             if lang is None:
-                remembered.pop(target.client, None)
+                room.interpreting.pop(target.client, None)
             else:
-                remembered[target.client] = lang
+                room.interpreting[target.client] = lang
+            if self._durable is not None:
+                await self._durable(room)
         model = self._rooms.setdefault(room.name, Interpretation())
         if model.assign(target.id, lang):
             logger.info("room %s: %s interprets into %s", room.name, target.id, lang or "nothing")
@@ -103,18 +106,18 @@ class Interpreters:
         """Someone joined (before their media): an interpreter's link, or their browser's
         interpreting before a dropped connection, puts them in their booth (if they have a
         microphone: without one they join as a listener)."""
-        lang = link or (self._remembered.get(room.name, {}).get(participant.client) if participant.client else None)
+        lang = link or (room.interpreting.get(participant.client) if participant.client else None)
         if lang is not None and participant.publishes_audio:
             await self.assign(room, participant, lang)
 
     def forget_client(self, room: str, client: str | None) -> None:
         """A host removed this browser: it comes back (if it may) as no interpreter."""
-        if client:
-            self._remembered.get(room, {}).pop(client, None)
+        found = self._store.find(room)
+        if client and found is not None:
+            found.interpreting.pop(client, None)
 
     def room_ended(self, room: str) -> None:
-        self._rooms.pop(room, None)
-        self._remembered.pop(room, None)
+        self._rooms.pop(room, None)  # (the browsers stay in the room's memory, with its other state)
 
     async def choose(self, participant: Participant, channel: str) -> str:
         """``participant`` listens to ``channel``; returns the channel they now hear."""

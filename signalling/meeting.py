@@ -62,7 +62,7 @@ class Meeting:
         self._knocking: dict[str, tuple[str, str]] = {}  # sid -> (room, knocker id)
         self._tasks: set[asyncio.Task[Any]] = set()
         #: interpretation: booths, channels, and the SFU's say on who hears interpreters
-        self.interpreters = Interpreters(store, sfu, self._emit_to_room)
+        self.interpreters = Interpreters(store, sfu, self._emit_to_room, self.durable_changed)
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -145,18 +145,23 @@ class Room:
     admitted: dict[str, Role] = field(default_factory=dict)  # browser (client id) -> role, to resume
     banned_clients: set[str] = field(default_factory=set)
     banned_names: set[str] = field(default_factory=set)
+    #: browser (client id) -> the language it interprets into: an interpreter whose connection
+    #: dropped, or whose room moved to another node, comes back in their booth (never on the floor)
+    interpreting: dict[str, str] = field(default_factory=dict)
     #: what every camera was last asked to send at most (``bandwidth.py``; None: no cap)
     camera_limit: CameraLimit | None = None
 
     def durable(self) -> dict[str, Any]:
         """What outlives connections and should outlive this process (a cluster keeps it in
-        Redis): settings (the passcode hashed), revoked links, admitted browsers' roles, bans."""
+        Redis): settings (the passcode hashed), revoked links, admitted browsers' roles, bans,
+        interpreters' browsers."""
         return {
             "settings": asdict(self.settings),
             "revoked": sorted(self.revoked),
             "admitted": dict(self.admitted),
             "banned_clients": sorted(self.banned_clients),
             "banned_names": sorted(self.banned_names),
+            "interpreting": dict(self.interpreting),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -168,6 +173,7 @@ class Room:
         self.admitted = {str(k): v for k, v in dict(state.get("admitted") or {}).items()}
         self.banned_clients = set(state.get("banned_clients") or ())
         self.banned_names = set(state.get("banned_names") or ())
+        self.interpreting = {str(k): str(v) for k, v in dict(state.get("interpreting") or {}).items()}
 
     def hosts(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.role == "host"]

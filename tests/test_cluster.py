@@ -332,3 +332,28 @@ async def test_a_room_placed_but_never_joined_lets_its_lease_go(nodes: tuple[Run
     assert await one.redis.get(owner_key("opened-only")) is None
     assert set(one.leases.held) == {"in-use"}, "a room someone is in keeps its lease"
     await ana.close()
+
+
+async def test_an_interpreter_made_by_a_host_is_one_again_on_the_room_s_next_node(
+    nodes: tuple[RunningHub, RunningHub],
+) -> None:
+    """The interpreters' browsers are part of the room's durable state: when the room moves,
+    Lucía's voice must not reach the floor on the new node."""
+    n1, n2 = nodes
+    await n1.app[CLUSTER_KEY].leases.claim("booth", "n1")
+    host = await Client(n1.url).connect()
+    await host.join("booth", "Hana", client="h" * 32)
+    lucia = await Client(n1.url).connect()
+    joined = await lucia.join("booth", "Lucía", audio=True, client="l" * 32)
+    assert await host.send("interpreter", {"id": joined["id"], "lang": "es"}) == []
+    saved = await n1.app[CLUSTER_KEY].redis.get("uh:room:booth:state")
+    assert saved is not None and '"interpreting": {"' + "l" * 32 + '": "es"}' in saved
+    await n1.app[CLUSTER_KEY].drain()
+    for c in (host, lucia):
+        await c.wait_for("moved")
+        await c.close()
+    back = await Client(n2.url).connect()
+    again = await back.join("booth", "Lucía", audio=True, client="l" * 32)
+    channels = again["interpretation"]["channels"]
+    assert [c["lang"] for c in channels] == ["es"], "she is in the Spanish booth again, not on the floor"
+    await back.close()
