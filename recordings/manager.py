@@ -69,6 +69,7 @@ class RecordingManager:
         self._jobs: asyncio.Queue[tuple[str, float | None]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._executor: ProcessPoolExecutor | None = None
+        self.composing: str | None = None  # the recording being composed now
         root.mkdir(parents=True, exist_ok=True)
 
     # -- state -------------------------------------------------------------------------
@@ -136,6 +137,11 @@ class RecordingManager:
 
     # -- composition ----------------------------------------------------------------------------
 
+    @property
+    def compositions_waiting(self) -> int:
+        """Recordings stopped and not yet being composed (one composes at a time)."""
+        return self._jobs.qsize()
+
     def _enqueue(self, recording_id: str, duration: float | None) -> None:
         self._jobs.put_nowait((recording_id, duration))
         if self._worker is None:
@@ -150,6 +156,7 @@ class RecordingManager:
                 self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             future = loop.run_in_executor(self._executor, compose, str(folder), duration)
             watcher = asyncio.create_task(self._watch_progress(recording_id, folder))
+            self.composing = recording_id
             try:
                 summary = await future
             except asyncio.CancelledError:
@@ -162,6 +169,7 @@ class RecordingManager:
                 continue
             finally:
                 watcher.cancel()
+                self.composing = None
             await self._archive.set_duration(recording_id, summary["duration"])
             await self._archive.set_status(recording_id, "ready", progress=1.0)
             logger.info("recording %s ready (%s)", recording_id, summary)

@@ -118,8 +118,19 @@ async def test_metrics_follow_a_call_start_to_end(
         # a host starts recording: in progress until stopped
         await ana.sio.call("record", {"on": True}, timeout=10)
         assert value(await scrape(hub), "unionhub_recordings_in_progress") == 1
+        await asyncio.sleep(2.0)  # some media recorded (a recording without any is discarded)
         await ana.sio.call("record", {"on": False}, timeout=10)
-        assert value(await scrape(hub), "unionhub_recordings_in_progress") == 0
+        stopped = await scrape(hub)
+        assert value(stopped, "unionhub_recordings_in_progress") == 0
+        # the stopped recording is composed next (waiting or running), then neither
+        assert value(stopped, "unionhub_compositions_waiting") + value(stopped, "unionhub_compositions_running") == 1
+        composed = None
+        for _ in range(240):
+            composed = await scrape(hub)
+            if value(composed, "unionhub_compositions_waiting") + value(composed, "unionhub_compositions_running") == 0:
+                break
+            await asyncio.sleep(0.25)
+        assert composed is not None and value(composed, "unionhub_compositions_running") == 0
     finally:
         await bo.close()
         await ana.close()

@@ -64,6 +64,10 @@ class HubCollector:
             elif isinstance(feature, RecordingFeature):
                 yield _gauge("unionhub_recordings_in_progress", "Rooms being recorded now",
                              sum(feature.manager.state(room)["on"] for room in list(self._server.sfu.rooms)))
+                yield _gauge("unionhub_compositions_waiting", "Stopped recordings waiting to be composed",
+                             feature.manager.compositions_waiting)
+                yield _gauge("unionhub_compositions_running", "Recordings being composed now (one at a time)",
+                             int(feature.manager.composing is not None))
             elif isinstance(feature, LiveFeature):
                 yield from self._live(feature)
 
