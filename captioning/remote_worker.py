@@ -26,6 +26,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from core.redis import connect as redis_connect
+from core.tasks import cancel
 
 from .asr import AsrBackend, AsrSpec, load_backend
 from .remote import (
@@ -178,11 +179,8 @@ class CaptionWorker:
                 await self._announce()
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        await cancel(self._heartbeat)
+        self._heartbeat = None
         with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(worker_key(self.config.name))
             await self.redis.srem(WORKERS_KEY, self.config.name)

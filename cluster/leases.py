@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.tasks import cancel
+
 from .nodes import text
 
 logger = logging.getLogger(__name__)
@@ -162,10 +164,7 @@ class RoomLeases:
 
     async def close(self) -> None:
         """Stop renewing and release every lease (a clean shutdown hands rooms on at once)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         for room in list(self.held):
             await self.release(room)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.tasks import cancel
+
 logger = logging.getLogger(__name__)
 
 NODES_KEY = "uh:nodes"
@@ -133,11 +135,8 @@ class NodeRegistry:
 
     async def close(self) -> None:
         """Stop the heartbeat and leave the cluster at once (others stop sending people here)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(node_key(self.node_id))
             await self.redis.srem(NODES_KEY, self.node_id)

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-NGINX = "/usr/sbin/nginx"
+from nginxkit import NGINX, free_port, running_nginx
+
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -33,7 +25,7 @@ def nginx_rtmp(root: Path) -> Iterator[tuple[str, Path]]:
         pytest.fail("nginx with libnginx-mod-rtmp is needed (make test-deps installs it)", pytrace=False)
     (root / "rec").mkdir(parents=True)
     port = free_port()
-    (root / "nginx.conf").write_text(f"""
+    config = f"""
 load_module {RTMP_MODULE};
 daemon off;
 master_process off;
@@ -50,19 +42,9 @@ rtmp {{
         }}
     }}
 }}
-""")
-    proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")])
+"""
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"nginx-rtmp did not start: {(root / 'error.log').read_text()[-2000:]}", pytrace=False)
-            time.sleep(0.05)
-        yield f"rtmp://127.0.0.1:{port}/live", root / "rec"
+        with running_nginx(root, config, port):
+            yield f"rtmp://127.0.0.1:{port}/live", root / "rec"
     finally:
-        proc.terminate()
-        proc.wait(10)
         shutil.rmtree(root, ignore_errors=True)

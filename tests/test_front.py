@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from nginxkit import NGINX, free_port, require_nginx, running_nginx
 from unionhub.cli import main
 from unionhub.front import Node, nginx_config, nginx_site
 
-NGINX = "/usr/sbin/nginx"
 NODES = [Node.parse("n1=127.0.0.1:8081"), Node.parse("core-2=10.0.0.2:8080")]
 
 
 def test_nginx_accepts_the_generated_configuration(tmp_path: Path) -> None:
-    if not Path(NGINX).exists():
-        pytest.fail("nginx is needed (make test-deps installs it)", pytrace=False)
+    require_nginx()
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx_config(NODES, "127.0.0.1:18080", tmp_path))
     checked = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "e.log")],
@@ -66,8 +63,6 @@ async def test_nginx_routes_on_the_node_parameter_or_cookie_and_caches_live_hls(
     naming a node reaches that node (`?node=`, or the `uh_node` cookie a live page sets for its
     playlists' relative URLs); many viewers asking for one segment at once cost the node one
     request."""
-    if not Path(NGINX).exists():
-        pytest.fail("nginx is needed (make test-deps installs it)", pytrace=False)
     hits: dict[str, int] = {}
 
     def node_app(name: str) -> web.Application:
@@ -86,51 +81,40 @@ async def test_nginx_routes_on_the_node_parameter_or_cookie_and_caches_live_hls(
         app.router.add_get("/{tail:.*}", anything)
         return app
 
-    def free() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
     runners = []
     nodes = []
     for name in ("n1", "n2"):
         runner = web.AppRunner(node_app(name))
         await runner.setup()
-        port = free()
+        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append(runner)
         nodes.append(Node(name, f"127.0.0.1:{port}"))
-    front = free()
-    (tmp_path / "nginx.conf").write_text(nginx_config(nodes, f"127.0.0.1:{front}", tmp_path))
-    proc = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e",
-                             str(tmp_path / "error.log")])
+    front = free_port()
     base = f"http://127.0.0.1:{front}"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", front)) == 0:
-                    break
-            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "error.log").read_text()
-            await asyncio.sleep(0.05)
-        async with aiohttp.ClientSession() as http:
-            async def get(path: str, node: str | None = None) -> tuple[str, str]:
-                cookies = {"uh_node": node} if node else None
-                async with http.get(base + path, cookies=cookies) as r:
-                    assert r.status == 200
-                    return await r.text(), r.headers.get("X-Cache", "")
-
-            for name in ("n1", "n2"):
-                assert (await get(f"/live/hall/hls/index.m3u8?node={name}"))[0] == name
-                assert (await get("/live/hall/hls/video.m3u8", node=name))[0] == name, "the cookie routes"
-                assert (await get(f"/r/hall?node={name}"))[0] == name
-            answers = await asyncio.gather(*(get("/live/hall/hls/seg-0123abcd00001.m4s", node="n2") for _ in range(20)))
-            assert {text for text, _ in answers} == {"n2"}
-            assert hits["n2:seg-0123abcd00001.m4s"] == 1, "twenty viewers, one request to the node"
-            assert (await get("/live/hall/hls/seg-0123abcd00001.m4s", node="n2"))[1] == "HIT"
+        with running_nginx(tmp_path, nginx_config(nodes, f"127.0.0.1:{front}", tmp_path), front):
+            await run_viewers(base, hits)
     finally:
-        proc.terminate()
-        proc.wait(10)
         for runner in runners:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
+
+
+async def run_viewers(base: str, hits: dict[str, int]) -> None:
+    """(the requests of the test above, through the running nginx)"""
+    async with aiohttp.ClientSession() as http:
+        async def get(path: str, node: str | None = None) -> tuple[str, str]:
+            cookies = {"uh_node": node} if node else None
+            async with http.get(base + path, cookies=cookies) as r:
+                assert r.status == 200
+                return await r.text(), r.headers.get("X-Cache", "")
+
+        for name in ("n1", "n2"):
+            assert (await get(f"/live/hall/hls/index.m3u8?node={name}"))[0] == name
+            assert (await get("/live/hall/hls/video.m3u8", node=name))[0] == name, "the cookie routes"
+            assert (await get(f"/r/hall?node={name}"))[0] == name
+        answers = await asyncio.gather(*(get("/live/hall/hls/seg-0123abcd00001.m4s", node="n2") for _ in range(20)))
+        assert {text for text, _ in answers} == {"n2"}
+        assert hits["n2:seg-0123abcd00001.m4s"] == 1, "twenty viewers, one request to the node"
+        assert (await get("/live/hall/hls/seg-0123abcd00001.m4s", node="n2"))[1] == "HIT"

@@ -16,7 +16,6 @@ import hashlib
 import ipaddress
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,8 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from nginxkit import free_port, running_nginx
+
 NAME = "hub.test"
-NGINX = "/usr/sbin/nginx"
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
 
@@ -79,12 +79,6 @@ def self_signed(folder: Path) -> Certificate:
     key_path.chmod(0o600)
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return Certificate(cert_path, key_path, base64.b64encode(hashlib.sha256(spki).digest()).decode())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_https(url: str, context: ssl.SSLContext, alive: subprocess.Popen[bytes], log: Path) -> None:
@@ -197,22 +191,6 @@ http {{
 @contextlib.contextmanager
 def nginx_front(root: Path, upstream_port: int, cert: Certificate) -> Iterator[str]:
     """Yields https://hub.test:PORT, nginx terminating TLS in front of 127.0.0.1:upstream_port."""
-    if not Path(NGINX).exists():
-        pytest.fail("nginx is needed (make test-deps installs it)", pytrace=False)
-    root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    (root / "nginx.conf").write_text(nginx_config(root, port, f"127.0.0.1:{upstream_port}", cert))
-    proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"nginx did not start: {(root / 'error.log').read_text()[-2000:]}", pytrace=False)
-            time.sleep(0.05)
+    with running_nginx(root, nginx_config(root, port, f"127.0.0.1:{upstream_port}", cert), port):
         yield f"https://{NAME}:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -16,7 +16,6 @@ Three things cannot be:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCRtpSender
 
+from core.tasks import cancel
 from media_server import SFU, ForwardedTrack
 
 logger = logging.getLogger(__name__)
@@ -79,11 +79,8 @@ class Monitor:
             self._task = asyncio.create_task(self._run(), name="metrics-monitor")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         last = time.monotonic()

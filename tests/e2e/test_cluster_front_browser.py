@@ -6,10 +6,7 @@ the browser is recognised by the room's state the cluster kept)."""
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,41 +16,11 @@ import pytest
 
 from conftest import HubServer, start_server
 from e2e_helpers import WAIT_MS, join, unique_room, wait_remote_videos
+from nginxkit import free_port, running_nginx
 from redistest import redis_server
 from unionhub.front import Node, nginx_config
 
 pytestmark = pytest.mark.browser
-
-NGINX = "/usr/sbin/nginx"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def nginx(root: Path, port: int, nodes: list[Node]) -> Iterator[None]:
-    if not Path(NGINX).exists():
-        pytest.fail("nginx is needed (make test-deps installs it)", pytrace=False)
-    root.mkdir(parents=True)
-    (root / "nginx.conf").write_text(nginx_config(nodes, f"127.0.0.1:{port}", root))
-    proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"nginx did not start: {(root / 'error.log').read_text()[-2000:]}", pytrace=False)
-            time.sleep(0.05)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
 
 @pytest.fixture
 def front(tmp_path: Path) -> Iterator[tuple[str, dict[str, HubServer]]]:
@@ -65,7 +32,9 @@ def front(tmp_path: Path) -> Iterator[tuple[str, dict[str, HubServer]]]:
                   "--no-recordings", "--no-live")
         nodes = {node_id: start_server(tmp_path / node_id, *common, "--node-id", node_id) for node_id in ("n1", "n2")}
         try:
-            with nginx(tmp_path / "nginx", port, [Node(i, urlsplit(n.url).netloc) for i, n in nodes.items()]):
+            front_nodes = [Node(i, urlsplit(n.url).netloc) for i, n in nodes.items()]
+            root = tmp_path / "nginx"
+            with running_nginx(root, nginx_config(front_nodes, f"127.0.0.1:{port}", root), port):
                 yield url, nodes
         finally:
             for n in nodes.values():
