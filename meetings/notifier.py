@@ -18,11 +18,11 @@ from email.message import EmailMessage
 
 from core.tasks import cancel
 
-from . import ics
+from . import ics, messages
 from .mail import Mailer, MailError
 from .pairs import Member, Pair, PairStore, Session
 from .service import Twinnings, public_url, welcome_key
-from .timing import in_zone
+from .timing import OPENS_EARLY, in_zone
 from .vocabulary import Notice
 
 logger = logging.getLogger(__name__)
@@ -94,13 +94,13 @@ class Notifier:
         for member in pair.members:
             if member.email.casefold() in done:
                 continue
-            message = self._message(member, f"You are in the twinning “{pair.name}”")
-            url = f"{public_url() or ''}/t/{pair.id}"
-            sides = " and ".join(b.name for b in pair.branches)
-            message.set_content(
-                f"Hello {member.name or member.email},\n\nYou were added to “{pair.name}” ({sides}) as "
-                f"{member.role.value}. Its page, sessions and documents: {url}\n"
-            )
+            lang = reader_language(pair, member)
+            message = self._message(member, messages.text(lang, "welcome.subject", pair=pair.name), lang)
+            message.set_content(messages.text(
+                lang, "welcome.body", name=member.name or member.email, pair=pair.name,
+                sides=messages.text(lang, "sides.and").join(b.name for b in pair.branches),
+                role=messages.text(lang, f"role.{member.role.value}"), url=f"{public_url() or ''}/t/{pair.id}",
+            ))
             if await self._send(message):
                 await self.store.mark_sent(key, member.email, Notice.WELCOME)
                 count += 1
@@ -139,11 +139,15 @@ class Notifier:
             if start - lead <= now:
                 if (member.email.casefold(), kind, occurrence, 0) in sent:
                     return 0
-                message = self._message(member, f"Reminder: “{session.title}” {_lead_text(lead)}")
-                message.set_content(
-                    f"{session.title} — {pair.name}\n\n{_times(pair, start)}\n\nJoin (the room opens 15 minutes "
-                    f"early): {self.twinnings.personal_link(session, member)}\n"
-                )
+                lang = reader_language(pair, member)
+                soon = lead <= timedelta(minutes=15)
+                subject = messages.text(lang, "remind.subject.soon" if soon else "remind.subject.tomorrow",
+                                        title=session.title, minutes=int(lead.total_seconds() // 60))
+                message = self._message(member, subject, lang)
+                message.set_content(messages.text(
+                    lang, "remind.body", title=session.title, pair=pair.name, times=_times(pair, start, lang),
+                    minutes=OPENS_EARLY_MINUTES, link=self.twinnings.personal_link(session, member),
+                ))
                 if not await self._send(message):
                     return 0
                 await self.store.mark_sent(session.id, member.email, kind, occurrence, 0)
@@ -153,33 +157,42 @@ class Notifier:
     def _calendar_message(self, pair: Pair, session: Session, member: Member) -> EmailMessage:
         assert self.mailer is not None
         link = self.twinnings.personal_link(session, member)
+        lang = reader_language(pair, member)
+        names = {"title": session.title, "pair": pair.name}
         if session.cancelled:
-            subject, method = f"Cancelled: “{session.title}”", "CANCEL"
-            body = f"{session.title} — {pair.name} is cancelled.\n"
+            subject, method = messages.text(lang, "cancel.subject", **names), "CANCEL"
+            body = messages.text(lang, "cancel.body", **names)
         else:
-            subject = f"{'Updated' if session.sequence else 'Invitation'}: “{session.title}” — {pair.name}"
+            subject = messages.text(lang, "update.subject" if session.sequence else "invite.subject", **names)
             method = "REQUEST"
             start = session.schedule.next_occurrence(self.now()) or session.schedule.start
-            repeat = f"Repeats: {session.schedule.rule}\n" if session.schedule.rule else ""
-            body = (f"{session.title} — {pair.name}\n\n{_times(pair, start)}\n{repeat}\nJoin (the room opens 15 minutes "
-                    f"early): {link}\n\nThe attached invitation adds it to your calendar.\n")
-        message = self._message(member, subject)
+            rule = session.schedule.rule
+            body = messages.text(
+                lang, "invite.body", **names, times=_times(pair, start, lang), minutes=OPENS_EARLY_MINUTES, link=link,
+                repeats=messages.text(lang, "invite.repeats", rule=rule) if rule else "",
+            )
+        message = self._message(member, subject, lang)
         message.set_content(body)
         data = ics.calendar(session, pair, link, self.mailer.sender, member.email)
         message.add_attachment(data, maintype="text", subtype="calendar", filename="session.ics",
                                params={"method": method, "charset": "utf-8"})
         return message
 
-    def _message(self, member: Member, subject: str) -> EmailMessage:
+    def _message(self, member: Member, subject: str, lang: str) -> EmailMessage:
         message = EmailMessage()
         message["To"] = member.email
         message["Subject"] = subject
+        message["X-Unionhub-Language"] = lang  # (Content-Language is set last: set_content clears it)
         return message
 
     async def _send(self, message: EmailMessage) -> bool:
         """Whether the relay took it; a refusal (logged by the mailer) leaves it due for next time
         without holding up the other members' notices."""
         assert self.mailer is not None
+        lang = message["X-Unionhub-Language"]
+        if lang is not None:
+            del message["X-Unionhub-Language"]
+            message["Content-Language"] = str(lang)
         try:
             await self.mailer.send(message)
         except MailError:
@@ -189,13 +202,21 @@ class Notifier:
         return True
 
 
-def _lead_text(lead: timedelta) -> str:
-    return "in 15 minutes" if lead <= timedelta(minutes=15) else "tomorrow"
+#: (the room opens this many minutes before a session: timing.OPENS_EARLY, in the e-mails' words)
+OPENS_EARLY_MINUTES = int(OPENS_EARLY.total_seconds() // 60)
 
 
-def _times(pair: Pair, start: datetime) -> str:
+def reader_language(pair: Pair, member: Member) -> str:
+    """The language a member's e-mails are written in: their branch's first, else English."""
+    if member.branch is not None and 0 <= member.branch < len(pair.branches):
+        return messages.language_for(pair.branches[member.branch].languages)
+    return messages.FALLBACK
+
+
+def _times(pair: Pair, start: datetime, lang: str) -> str:
     lines = []
     for branch in pair.branches:
         local = in_zone(start, branch.timezone)
-        lines.append(f"{branch.name}: {local['start'].replace('T', ' ')} ({branch.timezone}, UTC{local['offset']})")
+        lines.append(messages.text(lang, "times.line", branch=branch.name, start=local["start"].replace("T", " "),
+                                   zone=branch.timezone, offset=local["offset"]))
     return "\n".join(lines)

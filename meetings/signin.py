@@ -30,6 +30,7 @@ from core.database import Database
 from core.http import json_error
 from signalling.limits import RateLimiter
 
+from . import messages
 from .accounts import FLOW_TTL_S, LINK_TTL_S, SESSION_TTL_S, AccountStore, PendingFlow
 from .identity import CSRF_HEADER, SESSION_COOKIE, SESSIONS_KEY, csrf_ok, csrf_token, signed_in
 from .mail import Mailer, MailError, SmtpConfig
@@ -214,7 +215,7 @@ class SigninRoutes:
             if next_path != "/":
                 link += f"&next={quote(next_path, safe='')}"
             try:
-                await self.mailer.send(_link_message(email.strip(), link))
+                await self.mailer.send(_link_message(email.strip(), link, _reader_language(body, request)))
             except MailError as exc:
                 return json_error(502, exc.code, exc.message)
         else:
@@ -284,15 +285,20 @@ async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
     return body
 
 
-def _link_message(email: str, link: str) -> EmailMessage:
+def _reader_language(body: dict[str, Any], request: web.Request) -> str:
+    """The sign-in page's language (``lang`` in the request), else the browser's first."""
+    asked = body.get("lang")
+    tags = [asked] if isinstance(asked, str) else []
+    tags += [part.split(";")[0].strip() for part in request.headers.get("Accept-Language", "").split(",")]
+    return messages.language_for(t for t in tags if t)
+
+
+def _link_message(email: str, link: str, lang: str = messages.FALLBACK) -> EmailMessage:
     message = EmailMessage()
     message["To"] = email
-    message["Subject"] = "Your unionhub sign-in link"
-    minutes = int(LINK_TTL_S // 60)
-    message.set_content(
-        f"Open this link to sign in to unionhub:\n\n{link}\n\n"
-        f"It works once, for {minutes} minutes. If you did not ask to sign in, ignore this e-mail.\n"
-    )
+    message["Subject"] = messages.text(lang, "signin.subject")
+    message.set_content(messages.text(lang, "signin.body", link=link, minutes=int(LINK_TTL_S // 60)))
+    message["Content-Language"] = lang  # (after set_content, which clears Content-* headers)
     return message
 
 

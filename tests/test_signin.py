@@ -403,3 +403,16 @@ def test_smtp_settings_come_from_the_environment() -> None:
     assert config is not None and config.port == 587 and "hunter2" not in repr(config)
     with pytest.raises(ValueError, match="UNIONHUB_SMTP_FROM"):
         SmtpConfig.from_env({"UNIONHUB_SMTP_HOST": "mail.example"})
+
+
+async def test_the_sign_in_e_mail_is_in_the_page_s_language_else_the_browser_s(hub: Any, smtp: SmtpServer) -> None:
+    client, _ = hub
+    response = await client.post("/api/signin/email", json={"email": "amal@unionhub.test", "lang": "ar"})
+    assert response.status == 202
+    arabic = smtp.mailbox.messages[-1]
+    assert arabic["Content-Language"] == "ar" and str(arabic["Subject"]) == "رابط الدخول إلى unionhub"
+    assert "15 دقيقة" in arabic.get_body(("plain",)).get_content()
+    response = await client.post("/api/signin/email", json={"email": "rui@unionhub.test"},
+                                 headers={"Accept-Language": "pt-BR,pt;q=0.9,en;q=0.5"})
+    assert response.status == 202
+    assert smtp.mailbox.messages[-1]["Content-Language"] == "pt"

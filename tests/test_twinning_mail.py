@@ -174,3 +174,28 @@ async def test_a_refused_address_does_not_hold_up_the_others_and_stays_due(tmp_p
             assert notifier.failed > failed and len(box.messages) == 2
     finally:
         controller.stop()
+
+
+async def test_each_member_reads_the_e_mails_in_their_branch_s_language(tmp_path: Path, relay: SmtpServer) -> None:
+    box = relay.mailbox.messages
+    async with running_hub(tmp_path / "hub", security=security(), signin=smtp(relay.port)) as hub, \
+            aiohttp.ClientSession() as http:
+        _, pair = await call(http, hub, "POST", "/api/twinnings", admin(), PAIR)
+        for email, branch in (("olu@unison.test", 0), ("maria@sindsaude.test", 1)):
+            status, _ = await call(http, hub, "POST", f"/api/twinnings/{pair['id']}/members", admin(),
+                                   {"email": email, "role": "member", "name": email.split("@")[0].title(),
+                                    "branch": branch})
+            assert status == 201
+        await until(lambda: len(box) == 2)
+        body = {"title": "Staffing levels", "start": "2027-03-01T14:00", "timezone": "Europe/London",
+                "duration_minutes": 60}
+        await call(http, hub, "POST", f"/api/twinnings/{pair['id']}/sessions", admin(), body)
+        await until(lambda: len(box) == 4)
+    (welcome_pt, invite_pt) = to(box, "maria@sindsaude.test")
+    assert welcome_pt["Content-Language"] == "pt" and str(welcome_pt["Subject"]).startswith("Você faz parte")
+    assert str(invite_pt["Subject"]).startswith("Convite: “Staffing levels”")
+    text = invite_pt.get_body(("plain",)).get_content()
+    assert "a sala abre 15 minutos antes" in text
+    assert "Hospital das Clínicas: 2027-03-01 11:00 (America/Sao_Paulo, UTC-03:00)" in text
+    (welcome_en, invite_en) = to(box, "olu@unison.test")
+    assert welcome_en["Content-Language"] == "en" and str(invite_en["Subject"]).startswith("Invitation:")

@@ -2,7 +2,7 @@
 // spending an e-mail link with one click, and signing out. API: meetings/signin.py.
 
 import { make } from './dom.js';
-import { errorText, t } from './i18n.js';
+import { errorText, getLocale, t } from './i18n.js';
 
 const $ = (sel) => document.querySelector(sel);
 const errorBox = $('[data-testid="error"]');
@@ -82,7 +82,7 @@ $('#email-form').addEventListener('submit', async (event) => {
   const submit = $('[data-testid="email-submit"]');
   submit.disabled = true;
   try {
-    await postJson('/api/signin/email', { email: $('[data-testid="email"]').value, next });
+    await postJson('/api/signin/email', { email: $('[data-testid="email"]').value, next, lang: getLocale() });
     showError('');
     $('[data-testid="email-sent"]').hidden = false;
   } catch (err) {
