@@ -3,34 +3,41 @@
 // lobby, refusals), the host events that reach a participant (muted, removed, ended, role changes)
 // and the knocks hosts see. app.js owns the call; this module is handed its state and hooks.
 
+import * as failover from './failover.js';
+import { t } from './i18n.js';
 import { clientId } from './identity.js';
 import * as lobby from './lobby.js';
 import { acquireUserMedia } from './media.js';
 import * as moderation from './moderation.js';
 import * as ui from './ui.js';
 
-/** Human messages for the access and host-control error codes. */
+/** Human messages for the access and host-control error codes (the rest: errors.<code>). */
 const ERRORS = {
-  'forbidden': 'Only a host can do that.',
-  'bad-token': 'This invitation link has expired, is not valid yet, or is for another meeting.',
-  'auth-required': 'This meeting only admits people with a signed invitation link.',
-  'passcode-required': 'This meeting needs a passcode.',
-  'bad-passcode': 'That passcode is not right.',
-  'room-locked': 'A host locked this meeting: nobody new can join right now.',
-  'rejected': 'A host turned down your request to join.',
-  'banned': 'You were removed from this meeting and cannot rejoin it.',
-  'rate-limited': 'Too many actions at once — slow down a little and try again.',
-  'no-such-participant': 'That person is no longer in the meeting (or the lobby).',
+  'forbidden': () => t('access.onlyHost'),
+  'bad-token': () => t('errors.bad-token'),
+  'auth-required': () => t('errors.auth-required'),
+  'passcode-required': () => t('errors.passcode-required'),
+  'bad-passcode': () => t('errors.bad-passcode'),
+  'room-locked': () => t('errors.room-locked'),
+  'rejected': () => t('errors.rejected'),
+  'banned': () => t('errors.banned'),
+  'rate-limited': () => t('access.rateLimited'),
+  'no-such-participant': () => t('errors.no-such-participant'),
 };
 
 /** `forbidden`, by the event it answers. */
 const FORBIDDEN = {
-  join: 'Viewers cannot publish: you joined without camera and microphone.',
-  publish: 'Viewers cannot share their screen.',
-  record: 'Only hosts can record this meeting.',
-  live: 'Only hosts can stream this meeting live.',
-  'live-push': 'Only hosts can stream this meeting to other platforms.',
+  join: () => t('access.viewerCannotPublish'),
+  publish: () => t('call.viewersCannotShare'),
+  record: () => t('access.onlyHostsRecord'),
+  live: () => t('access.onlyHostsLive'),
+  'live-push': () => t('access.onlyHostsPush'),
 };
+
+function message(table, key) {
+  const text = table[key];
+  return text ? text() : null;
+}
 
 /** Refusals after which this page stops trying to get in. */
 const FINAL = new Set(['rejected', 'banned', 'room-locked', 'auth-required', 'bad-token']);
@@ -79,7 +86,7 @@ export function initAccess(context) {
 function hostEmit(event, payload) {
   const { socket, myId } = ctx.state;
   if (!socket || !socket.connected || !myId) {
-    ui.showError('Not connected — try again in a moment.', 'host');
+    ui.showError(t('call.notConnected'), 'host');
     return false;
   }
   ui.clearError('host');
@@ -110,16 +117,46 @@ export function bindSocket(socket) {
   socket.on('muted', onMuted);
   socket.on('removed', (msg) => {
     const ban = !!(msg && msg.ban);
-    const who = msg && typeof msg.name === 'string' && msg.name ? `${msg.name} (host)` : 'A host';
+    const name = msg && typeof msg.name === 'string' && msg.name ? msg.name : null;
     ctx.teardown();
-    lobby.showGone('removed', ban
-      ? `${who} removed you from this meeting and banned you from rejoining it.`
-      : `${who} removed you from this meeting.`);
+    let text;
+    if (ban) text = name ? t('access.removedBannedBy', { name }) : t('gone.bannedDetail');
+    else text = name ? t('access.removedBy', { name }) : t('gone.removedDetail');
+    lobby.showGone('removed', text);
   });
   socket.on('ended', () => {
     ctx.teardown();
     lobby.showGone('ended');
   });
+  socket.on('moved', onMoved);
+}
+
+/**
+ * The server hands the meeting to another server of the hub (it is shutting down, or lost the
+ * room to another): follow it, keeping this page's query (name, join link). Without a URL the
+ * server is restarting: reload after a few seconds.
+ */
+const RELOAD_AFTER_MS = 4000;
+
+function onMoved(msg) {
+  const text = msg && typeof msg.message === 'string' ? msg.message : t('access.moving');
+  ctx.teardown();
+  ui.setStatus(text);
+  let target = null;
+  if (msg && typeof msg.url === 'string') {
+    try {
+      target = new URL(msg.url, window.location.href);
+      if (target.protocol !== 'https:' && target.protocol !== 'http:') target = null;
+    } catch (_) {
+      target = null;
+    }
+  }
+  if (target) {
+    sessionStorage.setItem(MOVED_KEY, String(Date.now()));
+    window.location.assign(failover.follow(target));
+  } else {
+    setTimeout(() => window.location.reload(), RELOAD_AFTER_MS);
+  }
 }
 
 function onLobby(msg) {
@@ -160,8 +197,7 @@ export function onParticipant(p, self) {
   if (p.role === 'viewer') becameViewer();
   else if (prev === 'viewer') becameSpeaker();
   if (p.role === 'host' && prev && prev !== 'host') {
-    ui.showNotice('You are now a host: you can let people in, mute, remove and set who can join.',
-      'role', 10000);
+    ui.showNotice(t('access.nowHost'), 'role', 10000);
   }
 }
 
@@ -171,16 +207,16 @@ function onMuted(msg) {
   const track = kind === 'video' ? state.camera : state.mic;
   const by = msg && typeof msg.name === 'string' && msg.name
     ? msg.name : msg && typeof msg.by === 'string' ? nameOf(msg.by) : null;
-  const who = by ? `${by} (host)` : 'A host';
   if (!track) return; // nothing of ours to mute (a listener, a viewer)
   track.enabled = false;
   if (kind === 'video') ctx.showLocalCamera(track);
   ctx.sendMediaState();
   ctx.updateControls();
   ctx.renderPeople();
-  ui.showNotice(kind === 'video'
-    ? `${who} turned off your camera. You can turn it back on yourself.`
-    : `${who} muted you. You can unmute yourself when you want to speak.`, `muted-${kind}`);
+  let text;
+  if (kind === 'video') text = by ? t('access.cameraOffBy', { name: by }) : t('access.cameraOff');
+  else text = by ? t('access.mutedBy', { name: by }) : t('access.muted');
+  ui.showNotice(text, `muted-${kind}`);
 }
 
 function nameOf(id) {
@@ -203,7 +239,7 @@ function becameViewer({ quiet = false } = {}) {
   ctx.updateControls();
   ctx.renderPeople();
   if (!quiet) {
-    ui.showNotice('A host made you a viewer: you can watch, listen, chat and raise your hand.', 'role');
+    ui.showNotice(t('access.madeViewer'), 'role');
   }
 }
 
@@ -218,10 +254,10 @@ function becameSpeaker() {
   ui.clearNotice('role');
   const want = state.want || { audio: true, video: true };
   if (!want.audio && !want.video) {
-    ui.showNotice('A host made you a speaker.', 'role', 10000);
+    ui.showNotice(t('access.madeSpeaker'), 'role', 10000);
   } else {
-    ui.showNotice('A host made you a speaker: rejoin to turn on your camera and microphone.', 'role', 0,
-      { label: 'Rejoin and speak', run: () => rejoinToSpeak() });
+    ui.showNotice(t('access.madeSpeakerRejoin'), 'role', 0,
+      { label: t('access.rejoinAndSpeak'), run: () => rejoinToSpeak() });
   }
   ctx.updateControls();
   ctx.renderPeople();
@@ -291,17 +327,19 @@ export function onError(err) {
   if (event === 'settings') {
     // e.g. a passcode that is too short: the server says what is wrong
     moderation.revert();
-    return code === 'forbidden' ? ERRORS.forbidden : (err.message || ERRORS[code] || null);
+    return code === 'forbidden' ? message(ERRORS, 'forbidden') : (err.message || message(ERRORS, code));
   }
   if (code === 'moved' && event === 'join') {
     // In a cluster the meeting lives on another node: the page, reloaded, is sent there (once:
     // a second `moved` within seconds means the nodes disagree, so say so instead of looping).
     const last = Number(sessionStorage.getItem(MOVED_KEY) || 0);
-    if (Date.now() - last < MOVED_AGAIN_MS) return err.message || 'This meeting is moving between servers: reload in a moment.';
+    if (Date.now() - last < MOVED_AGAIN_MS) return err.message || t('access.movingAgain');
     sessionStorage.setItem(MOVED_KEY, String(Date.now()));
     ctx.teardown();
-    ui.setStatus('Moving to the server that hosts this meeting…');
-    window.location.reload();
+    ui.setStatus(t('access.movingToOwner'));
+    // behind a front proxy, without `node`: any server answers and names the owner
+    if (failover.nodeParam()) window.location.assign(failover.withoutNode());
+    else window.location.reload();
     return false;
   }
   if ((code === 'passcode-required' || code === 'bad-passcode') && event === 'join') {
@@ -321,13 +359,13 @@ export function onError(err) {
     state.mic = null;
     state.camera = null;
     ctx.showLocalCamera(null);
-    ui.showNotice('You joined as a viewer: you can watch, listen, chat and raise your hand.', 'role');
+    ui.showNotice(t('access.joinedAsViewer'), 'role');
     ctx.join();
     return false;
   }
   if (event === 'role') ctx.renderPeople();
-  if (code === 'forbidden') return FORBIDDEN[event] || ERRORS.forbidden;
-  return ERRORS[code] || null;
+  if (code === 'forbidden') return message(FORBIDDEN, event) || message(ERRORS, 'forbidden');
+  return message(ERRORS, code);
 }
 
 export const hostControlsFor = moderation.hostControlsFor;

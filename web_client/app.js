@@ -5,7 +5,10 @@ import { io } from '/vendor/socket.io.esm.min.js';
 import * as access from './access.js';
 import { Call } from './call.js';
 import * as captions from './captions.js';
+import * as failover from './failover.js';
+import * as interpretation from './interpretation.js';
 import { applyToPageUrl } from './datasaver.js';
+import { errorText, t } from './i18n.js';
 import * as lastn from './lastn.js';
 import { acquireScreen, acquireUserMedia, canShareScreen } from './media.js';
 import { LANGUAGES, route } from './routing.js';
@@ -15,38 +18,19 @@ const { el } = ui;
 
 const CHAT_MAX = 2000;
 
-const ERROR_MESSAGES = {
-  'room-full': 'This room is full.',
-  'server-full': 'This server is hosting too many rooms right now — please try again later.',
-  'bad-room': 'Invalid room name: use 1–64 letters, digits, “-” or “_”.',
-  'bad-name': 'Invalid display name: use 1–64 printable characters.',
-  'bad-lang': 'Invalid language.',
-  'bad-request': 'The server rejected a malformed request.',
-  'too-large': 'That message is too large.',
-  'not-joined': 'You are not in the room (yet).',
-  'already-joined': 'This connection already joined a room.',
-  'bad-sdp': 'Setting up the media connection failed — try leaving and rejoining.',
-  'no-offer': 'Media negotiation got out of step — try leaving and rejoining.',
-  'bad-source': 'Unknown media source.',
-  'listener': 'Listeners cannot publish media — rejoin with camera or microphone to share.',
-  'audio-only': 'Turn “Audio only” off to share your screen.',
-  'unknown-event': 'The server did not understand a request.',
-  'not-available': 'Recording is turned off on this server.',
-  'internal': 'The server hit an unexpected problem — try again.',
-};
+// Server errors are shown as the catalogue's `errors.<code>` (i18n.js errorText), except:
 
-// Errors answering a `live` request, where they differ from the general ones.
+// errors answering a `live` request, where they differ from the general ones;
 const LIVE_ERROR_MESSAGES = {
-  'not-available': 'Live streaming is turned off on this server.',
-  'internal': 'The live stream could not be started or stopped — try again.',
+  'not-available': () => t('call.liveOff'),
+  'internal': () => t('call.liveFailed'),
 };
 
-// Errors answering a `live-push` request (an RTMP destination).
+// errors answering a `live-push` request (an RTMP destination).
 const PUSH_ERROR_MESSAGES = {
-  'bad-rtmp-url': 'That is not a stream URL: paste the RTMP(S) server URL (rtmp://… or rtmps://…) '
-    + 'and the stream key from the platform\'s live dashboard.',
-  'not-live': 'Go live first, then add a destination.',
-  'not-available': 'Live streaming is turned off on this server.',
+  'bad-rtmp-url': () => t('rtmp.badUrl'),
+  'not-live': () => t('rtmp.notLive'),
+  'not-available': () => t('call.liveOff'),
 };
 
 const state = {
@@ -110,7 +94,7 @@ async function startCall({ room, name, lang, audio, video, audioOnly = false, vi
   });
   ui.showView('call');
   el.roomName.textContent = room;
-  document.title = `${room} — unionhub`;
+  document.title = t('call.pageTitle', { room });
   el.rejoinLink.href = location.href;
   updateControls();
   renderPeople();
@@ -127,7 +111,7 @@ async function startCall({ room, name, lang, audio, video, audioOnly = false, vi
   state.camera = media.camera;
   if (media.errors.length) {
     let text = media.errors.join(' ');
-    if (!state.mic && !state.camera && !viewer) text += ' You joined as a listener.';
+    if (!state.mic && !state.camera && !viewer) text += ` ${t('media.joinedAsListener')}`;
     ui.showError(text, 'media');
   }
   const tile = ui.ensureTile({ id: state.localId, name, source: 'camera', local: true });
@@ -139,10 +123,11 @@ async function startCall({ room, name, lang, audio, video, audioOnly = false, vi
 }
 
 function connectSocket() {
-  const socket = io({ transports: ['websocket', 'polling'] });
+  const socket = io({ transports: ['websocket', 'polling'], query: failover.socketQuery() });
   state.socket = socket;
 
   socket.on('connect', () => {
+    failover.found();
     if (state.left) return;
     ui.clearError('connection');
     ui.setStatus(null);
@@ -150,7 +135,8 @@ function connectSocket() {
   });
   socket.on('disconnect', (reason) => {
     if (state.left) return;
-    ui.setStatus('Reconnecting…');
+    ui.setStatus(t('call.reconnecting'));
+    failover.lost(socket);
     if (reason === 'io server disconnect') {
       // The server closed the connection on purpose; socket.io does not retry by itself.
       setTimeout(() => { if (!state.left && !socket.connected) socket.connect(); }, 2000);
@@ -158,8 +144,9 @@ function connectSocket() {
   });
   socket.on('connect_error', () => {
     if (state.left) return;
-    ui.setStatus('Reconnecting…');
-    ui.showError('Cannot reach the unionhub server — retrying…', 'connection');
+    failover.lost(socket);
+    ui.setStatus(t('call.reconnecting'));
+    ui.showError(t('call.unreachable'), 'connection');
   });
 
   socket.on('joined', onJoined);
@@ -189,6 +176,7 @@ function connectSocket() {
   socket.on('recording', (msg) => setRecording(msg));
   socket.on('live', (msg) => setLive(msg));
   socket.on('error', onServerError);
+  interpretation.attach(socket, { lang: state.lang, micTrack: () => state.mic, replaceMic, onChange: renderPeople });
 }
 
 /** (Re)join: every (re)connection is a new participant for the server. */
@@ -216,7 +204,7 @@ function join() {
     onUnsubscribe,
     onError: (err) => {
       console.error('unionhub: negotiation error', err);
-      ui.showError(`Media connection problem: ${err.message || err}`, 'media-connection');
+      ui.showError(t('call.mediaProblem', { reason: err.message || err }), 'media-connection');
     },
     onFailed: () => rejoinMedia(),
   });
@@ -240,7 +228,7 @@ function rejoinMedia() {
   const now = Date.now();
   if (!state.socket || !state.socket.connected || now - lastMediaRejoin < 5000) return;
   lastMediaRejoin = now;
-  ui.showError('The media connection dropped — reconnecting…', 'media-connection');
+  ui.showError(t('call.mediaDropped'), 'media-connection');
   state.socket.emit('leave', {});
   join();
 }
@@ -258,6 +246,19 @@ function localTrack(source) {
   if (source === 'camera') return state.camera;
   if (source === 'screen') return state.screen;
   return null;
+}
+
+/** Interpretation: the microphone captured again with other processing (same mute state). */
+function replaceMic(track) {
+  const old = state.mic;
+  if (!old || state.left) {
+    track.stop();
+    return;
+  }
+  track.enabled = old.enabled;
+  state.mic = track;
+  if (state.call) state.call.refreshPublish('mic');
+  old.stop();
 }
 
 function isListener() {
@@ -281,6 +282,7 @@ function onJoined(msg) {
   lastn.onJoined(msg, state.participants);
   if (state.call && msg.sendLimits) state.call.setCameraLimit(msg.sendLimits.camera);
   access.onJoined(msg);
+  interpretation.onJoined(msg);
   renderPeople();
   state.captionStatus = msg.captions || null;
   captions.setStatus(state.captionStatus, state.captionLang);
@@ -330,10 +332,11 @@ function removeParticipant(id) {
 function onSubscribe(sub) {
   if (sub.kind === 'audio') {
     ui.addRemoteAudio(sub.mid, sub.participant, sub.track);
+    interpretation.addTrack(sub.mid, sub.participant, sub.track);
     return;
   }
   const p = state.participants.get(sub.participant);
-  const tile = ui.ensureTile({ id: sub.participant, name: p ? p.name : 'Guest', source: sub.source });
+  const tile = ui.ensureTile({ id: sub.participant, name: p ? p.name : t('call.guest'), source: sub.source });
   ui.setTileVideo(tile, sub.track);
   if (sub.source === 'camera') ui.setTileCameraOn(sub.participant, p ? !!p.video : true);
 }
@@ -341,6 +344,7 @@ function onSubscribe(sub) {
 function onUnsubscribe(sub) {
   if (sub.kind === 'audio') {
     ui.removeRemoteAudio(sub.mid);
+    interpretation.removeTrack(sub.mid);
     return;
   }
   const tile = ui.findTile(sub.participant, sub.source);
@@ -379,8 +383,8 @@ function onServerError(err) {
   const push = !!err && err.event === 'live-push';
   const handled = access.onError(err);
   if (handled === false) return; // a page or prompt of its own (passcode, lobby, removed…)
-  const text = handled || (live && LIVE_ERROR_MESSAGES[code]) || (push && PUSH_ERROR_MESSAGES[code])
-    || ERROR_MESSAGES[code] || (err && err.message) || 'Something went wrong.';
+  const special = (live && LIVE_ERROR_MESSAGES[code]) || (push && PUSH_ERROR_MESSAGES[code]);
+  const text = handled || (special && special()) || errorText(err, 'errors.unknown');
   ui.showError(text, `server:${code}`);
   if (err && err.event === 'publish' && state.screen) stopScreen({ notify: false });
   if (err && err.event === 'record') {
@@ -479,7 +483,7 @@ function renderPeople() {
   };
   const others = [...state.participants.values()]
     .sort((a, b) => String(a.name).localeCompare(String(b.name)));
-  ui.renderParticipants([self, ...others], access.hostControlsFor);
+  ui.renderParticipants([self, ...others], (p) => interpretation.withInterpreterControl(access.hostControlsFor(p), p));
 }
 
 // ---- controls -----------------------------------------------------------------------------------
@@ -487,57 +491,58 @@ function renderPeople() {
 function updateControls() {
   const viewer = access.isViewer();
   ui.setToggle(el.micToggle, state.mic
-    ? { pressed: !state.mic.enabled, label: state.mic.enabled ? 'Mute' : 'Unmute' }
-    : { pressed: true, label: viewer ? 'Mic off (viewer)' : 'No microphone', disabled: true });
+    ? { pressed: !state.mic.enabled, label: state.mic.enabled ? t('call.mute') : t('call.unmute') }
+    : { pressed: true, label: viewer ? t('call.micOffViewer') : t('call.noMic'), disabled: true });
   let camera;
   if (state.camera) {
-    camera = { pressed: !state.camera.enabled, label: state.camera.enabled ? 'Stop camera' : 'Start camera' };
+    camera = { pressed: !state.camera.enabled,
+      label: state.camera.enabled ? t('call.stopCamera') : t('call.startCamera') };
   } else if (viewer) {
-    camera = { pressed: true, label: 'Camera off (viewer)', disabled: true };
+    camera = { pressed: true, label: t('call.cameraOffViewer'), disabled: true };
   } else if (state.audioOnly || state.audioOnlyBusy) {
-    camera = { pressed: true, label: 'Camera off (audio only)', disabled: true };
+    camera = { pressed: true, label: t('call.cameraOffAudioOnly'), disabled: true };
   } else {
-    camera = { pressed: true, label: 'No camera', disabled: true };
+    camera = { pressed: true, label: t('call.noCamera'), disabled: true };
   }
   ui.setToggle(el.cameraToggle, camera);
   // A toggle: the label stays, aria-pressed (and its look) says whether it is on.
   ui.setToggle(el.audioOnlyToggle, {
     pressed: state.audioOnly,
-    label: 'Audio only',
+    label: t('call.audioOnly'),
     disabled: state.audioOnlyBusy || !state.mediaReady, // (not while the devices are being asked for)
   });
   el.audioOnlyToggle.title = state.audioOnly
-    ? 'Audio only is on: no video is received or sent. Click to get video back.'
-    : 'Data saver: receive and send no video, keep the audio';
+    ? t('call.audioOnlyOnHint')
+    : t('call.audioOnlyHint');
   ui.setToggle(el.screenShare, {
     pressed: !!state.screen,
-    label: state.screen ? 'Stop sharing' : 'Share screen',
+    label: state.screen ? t('call.stopSharing') : t('call.shareScreen'),
     disabled: !state.mediaReady || isListener() || !canShareScreen() || state.audioOnly,
   });
-  el.screenShare.title = viewer ? 'Viewers cannot share their screen'
-    : state.audioOnly ? 'Turn “Audio only” off to share your screen'
-      : isListener() && state.mediaReady ? 'Listeners cannot share their screen' : '';
-  ui.setToggle(el.raiseHand, { pressed: state.hand, label: state.hand ? 'Lower hand' : 'Raise hand' });
+  el.screenShare.title = viewer ? t('call.viewersCannotShare')
+    : state.audioOnly ? t('errors.audio-only')
+      : isListener() && state.mediaReady ? t('call.listenersCannotShare') : '';
+  ui.setToggle(el.raiseHand, { pressed: state.hand, label: state.hand ? t('call.lowerHand') : t('call.raiseHand') });
   const rec = state.recording;
   el.recordToggle.hidden = !rec.available || !access.mayRecord();
   ui.setToggle(el.recordToggle, {
     pressed: rec.on,
-    label: rec.on ? 'Stop recording' : 'Record',
+    label: rec.on ? t('call.stopRecording') : t('call.record'),
     disabled: state.recordPending || !state.myId,
   });
   el.recordToggle.title = rec.on
-    ? 'Stop recording this call (for everyone in it)'
-    : 'Record this call for everyone in it — they see that it is being recorded';
+    ? t('call.stopRecordingHint')
+    : t('call.recordHint');
   const live = state.live;
   el.liveToggle.hidden = !live.available || !access.mayGoLive();
   ui.setToggle(el.liveToggle, {
     pressed: live.on,
-    label: live.on ? 'End live stream' : 'Go live',
+    label: live.on ? t('call.endLive') : t('call.goLive'),
     disabled: state.livePending || !state.myId,
   });
   el.liveToggle.title = live.on
-    ? 'End the live stream (for everyone in the call)'
-    : 'Stream this call live to a public viewer page — everyone in it sees that it is live';
+    ? t('call.endLiveHint')
+    : t('call.goLiveHint');
   ui.setRtmpPush(live.on && live.available && access.mayGoLive(), live.push,
     state.pushPending || !state.myId);
 }
@@ -664,7 +669,7 @@ el.raiseHand.addEventListener('click', () => {
 el.recordToggle.addEventListener('click', () => {
   if (!state.recording.available || state.recordPending) return;
   if (!state.socket || !state.socket.connected || !state.myId) {
-    ui.showError('Not connected — try again in a moment.', 'record');
+    ui.showError(t('call.notConnected'), 'record');
     return;
   }
   ui.clearError('record');
@@ -676,7 +681,7 @@ el.recordToggle.addEventListener('click', () => {
 el.liveToggle.addEventListener('click', () => {
   if (!state.live.available || state.livePending) return;
   if (!state.socket || !state.socket.connected || !state.myId) {
-    ui.showError('Not connected — try again in a moment.', 'live');
+    ui.showError(t('call.notConnected'), 'live');
     return;
   }
   ui.clearError('live');
@@ -695,7 +700,7 @@ function rtmpDestination() {
 
 function emitPush(url) {
   if (!state.socket || !state.socket.connected || !state.myId) {
-    ui.showError('Not connected — try again in a moment.', 'live-push');
+    ui.showError(t('call.notConnected'), 'live-push');
     return;
   }
   ui.clearError('live-push');
@@ -709,7 +714,7 @@ el.rtmpForm.addEventListener('submit', (event) => {
   event.preventDefault();
   if (state.pushPending) return;
   if (!el.rtmpUrl.value.trim()) {
-    ui.showError('Paste the stream URL from the platform\'s live dashboard first.', 'live-push');
+    ui.showError(t('rtmp.urlFirst'), 'live-push');
     el.rtmpUrl.focus();
     return;
   }
@@ -725,11 +730,11 @@ el.chatForm.addEventListener('submit', (event) => {
   const text = el.chatInput.value.trim();
   if (!text) return;
   if (text.length > CHAT_MAX) {
-    ui.showError(`Chat messages are limited to ${CHAT_MAX} characters.`, 'chat');
+    ui.showError(t('chat.tooLong', { count: CHAT_MAX }), 'chat');
     return;
   }
   if (!state.socket || !state.socket.connected) {
-    ui.showError('Not connected — the message was not sent.', 'chat');
+    ui.showError(t('chat.notSent'), 'chat');
     return;
   }
   state.socket.emit('chat', { text });
@@ -781,5 +786,13 @@ access.initAccess({
 });
 
 el.enableAudio.addEventListener('click', () => ui.unblockAudio());
+
+// The member picked another interface language during the call: the texts set here follow it.
+document.addEventListener('unionhub:locale', () => {
+  if (!state.room) return;
+  ui.retranslateTiles();
+  updateControls();
+  renderPeople();
+});
 
 main();

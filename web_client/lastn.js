@@ -2,6 +2,7 @@
 // others. Tiles it does not forward show the name/avatar placeholder; each remote tile has a pin
 // toggle; the tiles this browser shows are reported (debounced) so their video comes first.
 
+import { t } from './i18n.js';
 import * as ui from './ui.js';
 
 const MAX_PINNED = 25; // PROTOCOL.md: `pinned` lists at most 25 participants
@@ -43,7 +44,7 @@ export function setForwarding(msg) {
   const congested = !!(msg && msg.congested === true);
   ui.setForwarded(video ? new Set(video) : null, congested);
   if (congested) {
-    ui.showNotice('Your connection is struggling: video paused to keep audio clear. It comes back when the connection recovers.', 'congestion');
+    ui.showNotice(t('call.congested'), 'congestion');
   } else {
     ui.clearNotice('congestion');
   }

@@ -8,6 +8,7 @@
 // Protocol: docs/PROTOCOL.md ("Live streaming").
 
 import { languageName, make } from './dom.js';
+import { t } from './i18n.js';
 
 const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const POLL_MS = 5000; // the server counts viewers seen in the last 15 s
@@ -101,15 +102,25 @@ function roomFromPath() {
 
 // ---- the room's live state ----------------------------------------------------------------------
 
+/**
+ * Behind a cluster's front proxy the page names the node that hosts the stream (`?node=`); the
+ * status and the playlist carry it too (the playlists' own relative URLs go by a cookie).
+ */
+function withNode(path) {
+  const node = new URLSearchParams(window.location.search).get('node');
+  if (!node) return path;
+  return `${path}${path.includes('?') ? '&' : '?'}node=${encodeURIComponent(node)}`;
+}
+
 async function poll() {
   clearTimeout(state.pollTimer);
   if (state.stopped) return;
-  const url = `/api/live/${encodeURIComponent(state.room)}?viewer=${state.viewer}`;
+  const url = withNode(`/api/live/${encodeURIComponent(state.room)}?viewer=${state.viewer}`);
   let response;
   try {
     response = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
   } catch {
-    showError('Cannot reach the unionhub server — check your connection; retrying…', 'poll');
+    showError(t('live.unreachable'), 'poll');
     schedulePoll();
     return;
   }
@@ -120,19 +131,18 @@ async function poll() {
     body = null;
   }
   if (!response.ok || !body || typeof body !== 'object') {
-    const message = body && body.error && body.error.message;
     if (response.status === 404 || response.status === 400) {
       // A bad room name (or no live streaming on this server): polling will not change that.
       state.stopped = true;
       setStatus('');
-      showError(message || 'There is no live stream at this address.', 'poll');
+      showError(t('live.noStream'), 'poll');
       indicator.hidden = true;
       viewerCount.hidden = true;
       return;
     }
     showError(response.status >= 500
-      ? `The server had a problem (${response.status}) — retrying…`
-      : `The server answered ${response.status}${message ? `: ${message}` : ''} — retrying…`, 'poll');
+      ? t('live.serverProblem', { status: response.status })
+      : t('live.serverAnswered', { status: response.status }), 'poll');
     schedulePoll();
     return;
   }
@@ -156,15 +166,15 @@ function update(info) {
   viewerCount.hidden = viewers === null;
   if (viewers !== null) {
     viewerCount.dataset.count = String(viewers);
-    viewerCount.textContent = `${viewers} watching`;
-    viewerCount.title = viewers === 1 ? 'One person is watching' : `${viewers} people are watching`;
+    viewerCount.textContent = t('live.watching', { count: viewers });
+    viewerCount.title = t('live.watchingHint', { count: viewers });
   }
   renderMenu();
   after.hidden = !ended;
 
   if (live) {
-    const playlist = typeof info.playlist === 'string' && info.playlist.startsWith('/')
-      ? info.playlist : `/live/${encodeURIComponent(state.room)}/hls/index.m3u8`;
+    const playlist = withNode(typeof info.playlist === 'string' && info.playlist.startsWith('/')
+      ? info.playlist : `/live/${encodeURIComponent(state.room)}/hls/index.m3u8`);
     const stream = info.started_at ?? 'live';
     const restarting = state.restartTimer !== 0; // restartSoon() reloads it
     if (!restarting && (state.stream !== stream || !state.playlist || state.sawEnd)) start(playlist, stream);
@@ -173,11 +183,11 @@ function update(info) {
     state.sawEnd = true;
     clearTimeout(state.restartTimer);
     state.restartTimer = 0;
-    setStatus('The live stream has ended');
+    setStatus(t('live.ended'));
     clearError('stream');
   } else {
     stop();
-    setStatus('This room is not live yet — this page starts playing when it goes live');
+    setStatus(t('live.notYet'));
   }
 }
 
@@ -211,8 +221,7 @@ function start(playlist, stream) {
     state.stopped = true;
     clearTimeout(state.pollTimer);
     setStatus('');
-    showError('This browser cannot play live streams (it lacks HLS and Media Source Extensions) — '
-      + 'try a current Firefox, Chrome, Edge or Safari.', 'unsupported');
+    showError(t('live.unsupported'), 'unsupported');
   }
 }
 
@@ -283,10 +292,10 @@ function onHlsError(hls, data) {
   const quiet = state.playedStream === state.stream ? 0 : QUIET_FAILURES;
   if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
     if (state.failures > quiet) {
-      showError('The live stream could not be loaded (network problem) — retrying…', 'stream');
+      showError(t('live.networkProblem'), 'stream');
     }
   } else if (state.failures > 1) {
-    showError('The live stream could not be played in this browser — retrying…', 'stream');
+    showError(t('live.playProblem'), 'stream');
   }
   if (info.ended) return; // nothing more to load
   restartSoon();
@@ -307,7 +316,7 @@ function restartSoon() {
 
 function startingText(stream = state.stream) {
   return state.playedStream !== null && state.playedStream === stream
-    ? 'Reconnecting to the live stream…' : 'The stream is starting…';
+    ? t('live.reconnecting') : t('live.starting');
 }
 
 function stop() {
@@ -331,7 +340,7 @@ function play() {
   if (promise) {
     promise.catch((err) => {
       if (err && err.name === 'NotAllowedError') {
-        setStatus('Press play to watch the live stream');
+        setStatus(t('live.pressPlay'));
       }
     });
   }
@@ -347,13 +356,13 @@ video.addEventListener('playing', () => {
 });
 for (const event of ['volumechange', 'pause', 'ended', 'emptied']) video.addEventListener(event, renderNote);
 video.addEventListener('ended', () => {
-  if ((state.info || {}).ended) setStatus('The live stream has ended');
+  if ((state.info || {}).ended) setStatus(t('live.ended'));
 });
 video.addEventListener('error', () => {
   if (!state.native || !video.error) return;
   state.failures += 1;
   if (state.failures > QUIET_FAILURES) {
-    showError('The live stream could not be loaded — retrying…', 'stream');
+    showError(t('live.loadProblem'), 'stream');
   }
   if ((state.info || {}).live) restartSoon();
 });
@@ -371,7 +380,7 @@ video.textTracks.addEventListener('change', () => {
 
 function renderNote() {
   note.hidden = !(video.muted && isPlaying());
-  note.textContent = 'The sound starts muted — turn it on with the player’s volume button.';
+  note.textContent = t('live.mutedNote');
 }
 
 // ---- captions -----------------------------------------------------------------------------------
@@ -415,7 +424,7 @@ function renderMenu() {
   const current = [...menu.options].map((o) => o.value);
   const wantedOptions = ['', ...langs];
   if (current.length !== wantedOptions.length || current.some((v, i) => v !== wantedOptions[i])) {
-    const options = [make('option', { text: 'Off', attrs: { value: '' } })];
+    const options = [make('option', { text: t('common.off'), attrs: { value: '' } })];
     for (const code of langs) {
       options.push(make('option', { text: `${languageName(code)} (${code})`, attrs: { value: code } }));
     }
@@ -471,22 +480,26 @@ function main() {
   const room = roomFromPath();
   if (room === null || !ROOM_RE.test(room)) {
     setStatus('');
-    showError(room === null
-      ? 'This address does not name a room.'
-      : `“${room}” is not a valid room name: use 1–64 letters, digits, “-” or “_”.`);
+    showError(room === null ? t('live.noRoom') : t('join.badRoomNamed', { room }));
     return;
   }
   state.room = room;
   roomName.textContent = room;
-  titleNode.textContent = `${room} — live`;
-  document.title = `${room} — live — unionhub`;
+  titleNode.textContent = t('live.roomHeading', { room });
+  document.title = `${t('live.roomHeading', { room })} — unionhub`;
   if (!hlsSupported() && !video.canPlayType('application/vnd.apple.mpegurl')) {
-    showError(typeof window.Hls !== 'function'
-      ? 'The video player could not be loaded — reload the page to try again.'
-      : 'This browser cannot play live streams (it lacks HLS and Media Source Extensions) — '
-        + 'try a current Firefox, Chrome, Edge or Safari.', 'unsupported');
+    showError(typeof window.Hls !== 'function' ? t('live.playerMissing') : t('live.unsupported'), 'unsupported');
   }
   poll();
 }
+
+/** Another interface language: the room's title and the last state are written again in it. */
+document.addEventListener('unionhub:locale', () => {
+  if (!state.room) return;
+  titleNode.textContent = t('live.roomHeading', { room: state.room });
+  document.title = `${t('live.roomHeading', { room: state.room })} — unionhub`;
+  menu.replaceChildren();
+  if (state.info) update(state.info);
+});
 
 main();

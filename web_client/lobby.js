@@ -2,7 +2,8 @@
 // lobby's waiting screen, the pages shown when the meeting is over for us (removed, ended, turned
 // away, banned, locked out), and — for hosts — the list of people knocking.
 
-import { showView } from './ui.js';
+import { t } from './i18n.js';
+import { showView, unverifiedTag } from './ui.js';
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -24,40 +25,38 @@ const lobbyAlert = $('[data-testid="lobby-alert"]');
 const GONE = {
   removed: {
     testid: 'removed',
-    title: 'You were removed from the meeting',
-    detail: 'A host removed you from this meeting.',
+    title: () => t('gone.removedTitle'),
+    detail: () => t('gone.removedDetail'),
   },
   banned: {
     testid: 'banned',
-    title: 'You cannot rejoin this meeting',
-    detail: 'A host removed you from this meeting and banned you from rejoining it.',
+    title: () => t('gone.bannedTitle'),
+    detail: () => t('gone.bannedDetail'),
   },
   ended: {
     testid: 'ended',
-    title: 'The host ended the meeting for everyone',
-    detail: 'The meeting is over. Thanks for taking part.',
+    title: () => t('gone.endedTitle'),
+    detail: () => t('gone.endedDetail'),
   },
   rejected: {
     testid: 'lobby-rejected',
-    title: 'You were not let in',
-    detail: 'A host of this meeting turned down your request to join.',
+    title: () => t('gone.rejectedTitle'),
+    detail: () => t('gone.rejectedDetail'),
   },
   'room-locked': {
     testid: 'room-locked',
-    title: 'This meeting is locked',
-    detail: 'A host locked the meeting: nobody new can join right now. Ask a host to unlock it, '
-      + 'then reload this page.',
+    title: () => t('gone.lockedTitle'),
+    detail: () => t('gone.lockedDetail'),
   },
   'auth-required': {
     testid: 'auth-required',
-    title: 'This meeting needs an invitation link',
-    detail: 'Only people with a signed invitation link can join. Ask the organiser for yours.',
+    title: () => t('gone.authTitle'),
+    detail: () => t('gone.authDetail'),
   },
   'bad-token': {
     testid: 'bad-token',
-    title: 'This invitation link does not work',
-    detail: 'The link has expired, is not valid yet, or is for another meeting. '
-      + 'Ask the organiser for a new one.',
+    title: () => t('gone.badTokenTitle'),
+    detail: () => t('gone.badTokenDetail'),
   },
 };
 
@@ -84,7 +83,7 @@ export function initLobby(opts) {
     event.preventDefault();
     const value = passcodeInput.value;
     if (!value.trim()) {
-      setPasscodeMessage('Enter the passcode you were given.');
+      setPasscodeMessage(t('passcode.empty'));
       passcodeInput.focus();
       return;
     }
@@ -107,7 +106,7 @@ function setPasscodeMessage(text) {
 /** Ask for the passcode; `wrong`: the last one was refused (`bad-passcode`). */
 export function showPasscode({ wrong = false } = {}) {
   showView('passcode');
-  setPasscodeMessage(wrong ? 'That passcode is not right — try again.' : '');
+  setPasscodeMessage(wrong ? t('passcode.wrong') : '');
   if (wrong) passcodeInput.select();
   passcodeInput.focus();
 }
@@ -151,9 +150,10 @@ export function showGone(reason, detail) {
   hideWaiting();
   goneView.setAttribute('data-testid', info.testid);
   goneView.dataset.reason = reason;
-  goneTitle.textContent = info.title;
-  goneDetail.textContent = detail || info.detail;
-  document.title = `${info.title} — unionhub`;
+  const title = info.title();
+  goneTitle.textContent = title;
+  goneDetail.textContent = detail || info.detail();
+  document.title = t('gone.pageTitle', { title });
   showView('gone');
 }
 
@@ -180,7 +180,7 @@ export function addKnocker(k, { render = true } = {}) {
   if (!k || typeof k.id !== 'string' || !k.id) return;
   knockers.set(k.id, {
     id: k.id,
-    name: typeof k.name === 'string' && k.name ? k.name : 'Guest',
+    name: typeof k.name === 'string' && k.name ? k.name : t('call.guest'),
     lang: typeof k.lang === 'string' ? k.lang : '',
     verified: k.verified === true,
   });
@@ -195,8 +195,8 @@ function renderKnockers() {
   const n = hostView ? knockers.size : 0;
   panel.hidden = n === 0;
   lobbyAlert.hidden = n === 0;
-  count.textContent = n === 1 ? '1 person waiting to join' : `${n} people waiting to join`;
-  lobbyAlert.textContent = n === 1 ? '1 waiting' : `${n} waiting`;
+  count.textContent = t('lobby.peopleWaiting', { count: n });
+  lobbyAlert.textContent = t('lobby.waitingCount', { count: n });
   // "(2) room — unionhub": hosts notice knocks from another tab too
   const title = document.title.replace(/^\(\d+\) /, '');
   document.title = n ? `(${n}) ${title}` : title;
@@ -214,15 +214,12 @@ function renderKnockers() {
     li.dataset.name = k.name;
     const name = document.createElement('span');
     name.className = 'p-name';
+    name.dir = 'auto';
     name.textContent = k.name;
     if (!k.verified) {
-      const tag = document.createElement('span');
-      tag.className = 'p-unverified';
-      tag.textContent = ' (unverified)';
-      tag.title = 'Self-declared name: not from a signed invitation link';
-      name.append(tag);
+      name.append(unverifiedTag());
     } else {
-      name.title = 'Name from a signed invitation link';
+      name.title = t('call.verifiedHint');
     }
     const lang = document.createElement('span');
     lang.className = 'p-lang';
@@ -230,18 +227,20 @@ function renderKnockers() {
     const admit = document.createElement('button');
     admit.type = 'button';
     admit.className = 'small ok';
-    admit.textContent = 'Admit';
+    admit.textContent = t('lobby.admit');
     admit.setAttribute('data-testid', 'lobby-admit');
-    admit.setAttribute('aria-label', `Admit ${k.name}`);
+    admit.setAttribute('aria-label', t('lobby.admitName', { name: k.name }));
     admit.addEventListener('click', () => hooks.onAdmit(k.id));
     const reject = document.createElement('button');
     reject.type = 'button';
     reject.className = 'small';
-    reject.textContent = 'Reject';
+    reject.textContent = t('lobby.reject');
     reject.setAttribute('data-testid', 'lobby-reject');
-    reject.setAttribute('aria-label', `Turn ${k.name} away`);
+    reject.setAttribute('aria-label', t('lobby.rejectName', { name: k.name }));
     reject.addEventListener('click', () => hooks.onReject(k.id));
     li.append(name, lang, admit, reject);
     return li;
   }));
 }
+
+document.addEventListener('unionhub:locale', () => renderKnockers()); // (the interface language changed)

@@ -1,5 +1,7 @@
 // Local capture: camera/microphone with graceful degradation, and screen sharing.
 
+import { t } from './i18n.js';
+
 const VIDEO_CONSTRAINTS = {
   width: { ideal: 640 },
   height: { ideal: 360 },
@@ -15,8 +17,7 @@ export async function acquireUserMedia({ audio, video }) {
   const result = { mic: null, camera: null, errors: [] };
   if (!audio && !video) return result;
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    result.errors.push('This browser cannot access the camera or microphone here '
-      + '(the page must be served over HTTPS) — you joined as a listener.');
+    result.errors.push(t('media.noAccess'));
     return result;
   }
   try {
@@ -50,20 +51,21 @@ export async function acquireUserMedia({ audio, video }) {
 }
 
 function describe(device, err) {
-  const Device = device === 'camera' ? 'Camera' : 'Microphone';
-  const fallback = device === 'camera' ? 'continuing without video' : 'continuing without audio';
+  const camera = device === 'camera';
   switch (err && err.name) {
     case 'NotAllowedError':
     case 'SecurityError':
-      return `${Device} access was denied — ${fallback}. Allow it in the browser's site settings and rejoin to publish.`;
+      return camera ? t('media.cameraDenied') : t('media.micDenied');
     case 'NotFoundError':
     case 'OverconstrainedError':
-      return `No ${device} was found — ${fallback}.`;
+      return camera ? t('media.noCameraFound') : t('media.noMicFound');
     case 'NotReadableError':
     case 'AbortError':
-      return `The ${device} is in use by another application or could not be started — ${fallback}.`;
-    default:
-      return `Could not start the ${device} (${err && err.message ? err.message : err}) — ${fallback}.`;
+      return camera ? t('media.cameraBusy') : t('media.micBusy');
+    default: {
+      const reason = err && err.message ? err.message : String(err);
+      return camera ? t('media.cameraFailed', { reason }) : t('media.micFailed', { reason });
+    }
   }
 }
 
@@ -81,9 +83,9 @@ export async function acquireScreen() {
     });
   } catch (err) {
     if (err && err.name === 'NotAllowedError') {
-      throw new Error('Screen sharing was cancelled or is not allowed.');
+      throw new Error(t('media.screenCancelled'));
     }
-    throw new Error(`Could not share the screen (${err && err.message ? err.message : err}).`);
+    throw new Error(t('media.screenFailed', { reason: err && err.message ? err.message : String(err) }));
   }
   const track = stream.getVideoTracks()[0];
   if ('contentHint' in track) track.contentHint = 'detail';

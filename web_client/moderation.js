@@ -2,12 +2,14 @@
 // room's settings, the "Host controls" section of the sidebar, the per-participant host buttons
 // and the in-page confirmation dialogs (remove, end the meeting).
 
+import { t } from './i18n.js';
+import { roleLabel } from './ui.js';
+
 const $ = (sel) => document.querySelector(sel);
 
 const ROLES = ['host', 'speaker', 'viewer'];
 const ACCESS = ['open', 'passcode', 'lobby', 'token'];
 const WHO = ['hosts', 'everyone'];
-const ROLE_LABELS = { host: 'Host', speaker: 'Speaker', viewer: 'Viewer' };
 
 const section = $('[data-testid="host-controls"]');
 const muteAll = $('[data-testid="host-mute-all"]');
@@ -76,7 +78,7 @@ export function initModeration(opts) {
     if (emit('settings', { access: 'passcode', passcode: code })) {
       passcodePending = false;
       passcodeInput.value = '';
-      passcodeInput.placeholder = 'New passcode';
+      passcodeInput.placeholder = t('host.newPasscode');
     }
   });
   record.addEventListener('change', () => emit('settings', { record: record.value }));
@@ -181,11 +183,9 @@ function render() {
   const host = role === 'host';
   section.hidden = !host;
   myRole.hidden = !role || role === 'speaker';
-  myRole.textContent = role ? `You are ${role === 'host' ? 'a host' : 'a viewer'}` : '';
+  myRole.textContent = role ? (role === 'host' ? t('host.youAreHost') : t('host.youAreViewer')) : '';
   myRole.dataset.role = role || '';
-  myRole.title = role === 'viewer'
-    ? 'Viewers watch, listen, chat and raise their hand; a host can let you speak'
-    : role === 'host' ? 'Hosts let people in, mute, remove and set who can join' : '';
+  myRole.title = role === 'viewer' ? t('host.viewerHint') : role === 'host' ? t('host.hostHint') : '';
   renderSettings();
   onChange();
 }
@@ -194,12 +194,10 @@ function renderSettings() {
   access.value = passcodePending ? 'passcode' : settings.access;
   passcodeForm.hidden = !(passcodePending || settings.access === 'passcode');
   passcodeInput.placeholder = settings.access === 'passcode' && !passcodePending
-    ? 'New passcode' : 'Passcode';
+    ? t('host.newPasscode') : t('passcode.label');
   lock.setAttribute('aria-pressed', String(settings.locked));
-  lock.textContent = settings.locked ? 'Unlock room' : 'Lock room';
-  lock.title = settings.locked
-    ? 'The room is locked: nobody new can join. Click to let people in again.'
-    : 'Stop anyone new from joining';
+  lock.textContent = settings.locked ? t('host.unlock') : t('host.lock');
+  lock.title = settings.locked ? t('host.unlockHint') : t('host.lockHint');
   record.value = settings.record;
   live.value = settings.live;
   if (document.activeElement !== lastN) lastN.value = String(settings.lastN); // (not while typed in)
@@ -220,23 +218,23 @@ export function hostControlsFor(p) {
   box.className = 'p-host';
   box.setAttribute('data-testid', 'host-participant-controls');
 
-  const mute = button('Mute', 'host-mute', `Mute ${p.name}'s microphone`);
+  const mute = button(t('call.mute'), 'host-mute', t('host.muteName', { name: p.name }));
   mute.disabled = !p.audio;
-  if (!p.audio) mute.title = `${p.name}'s microphone is off`;
+  if (!p.audio) mute.title = t('host.micIsOff', { name: p.name });
   mute.addEventListener('click', () => emit('mute', { id: p.id }));
 
-  const cam = button('Stop camera', 'host-stop-camera', `Turn off ${p.name}'s camera`);
+  const cam = button(t('call.stopCamera'), 'host-stop-camera', t('host.cameraOffName', { name: p.name }));
   cam.disabled = !p.video;
-  if (!p.video) cam.title = `${p.name}'s camera is off`;
+  if (!p.video) cam.title = t('host.cameraIsOff', { name: p.name });
   cam.addEventListener('click', () => emit('stop-camera', { id: p.id }));
 
   const select = document.createElement('select');
   select.setAttribute('data-testid', 'host-role');
-  select.setAttribute('aria-label', `Role of ${p.name}`);
+  select.setAttribute('aria-label', t('host.roleOf', { name: p.name }));
   for (const r of ROLES) {
     const opt = document.createElement('option');
     opt.value = r;
-    opt.textContent = ROLE_LABELS[r];
+    opt.textContent = roleLabel(r);
     select.append(opt);
   }
   select.value = ROLES.includes(p.role) ? p.role : 'speaker';
@@ -246,7 +244,7 @@ export function hostControlsFor(p) {
     emit('role', { id: p.id, role: wanted });
   });
 
-  const remove = button('Remove', 'host-remove', `Remove ${p.name} from the meeting`);
+  const remove = button(t('host.remove'), 'host-remove', t('host.removeName', { name: p.name }));
   remove.classList.add('danger-text');
   remove.addEventListener('click', () => {
     removing = { id: p.id, name: p.name };
@@ -275,3 +273,5 @@ function button(text, testid, title) {
   b.setAttribute('aria-label', title);
   return b;
 }
+
+document.addEventListener('unionhub:locale', () => render()); // (the interface language changed)

@@ -4,6 +4,7 @@
 // API: recordings/http.py.
 
 import { languageName, make } from './dom.js';
+import { errorText, formatDateTime, formatNumber, t } from './i18n.js';
 
 const POLL_MS = 3000; // while the recording is still being processed
 const USER_SCROLL_HOLD_MS = 4000; // don't auto-scroll the transcript right after the user scrolled
@@ -81,8 +82,10 @@ async function api(url) {
     body = null;
   }
   if (!response.ok) {
-    const err = new Error((body && body.error && body.error.message) || `The server answered ${response.status}.`);
+    const err = new Error((body && body.error && body.error.message)
+      || t('common.serverAnswered', { status: response.status }));
     err.status = response.status;
+    err.code = body && body.error && body.error.code;
     throw err;
   }
   return body;
@@ -113,10 +116,13 @@ function renderInfo(rec) {
   const parts = [];
   const started = new Date(rec.started_at * 1000);
   if (!Number.isNaN(started.getTime())) {
-    parts.push(started.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' }));
+    parts.push(formatDateTime(started));
   }
   if (typeof rec.duration === 'number') parts.push(formatTime(rec.duration));
-  if (Array.isArray(rec.participants) && rec.participants.length) parts.push(rec.participants.join(', '));
+  if (Array.isArray(rec.participants) && rec.participants.length) {
+    parts.push(new Intl.ListFormat(document.documentElement.lang, { type: 'unit', style: 'short' })
+      .format(rec.participants.map(String)));
+  }
   metaNode.textContent = parts.join(' · ');
 }
 
@@ -124,14 +130,15 @@ function renderStatus(rec) {
   if (rec.status === 'ready') {
     showMessage('');
   } else if (rec.status === 'processing') {
-    const pct = typeof rec.progress === 'number' ? ` (${Math.round(rec.progress * 100)}%)` : '';
-    showMessage(`The video is being prepared${pct}. The page updates when it is ready.`);
+    showMessage(typeof rec.progress === 'number'
+      ? t('player.preparingPercent', { percent: formatNumber(rec.progress, { style: 'percent' }) })
+      : t('player.preparing'));
   } else if (rec.status === 'recording') {
-    showMessage('This session is still being recorded. The video is prepared when it ends.');
+    showMessage(t('player.stillRecording'));
   } else if (rec.status === 'failed') {
-    showMessage(`The video could not be prepared${rec.error ? `: ${rec.error}` : '.'}`);
+    showMessage(rec.error ? t('player.failedReason', { reason: rec.error }) : t('player.failed'));
   } else {
-    showMessage(`Status: ${rec.status}`);
+    showMessage(t('player.status', { status: rec.status }));
   }
 }
 
@@ -145,16 +152,16 @@ function renderDownloads(rec) {
     return li;
   };
   if (rec.status === 'ready' && rec.video) {
-    items.push(link('Video (MP4)', rec.video, 'download-video', fileName(rec.title, 'mp4')));
+    items.push(link(t('player.videoFile'), rec.video, 'download-video', fileName(rec.title, 'mp4')));
   }
   if (rec.status === 'ready' && rec.audio) {
-    items.push(link('Audio (M4A)', rec.audio, 'download-audio', fileName(rec.title, 'm4a')));
+    items.push(link(t('player.audioFile'), rec.audio, 'download-audio', fileName(rec.title, 'm4a')));
   }
   for (const lang of rec.languages || []) {
     const urls = (rec.captions || {})[lang];
     if (!urls) continue;
     const li = make('li', { cls: 'download-captions' });
-    li.append(`Captions, ${languageName(lang)}: `);
+    li.append(`${t('player.captionsFiles', { language: languageName(lang) })} `);
     const vtt = make('a', { text: 'WebVTT', testid: 'download-vtt', attrs: { href: urls.vtt, download: fileName(`${rec.title} ${lang}`, 'vtt') } });
     const srt = make('a', { text: 'SRT', testid: 'download-srt', attrs: { href: urls.srt, download: fileName(`${rec.title} ${lang}`, 'srt') } });
     vtt.dataset.lang = lang;
@@ -167,7 +174,7 @@ function renderDownloads(rec) {
 }
 
 function renderMenu(rec) {
-  const options = [make('option', { text: 'Off', attrs: { value: '' } })];
+  const options = [make('option', { text: t('common.off'), attrs: { value: '' } })];
   for (const lang of rec.languages || []) {
     options.push(make('option', { text: `${languageName(lang)} (${lang})`, attrs: { value: lang } }));
   }
@@ -270,7 +277,7 @@ async function loadTranscript(lang) {
   } catch (err) {
     if (request !== state.transcriptRequest) return;
     renderTranscript([]);
-    transcriptEmpty.textContent = `Could not load the transcript: ${err.message}`;
+    transcriptEmpty.textContent = t('player.transcriptFailed', { reason: errorText(err) });
   } finally {
     if (request === state.transcriptRequest) transcriptNode.removeAttribute('aria-busy');
   }
@@ -288,7 +295,7 @@ function renderTranscript(lines, lang) {
     li.dataset.end = String(line.end);
     const time = make('button', {
       cls: 't-time', text: formatTime(line.start),
-      attrs: { type: 'button', 'aria-label': `Play from ${formatTime(line.start)}` },
+      attrs: { type: 'button', 'aria-label': t('player.playFrom', { time: formatTime(line.start) }) },
     });
     const speaker = make('span', { cls: 't-speaker', text: line.speaker || '' });
     speaker.hidden = !line.speaker;
@@ -301,8 +308,8 @@ function renderTranscript(lines, lang) {
   transcriptNode.replaceChildren(...state.nodes);
   transcriptEmpty.hidden = state.lines.length > 0;
   transcriptEmpty.textContent = ((state.rec && state.rec.languages) || []).length
-    ? 'No captions in this language.'
-    : 'This recording has no captions.';
+    ? t('player.noCaptionsInLanguage')
+    : t('player.noCaptions');
   highlightAt(currentTime());
 }
 
@@ -359,7 +366,7 @@ async function refresh() {
     rec = await api(`/api/recordings/${state.rec.id}`);
   } catch (err) {
     if (err.status === 404) {
-      showMessage('This recording is no longer available.');
+      showMessage(t('player.gone'));
       return;
     }
     setTimeout(refresh, POLL_MS * 2);
@@ -398,9 +405,7 @@ function wire() {
   video.addEventListener('error', () => {
     if (!state.mediaAttached) return;
     const code = video.error ? video.error.code : 0;
-    showMessage(code === 4
-      ? 'This browser cannot play the video; use the download link below.'
-      : 'The video could not be loaded. Try reloading the page.');
+    showMessage(code === 4 ? t('player.cannotPlay') : t('player.videoFailed'));
   });
   transcriptNode.addEventListener('click', (event) => {
     const li = event.target.closest('[data-testid="transcript-line"]');
@@ -418,11 +423,25 @@ function wire() {
   });
 }
 
+/** Another interface language: what this page wrote is written again in it. */
+function relabel() {
+  if (!state.rec) return;
+  renderInfo(state.rec);
+  renderStatus(state.rec);
+  renderDownloads(state.rec);
+  renderMenu(state.rec);
+  const lang = state.transcriptLang;
+  state.transcriptLang = '';
+  if (lang) loadTranscript(lang);
+  else renderTranscript([]);
+}
+
 async function main() {
   wire();
+  document.addEventListener('unionhub:locale', relabel);
   const id = recordingId();
   if (!id) {
-    showError('This address does not name a recording.');
+    showError(t('player.badAddress'));
     return;
   }
   const params = new URLSearchParams(location.search);
@@ -431,10 +450,8 @@ async function main() {
   try {
     rec = await api(`/api/recordings/${id}`);
   } catch (err) {
-    titleNode.textContent = 'Recording not found';
-    showError(err.status === 404
-      ? 'There is no such recording (it may have been deleted, or not published yet).'
-      : `Could not load the recording: ${err.message}`);
+    titleNode.textContent = t('player.notFoundTitle');
+    showError(err.status === 404 ? t('player.notFound') : t('player.loadFailed', { reason: errorText(err) }));
     renderTranscript([]);
     return;
   }

@@ -3,6 +3,7 @@
 // those allowed to manage the archive. API: recordings/http.py.
 
 import { languageName, make } from './dom.js';
+import { errorText, formatDateTime, formatNumber, formatRelative, t } from './i18n.js';
 
 const SEARCH_DEBOUNCE_MS = 250;
 const POLL_MS = 3000; // refresh while a recording is being made or processed
@@ -34,6 +35,10 @@ export function formatDuration(seconds) {
   return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
 
+function listFormat() {
+  return new Intl.ListFormat(document.documentElement.lang, { type: 'unit', style: 'short' });
+}
+
 function showError(text) {
   errorBox.textContent = text;
   errorBox.hidden = false;
@@ -44,7 +49,7 @@ function clearError() {
   errorBox.hidden = true;
 }
 
-/** fetch + JSON, throwing an Error with the server's message on failure. */
+/** fetch + JSON, throwing an Error with the server's code and message on failure. */
 async function api(url, options = {}) {
   const response = await fetch(url, { headers: { Accept: 'application/json' }, ...options });
   if (response.status === 204) return null;
@@ -56,7 +61,9 @@ async function api(url, options = {}) {
   }
   if (!response.ok) {
     const message = body && body.error && body.error.message;
-    throw new Error(message || `The server answered ${response.status}.`);
+    const err = new Error(message || t('common.serverAnswered', { status: response.status }));
+    err.code = body && body.error && body.error.code;
+    throw err;
   }
   return body;
 }
@@ -78,7 +85,7 @@ async function load() {
     clearError();
   } catch (err) {
     if (err.name === 'AbortError') return;
-    showError(`Could not load the recordings: ${err.message}`);
+    showError(t('library.loadFailed', { reason: errorText(err) }));
   } finally {
     if (inflight === controller) {
       inflight = null;
@@ -117,12 +124,9 @@ function render(recordings, q) {
 
 function renderSummary(q = query.trim()) {
   const n = items.size;
-  const noun = n === 1 ? 'recording' : 'recordings';
-  summary.textContent = q ? `${n} ${noun} match “${q}”` : `${n} ${noun}`;
+  summary.textContent = q ? t('library.countMatching', { count: n, query: q }) : t('library.count', { count: n });
   empty.hidden = n > 0;
-  empty.textContent = q
-    ? `Nothing matches “${q}”.`
-    : 'No recordings yet. Recorded calls appear here once they end.';
+  empty.textContent = q ? t('library.noMatch', { query: q }) : t('library.empty');
 }
 
 // ---- one recording ------------------------------------------------------------------------------
@@ -140,10 +144,10 @@ function createItem(rec) {
   renameForm.hidden = true;
   const renameInput = make('input', {
     testid: 'recording-title-input',
-    attrs: { maxlength: '200', 'aria-label': 'New title', required: '' },
+    attrs: { maxlength: '200', 'aria-label': t('library.newTitle'), required: '' },
   });
-  const renameSave = make('button', { testid: 'recording-rename-save', text: 'Save', attrs: { type: 'submit' } });
-  const renameCancel = make('button', { testid: 'recording-rename-cancel', text: 'Cancel', attrs: { type: 'button' } });
+  const renameSave = make('button', { testid: 'recording-rename-save', text: t('common.save'), attrs: { type: 'submit' } });
+  const renameCancel = make('button', { testid: 'recording-rename-cancel', text: t('common.cancel'), attrs: { type: 'button' } });
   renameForm.append(renameInput, renameSave, renameCancel);
 
   const meta = make('p', { cls: 'rec-meta' });
@@ -162,15 +166,15 @@ function createItem(rec) {
   main.append(heading, renameForm, meta, langs, state, match);
 
   const actions = make('div', { cls: 'rec-actions' });
-  const rename = make('button', { testid: 'recording-rename', text: 'Rename', attrs: { type: 'button' } });
+  const rename = make('button', { testid: 'recording-rename', text: t('library.rename'), attrs: { type: 'button' } });
   const publish = make('button', { testid: 'recording-publish', attrs: { type: 'button' } });
-  const del = make('button', { cls: 'danger', testid: 'recording-delete', text: 'Delete', attrs: { type: 'button' } });
-  const confirm = make('span', { cls: 'rec-confirm', attrs: { role: 'group', 'aria-label': 'Confirm deletion' } });
+  const del = make('button', { cls: 'danger', testid: 'recording-delete', text: t('library.delete'), attrs: { type: 'button' } });
+  const confirm = make('span', { cls: 'rec-confirm', attrs: { role: 'group', 'aria-label': t('library.confirmDeletion') } });
   confirm.hidden = true;
   const confirmYes = make('button', {
-    cls: 'danger', testid: 'recording-delete-confirm', text: 'Delete for good', attrs: { type: 'button' },
+    cls: 'danger', testid: 'recording-delete-confirm', text: t('library.deleteForGood'), attrs: { type: 'button' },
   });
-  const confirmNo = make('button', { testid: 'recording-delete-cancel', text: 'Keep', attrs: { type: 'button' } });
+  const confirmNo = make('button', { testid: 'recording-delete-cancel', text: t('library.keep'), attrs: { type: 'button' } });
   confirm.append(confirmYes, confirmNo);
   actions.append(rename, publish, del, confirm);
   li.append(main, actions);
@@ -201,11 +205,13 @@ function createItem(rec) {
 
 function statusText(rec) {
   switch (rec.status) {
-    case 'recording': return 'Recording…';
+    case 'recording': return t('library.statusRecording');
     case 'processing':
-      return typeof rec.progress === 'number' ? `Processing ${Math.round(rec.progress * 100)}%` : 'Processing…';
-    case 'ready': return 'Ready';
-    case 'failed': return rec.error ? `Failed: ${rec.error}` : 'Failed';
+      return typeof rec.progress === 'number'
+        ? t('library.statusProcessingPercent', { percent: formatNumber(rec.progress, { style: 'percent' }) })
+        : t('library.statusProcessing');
+    case 'ready': return t('library.statusReady');
+    case 'failed': return rec.error ? t('library.statusFailedReason', { reason: rec.error }) : t('library.statusFailed');
     default: return rec.status;
   }
 }
@@ -222,11 +228,12 @@ function updateItem(entry, rec) {
 
   const started = new Date(rec.started_at * 1000);
   r.date.dateTime = started.toISOString();
-  r.date.textContent = started.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  r.date.textContent = formatDateTime(started);
+  r.date.title = formatRelative(started);
   r.duration.textContent = formatDuration(rec.duration);
   r.duration.hidden = !r.duration.textContent;
   const people = Array.isArray(rec.participants) ? rec.participants : [];
-  r.participants.textContent = people.join(', ');
+  r.participants.textContent = listFormat().format(people.map(String));
   r.participants.hidden = people.length === 0;
 
   const languages = Array.isArray(rec.languages) ? rec.languages : [];
@@ -236,26 +243,24 @@ function updateItem(entry, rec) {
     return badge;
   }));
   r.langs.hidden = languages.length === 0;
-  r.langs.setAttribute('aria-label', `Captions in ${languages.map(languageName).join(', ')}`);
+  r.langs.setAttribute('aria-label', t('library.captionsIn', { languages: listFormat().format(languages.map(languageName)) }));
 
   r.status.textContent = statusText(rec);
   r.status.dataset.status = rec.status;
   r.progress.hidden = rec.status !== 'processing';
   if (typeof rec.progress === 'number') r.progress.value = rec.progress;
   else r.progress.removeAttribute('value'); // indeterminate
-  r.published.textContent = rec.published ? 'Published' : 'Private';
+  r.published.textContent = rec.published ? t('library.published') : t('library.private');
   r.published.classList.toggle('on', !!rec.published);
 
   renderMatch(r.match, rec);
 
   r.actions.hidden = !canManage;
-  r.publish.textContent = rec.published ? 'Unpublish' : 'Publish';
+  r.publish.textContent = rec.published ? t('library.unpublish') : t('library.publish');
   r.publish.setAttribute('aria-pressed', String(!!rec.published));
-  r.publish.title = rec.published
-    ? 'Hide it from visitors and the podcast feed'
-    : 'Show it to visitors and in the podcast feed';
+  r.publish.title = rec.published ? t('library.unpublishHint') : t('library.publishHint');
   const recording = rec.status === 'recording';
-  r.del.title = recording ? 'Stop the recording before deleting it' : 'Delete the recording and its captions';
+  r.del.title = recording ? t('library.stopBeforeDelete') : t('library.deleteHint');
   for (const button of [r.rename, r.publish, r.del, r.confirmYes]) button.disabled = entry.busy;
   r.del.disabled = entry.busy || recording;
   r.del.hidden = entry.confirming;
@@ -274,7 +279,7 @@ function renderMatch(node, rec) {
   if (match.lang) params.set('lang', match.lang);
   const at = make('a', { cls: 'rec-match-time', text: formatDuration(match.time) });
   at.href = `${rec.url || `/recordings/${encodeURIComponent(rec.id)}`}?${params}`;
-  at.title = 'Play from here';
+  at.title = t('library.playFromHere');
   const parts = [at];
   if (match.speaker) parts.push(make('span', { cls: 'rec-match-speaker', text: `${match.speaker}:` }));
   const text = make('span', { cls: 'rec-match-text' });
@@ -289,7 +294,7 @@ function renderMatch(node, rec) {
   }
   text.append(snippet.slice(pos));
   parts.push(text);
-  if (match.hits > 1) parts.push(make('span', { cls: 'rec-match-more', text: `(${match.hits} matches)` }));
+  if (match.hits > 1) parts.push(make('span', { cls: 'rec-match-more', text: t('library.matches', { count: match.hits }) }));
   node.replaceChildren(...parts);
   node.hidden = false;
 }
@@ -308,7 +313,7 @@ async function patch(entry, body) {
     clearError();
     return { ...rec, match: entry.rec.match };
   } catch (err) {
-    showError(`Could not update “${entry.rec.title}”: ${err.message}`);
+    showError(t('library.updateFailed', { title: entry.rec.title, reason: errorText(err) }));
     return null;
   } finally {
     entry.busy = false;
@@ -379,7 +384,7 @@ async function remove(entry) {
     entry.busy = false;
     entry.confirming = false;
     updateItem(entry, entry.rec);
-    showError(`Could not delete “${entry.rec.title}”: ${err.message}`);
+    showError(t('library.deleteFailed', { title: entry.rec.title, reason: errorText(err) }));
   }
 }
 
@@ -393,6 +398,13 @@ function setQuery(value) {
   history.replaceState(null, '', url);
   load();
 }
+
+/** Another interface language: the items are built again in it. */
+document.addEventListener('unionhub:locale', () => {
+  items.clear();
+  list.replaceChildren();
+  load();
+});
 
 function main() {
   query = new URLSearchParams(location.search).get('q') || '';

@@ -2,6 +2,7 @@
 // link `/?room=R&token=JWT`), and the form shown when something is missing.
 
 import { initialAudioOnly, rememberAudioOnly } from './datasaver.js';
+import { getLocale, matchLocale, setLocale, storedLocale, t } from './i18n.js';
 import { tokenClaims, tokenFromUrl } from './identity.js';
 import * as ui from './ui.js';
 
@@ -20,9 +21,10 @@ export const LANGUAGES = [
 
 // ---- routing ------------------------------------------------------------------------------------
 
+/** The interface language the member picked (i18n.js), else the browser's language. */
 function defaultLang() {
-  const nav = (navigator.language || 'en').split('-')[0].toLowerCase();
-  return LANGUAGES.some(([code]) => code === nav) ? nav : 'en';
+  const base = (storedLocale() || navigator.language || 'en').split('-')[0].toLowerCase();
+  return LANGUAGES.some(([code]) => code === base) ? base : 'en';
 }
 
 function roomFromPath() {
@@ -70,12 +72,12 @@ export function route() {
   }
   if (!ROOM_RE.test(room)) {
     showJoinForm({ room, name, lang, audio, video, audioOnly });
-    ui.showError(`“${room}” is not a valid room name: use 1–64 letters, digits, “-” or “_”.`);
+    ui.showError(t('join.badRoomNamed', { room }));
     return null;
   }
   if (!name || !validName(name)) {
     showJoinForm({ room, name, lang, audio, video, audioOnly });
-    if (name) ui.showError('Invalid display name: use 1–64 printable characters.');
+    if (name) ui.showError(t('errors.bad-name'));
     return null;
   }
   return { room, name, lang, audio, video, audioOnly, token: null, viewer: false };
@@ -119,12 +121,12 @@ el.joinForm.addEventListener('submit', (event) => {
   const room = el.joinRoom.value.trim();
   const name = el.joinName.value.trim();
   if (!ROOM_RE.test(room)) {
-    formMessage('Room names use 1–64 letters, digits, “-” or “_” (no spaces).');
+    formMessage(t('join.badRoom'));
     el.joinRoom.focus();
     return;
   }
   if (!validName(name)) {
-    formMessage('Please enter a display name (up to 64 characters).');
+    formMessage(t('join.badName'));
     el.joinName.focus();
     return;
   }
@@ -135,4 +137,16 @@ el.joinForm.addEventListener('submit', (event) => {
   rememberAudioOnly(el.joinAudioOnly.checked);
   if (el.joinAudioOnly.checked) params.set('audioOnly', '1');
   location.assign(`/r/${encodeURIComponent(room)}?${params}`);
+});
+
+// Choosing a language the interface speaks in the join form switches the interface to it too.
+el.joinLang.addEventListener('change', () => {
+  const locale = matchLocale(el.joinLang.value);
+  if (locale && locale !== getLocale()) setLocale(locale);
+});
+
+// …and the header's interface language picker proposes the same language for the call.
+document.addEventListener('unionhub:locale', ({ detail }) => {
+  const base = detail.locale.split('-')[0];
+  if (LANGUAGES.some(([code]) => code === base)) el.joinLang.value = base;
 });

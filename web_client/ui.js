@@ -1,5 +1,7 @@
 // DOM rendering: video tiles, participant list, chat, errors and status. No protocol logic here.
 
+import { formatDateTime, t } from './i18n.js';
+
 const $ = (sel) => document.querySelector(sel);
 
 export const el = {
@@ -127,7 +129,7 @@ export function setStatus(text) {
 /** The red "Recording" badge everyone in the room sees while the call is recorded. */
 export function setRecordingIndicator(on) {
   el.recordingIndicator.hidden = !on;
-  el.recordingIndicator.title = on ? 'This call is being recorded' : '';
+  el.recordingIndicator.title = on ? t('call.recordingHint') : '';
 }
 
 /** The "LIVE" badge and the link to the viewer page, shown to everyone while the room streams. */
@@ -153,14 +155,15 @@ export function setRtmpPush(live, push, pending) {
   let text = '';
   let problem = false;
   if (push) {
-    const where = push.url || 'the destination';
-    if (push.state === 'connecting') text = `Connecting to ${where}…`;
-    else if (push.state === 'live') text = `Streaming to ${where}`;
+    const where = push.url || t('rtmp.theDestination');
+    if (push.state === 'connecting') text = t('rtmp.connecting', { where });
+    else if (push.state === 'live') text = t('rtmp.streaming', { where });
     else if (push.state === 'retrying') {
       problem = true;
-      text = `Cannot stream to ${where}: ${push.error || 'the connection failed'} — retrying`
-        + (push.attempts ? ` (attempt ${push.attempts + 1})` : '');
-    } else if (push.state === 'stopped') text = push.error ? `Stopped: ${push.error}` : 'Stopped.';
+      const reason = push.error || t('rtmp.connectionFailed');
+      text = push.attempts ? t('rtmp.retryingAttempt', { where, reason, attempt: push.attempts + 1 })
+        : t('rtmp.retrying', { where, reason });
+    } else if (push.state === 'stopped') text = push.error ? t('rtmp.stoppedReason', { reason: push.error }) : t('rtmp.stopped');
   }
   el.rtmpStatus.textContent = text;
   el.rtmpStatus.hidden = !text;
@@ -228,10 +231,11 @@ export function setPinned(ids) {
 function applyPinned(button) {
   const tile = button.closest('.tile');
   const on = pinnedIds.includes(tile.dataset.participant);
-  const name = tile.dataset.name || 'this person';
+  const name = tile.dataset.name || t('call.guest');
   button.setAttribute('aria-pressed', String(on)); // (a toggle: its name stays the same)
-  button.setAttribute('aria-label', `Pin ${name}`);
-  button.title = on ? `Pinned: you receive ${name}'s video. Click to unpin` : `Pin ${name}: always receive their video`;
+  button.textContent = t('tile.pin');
+  button.setAttribute('aria-label', t('tile.pinName', { name }));
+  button.title = on ? t('tile.pinnedHint', { name }) : t('tile.pinHint', { name });
   tile.classList.toggle('pinned', on);
 }
 
@@ -261,7 +265,8 @@ export function ensureTile({ id, name, source, local = false }) {
   avatar.setAttribute('aria-hidden', 'true');
   const circle = document.createElement('span');
   circle.className = 'avatar-circle';
-  circle.style.backgroundColor = `hsl(${hue(id)} 45% 40%)`;
+  // dark enough for the light initials on every hue (WCAG AA large text: 3:1, yellow is the worst)
+  circle.style.backgroundColor = `hsl(${hue(id)} 45% 32%)`;
   avatar.append(circle);
 
   const label = document.createElement('div');
@@ -274,7 +279,7 @@ export function ensureTile({ id, name, source, local = false }) {
     pin.className = 'pin';
     pin.setAttribute('data-testid', 'pin');
     pin.setAttribute('aria-pressed', 'false');
-    pin.textContent = 'Pin';
+    pin.textContent = t('tile.pin');
     pin.addEventListener('click', () => tileHooks.onPin(tile.dataset.participant));
     tile.append(pin);
   }
@@ -288,12 +293,15 @@ export function ensureTile({ id, name, source, local = false }) {
 }
 
 function setTileName(tile, name, source, local) {
-  let text = name || 'Guest';
-  if (local) text += ' (you)';
-  if (source === 'screen') text += ' — screen';
-  tile.querySelector('.label').textContent = text;
+  const who = name || t('call.guest');
+  let text = local ? t('call.you', { name: who }) : who;
+  if (source === 'screen') text = t('tile.screen', { name: text });
+  const label = tile.querySelector('.label');
+  label.textContent = text;
+  label.dir = 'auto'; // a name in Arabic reads right to left in any page
   tile.querySelector('.avatar-circle').textContent = initials(name);
-  tile.dataset.name = name || 'Guest';
+  tile.dataset.name = who;
+  tile.dataset.local = String(local);
   const pin = tile.querySelector('.pin');
   if (pin) applyPinned(pin);
 }
@@ -341,9 +349,7 @@ function updateVideoOff(tile) {
   const paused = notForwarded && !cameraOff; // (a camera that is off is not "paused")
   tile.classList.toggle('not-forwarded', paused);
   if (tile.classList.contains('remote')) {
-    const why = congested
-      ? 'Video paused to keep audio clear on a weak connection'
-      : 'Video paused to save bandwidth — pin this person to see them';
+    const why = congested ? t('tile.pausedWeak') : t('tile.pausedLastN');
     tile.title = paused ? why : '';
   }
 }
@@ -351,6 +357,13 @@ function updateVideoOff(tile) {
 export function renameTiles(participantId, name, local = false) {
   for (const tile of el.tiles.querySelectorAll(`.tile[data-participant="${CSS.escape(participantId)}"]`)) {
     setTileName(tile, name, tile.dataset.source, local);
+  }
+}
+
+/** The interface language changed: the tiles' labels and pin buttons follow. */
+export function retranslateTiles() {
+  for (const tile of el.tiles.querySelectorAll('.tile')) {
+    setTileName(tile, tile.dataset.name, tile.dataset.source, tile.dataset.local === 'true');
   }
 }
 
@@ -408,10 +421,23 @@ export function setTileCaption(participantId, caption) {
     tile.insertBefore(box, tile.querySelector('.label'));
   }
   box.hidden = false;
+  box.dir = textDir(caption.lang);
   box.lang = caption.lang || '';
   box.dataset.lang = caption.lang || '';
   box.dataset.final = String(!!caption.final);
   box.firstChild.textContent = caption.text;
+}
+
+const RTL_LANGS = new Set(['ar', 'he', 'fa', 'ur', 'ps', 'sd', 'ug', 'yi', 'dv', 'ckb']);
+
+/**
+ * The writing direction of a text in language `lang`: Arabic captions read right to left even in
+ * an English page (and English ones left to right in an Arabic page); unknown: the text decides.
+ */
+export function textDir(lang) {
+  const base = typeof lang === 'string' ? lang.toLowerCase().split(/[-_]/)[0] : '';
+  if (!base) return 'auto';
+  return RTL_LANGS.has(base) ? 'rtl' : 'ltr';
 }
 
 /** Captions turned off (or unavailable): no captions under the tiles either. */
@@ -468,7 +494,12 @@ export function unblockAudio() {
 
 // ---- participant list ------------------------------------------------------------------------
 
-const ROLE_LABELS = { host: 'Host', speaker: 'Speaker', viewer: 'Viewer' };
+/** A role's name in the member's language. */
+export function roleLabel(role) {
+  if (role === 'host') return t('role.host');
+  if (role === 'viewer') return t('role.viewer');
+  return t('role.speaker');
+}
 
 /**
  * @param {Array<{id, name, lang, audio, video, screen, hand, role?, verified?, self?: boolean}>} people
@@ -494,31 +525,27 @@ export function renderParticipants(people, extra = () => null) {
 
     const name = document.createElement('span');
     name.className = 'p-name';
-    name.textContent = p.self ? `${p.name} (you)` : p.name;
+    name.dir = 'auto';
+    name.textContent = p.self ? t('call.you', { name: p.name }) : p.name;
     if (p.verified === true) {
-      name.title = 'Name from a signed invitation link';
+      name.title = t('call.verifiedHint');
     } else if (p.verified === false) {
-      const tag = document.createElement('span');
-      tag.className = 'p-unverified';
-      tag.setAttribute('data-testid', 'unverified');
-      tag.textContent = ' (unverified)';
-      tag.title = 'Self-declared name: not from a signed invitation link';
-      name.append(tag);
+      name.append(unverifiedTag());
     }
     const lang = document.createElement('span');
     lang.className = 'p-lang';
     lang.textContent = p.lang || '';
-    lang.title = 'Preferred language';
+    lang.title = t('call.preferredLanguage');
     const badges = document.createElement('span');
     badges.className = 'p-badges';
     if (p.role === 'host' || p.role === 'viewer') {
-      const role = badge(ROLE_LABELS[p.role], `p-role ${p.role}`);
+      const role = badge(roleLabel(p.role), `p-role ${p.role}`);
       role.setAttribute('data-testid', 'role-badge');
       badges.append(role);
     }
-    if (p.hand) badges.append(badge('Hand raised', 'p-hand'));
-    if (p.screen) badges.append(badge('Sharing', 'p-screen'));
-    badges.append(p.audio ? badge('Mic on', 'p-audio on') : badge('Muted', 'p-audio off'));
+    if (p.hand) badges.append(badge(t('call.handRaised'), 'p-hand'));
+    if (p.screen) badges.append(badge(t('call.sharing'), 'p-screen'));
+    badges.append(p.audio ? badge(t('call.micOn'), 'p-audio on') : badge(t('call.muted'), 'p-audio off'));
     li.append(name, lang, badges);
     const more = extra(p);
     if (more) li.append(more);
@@ -535,6 +562,16 @@ export function renderParticipants(people, extra = () => null) {
     const again = li && li.querySelector(`[data-testid="${CSS.escape(focused.testid)}"]`);
     if (again) again.focus();
   }
+}
+
+/** " (unverified)" after a self-declared name (participants and people knocking). */
+export function unverifiedTag() {
+  const tag = document.createElement('span');
+  tag.className = 'p-unverified';
+  tag.setAttribute('data-testid', 'unverified');
+  tag.textContent = ` ${t('call.unverified')}`;
+  tag.title = t('call.unverifiedHint');
+  return tag;
 }
 
 function badge(text, cls) {
@@ -560,12 +597,13 @@ export function appendChat({ name, text, lang, original, ts, self }) {
   li.setAttribute('data-testid', 'chat-message');
   const who = document.createElement('span');
   who.className = 'chat-name';
+  who.dir = 'auto';
   who.textContent = name;
   const time = document.createElement('time');
   time.className = 'chat-time';
   const date = new Date(typeof ts === 'number' ? ts : Date.now());
   time.dateTime = date.toISOString();
-  time.textContent = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  time.textContent = formatDateTime(date, { hour: '2-digit', minute: '2-digit' });
   const body = document.createElement('span');
   body.className = 'chat-text';
   body.dir = 'auto';
@@ -574,7 +612,8 @@ export function appendChat({ name, text, lang, original, ts, self }) {
   li.append(who, time, body);
   if (original) {
     // The original is always a hover away; "Show original" shows it under the translation.
-    body.title = `Original${original.lang ? ` (${original.lang})` : ''}: ${original.text}`;
+    body.title = original.lang ? t('chat.originalIn', { lang: original.lang, text: original.text })
+      : t('chat.original', { text: original.text });
     const orig = document.createElement('span');
     orig.className = 'chat-original';
     orig.setAttribute('data-testid', 'chat-original');
@@ -584,7 +623,7 @@ export function appendChat({ name, text, lang, original, ts, self }) {
       orig.dataset.lang = original.lang;
     }
     orig.textContent = `${original.lang ? `(${original.lang}) ` : ''}${original.text}`;
-    orig.title = 'Original message';
+    orig.title = t('chat.originalMessage');
     orig.hidden = !chatOriginals;
     li.append(orig);
   }

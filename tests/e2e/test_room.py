@@ -138,7 +138,8 @@ def test_join_form(hub, browser):
         page.get_by_test_id("join-room").fill("not a room")
         page.get_by_test_id("join-name").fill("Ana María")
         page.get_by_test_id("join-submit").click()
-        expect(page.get_by_test_id("join-message")).to_contain_text("letters, digits")
+        # (in the browser's language: web_client/locales/es.json)
+        expect(page.get_by_test_id("join-message")).to_contain_text("letras, cifras")
         assert page.url == hub.url + "/"
 
         room = unique_room("form")
