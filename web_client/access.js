@@ -139,7 +139,8 @@ export function bindSocket(socket) {
 const RELOAD_AFTER_MS = 4000;
 
 function onMoved(msg) {
-  const text = msg && typeof msg.message === 'string' ? msg.message : t('access.moving');
+  // (the server's `message` is English: the page says it in the member's language)
+  const text = t(msg && typeof msg.url === 'string' ? 'access.moving' : 'access.restarting');
   ctx.teardown();
   ui.setStatus(text);
   let target = null;
