@@ -140,7 +140,7 @@ const RELOAD_AFTER_MS = 4000;
 
 function onMoved(msg) {
   // (the server's `message` is English: the page says it in the member's language)
-  const text = t(msg && typeof msg.url === 'string' ? 'access.moving' : 'access.restarting');
+  const text = msg && typeof msg.url === 'string' ? t('access.moving') : t('access.restarting');
   ctx.teardown();
   ui.setStatus(text);
   let target = null;
