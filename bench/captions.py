@@ -55,7 +55,7 @@ from captioning.workers import WorkerPool, _asr_info, _transcribe, asr_pool  # n
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NO_OPENAI = "not measured: no openai-whisper weights offline"
-CLIP_GAP = 0.6  # silence between looped clips: > the stream's 0.5 s min_silence, so each clip ends an utterance
+CLIP_GAP = 1.1  # silence between looped clips: > the stream's 1.0 s min_silence, so each clip ends an utterance
 
 
 # -- small pure helpers ------------------------------------------------------------------------

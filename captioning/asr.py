@@ -9,12 +9,46 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+#: Whisper's own test for a decoding stuck in a loop ("o que é o que é o que é ..."): text that
+#: compresses better than this is repetition, not speech (openai-whisper's default threshold).
+MAX_COMPRESSION_RATIO = 2.4
+
+
+MAX_REPEATS = 4  # "words, words, words, words" is speech; a fifth repetition in a row is a loop
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def collapse_repeats(text: str, longest: int = 8) -> str:
+    """Drop the extra copies of any run of 1..``longest`` words repeated over MAX_REPEATS times."""
+    words = text.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        for n in range(1, longest + 1):
+            gram = words[i : i + n]
+            count = 1
+            while words[i + count * n : i + (count + 1) * n] == gram:
+                count += 1
+            if len(gram) == n and count > MAX_REPEATS:
+                out.extend(gram)
+                i += count * n
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return " ".join(out)
 
 
 @dataclass(frozen=True)
@@ -69,20 +103,35 @@ class FasterWhisperBackend:
         # Whisper pads every input to a 30 s window; a live utterance is a few seconds long, and
         # a window just longer than the audio halves the cost of each call (docs/BENCHMARKS.md).
         window = min(30, int(len(audio) / 16000) + 2)
+        text, info = self._decode(audio, language, prompt, window, beam=1)
+        if compression_ratio(text) > MAX_COMPRESSION_RATIO:
+            # Greedy decoding sometimes gets stuck repeating a phrase, and which audio does it
+            # is chaotic (a few samples more or less at the start). Offline Whisper falls back to
+            # sampling; beam search is deterministic and escaped every loop we saw. Rare, so the
+            # second pass costs little overall.
+            logger.info("repetitive transcript (%d chars); decoding again with beam search", len(text))
+            text, info = self._decode(audio, language, prompt, window, beam=5)
+            text = collapse_repeats(text)
+        return Transcript(text, info.language, float(info.language_probability))
+
+    def _decode(
+        self, audio: np.ndarray, language: str | None, prompt: str | None, window: int, beam: int
+    ) -> tuple[str, Any]:
         segments, info = self.model.transcribe(
             audio,
             language=language,
-            beam_size=1,
+            beam_size=beam,
             best_of=1,
             temperature=0.0,
             condition_on_previous_text=False,
             initial_prompt=prompt or None,
-            without_timestamps=True,
+            # timestamp mode, as offline: decoding without timestamp tokens scored 1-3 WER points
+            # worse on the multilingual clips (docs/BENCHMARKS.md, "Caption accuracy")
+            without_timestamps=False,
             vad_filter=False,  # utterances are already cut by our streaming VAD
             chunk_length=window,
         )
-        text = " ".join(s.text.strip() for s in segments).strip()
-        return Transcript(text, info.language, float(info.language_probability))
+        return " ".join(s.text.strip() for s in segments).strip(), info
 
 
 class OpenAIWhisperBackend:

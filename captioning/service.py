@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,14 @@ from media_server import SFU, MediaRoom, Publication
 from .asr import AsrSpec, default_threads
 from .audio import PcmConverter
 from .models import ModelDirs, ModelError, model_label, resolve_asr_model
+from .remote import Kind, RemotePool
 from .store import CaptionStore, StoredCaption
 from .stream import AsrScheduler, CaptionEvent, SpeakerStream
 from .vad import StreamingVad
 from .workers import (
     ModelLoadError,
+    Pool,
     WorkerCrashed,
-    WorkerPool,
     _asr_info,
     _transcribe,
     _translate_many,
@@ -55,6 +57,16 @@ class CaptionConfig:
     asr_threads: int = field(default_factory=default_threads)
     spoken_language: str = "profile"  # "profile": the speaker's language; "detect": per utterance
     partial_interval: float = 0.8
+    #: a cluster's caption worker pool (``unionhub caption-worker``, ``remote.py``): no model here
+    pool_url: str | None = None
+    node: str = "hub"  # (this node's name: where the pool's workers reply)
+
+
+class Untranslated(StrEnum):
+    """Why a listener got the original instead of their caption language (``untranslated.reason``)."""
+
+    NO_MODEL = "no-model"  # no installed translation reaches the listener's language: say so
+    BUSY = "busy"  # translation was busy (partials) or failed: the final usually is translated
 
 
 @dataclass
@@ -80,8 +92,8 @@ class CaptionService:
         self._room_languages = room_languages
         self._store = store
         self._dirs = ModelDirs(config.models_dir)
-        self._asr: WorkerPool | None = None
-        self._translation: WorkerPool | None = None
+        self._asr: Pool | None = None
+        self._translation: Pool | None = None
         self._scheduler: AsrScheduler | None = None
         self._vad_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
         self._streams: dict[str, asyncio.Task[None]] = {}
@@ -117,6 +129,9 @@ class CaptionService:
             await asyncio.shield(self._start_task)
 
     async def _start(self) -> None:
+        if self.config.pool_url is not None:
+            await self._start_remote(self.config.pool_url)
+            return
         from .translate import configure
 
         configure(self._dirs.argos)
@@ -149,6 +164,38 @@ class CaptionService:
                 self.message = f"Captions on ({model_label(Path(model))})."
                 logger.info("speech model %s loaded (multilingual=%s)", model, self.multilingual)
         await self._start_translation()
+        if self._sfu is not None:
+            self.attach(self._sfu)
+        if self.on_status is not None:
+            self.on_status()
+
+    async def _start_remote(self, url: str) -> None:
+        """Models served by a cluster's caption workers (``remote.py``)."""
+        asr = RemotePool(Kind.ASR, url, self.config.node)
+        try:
+            info = await asr.start(_asr_info)
+        except ModelLoadError as exc:
+            asr.close()
+            self.message = f"Captions are unavailable: {exc}."
+            logger.error(self.message)
+        else:
+            self._asr = asr
+            self.multilingual = bool(info.get("multilingual"))
+            self._scheduler = AsrScheduler(self._transcribe, slots=asr.size)
+            self._scheduler.start()
+            self.available = True
+            self.message = f"Captions on (a pool of {asr.size} caption workers)."
+            logger.info(self.message)
+        translation = RemotePool(Kind.TRANSLATE, url, self.config.node, wait=2.0)
+        try:
+            info = await translation.start(_translation_info)
+        except ModelLoadError as exc:
+            translation.close()
+            logger.info("no translation in the caption pool: %s", exc)
+        else:
+            self._translation = translation
+            self.pairs = [(str(a), str(b)) for a, b in info.get("pairs", [])]
+            self.translation_available = bool(self.pairs)
         if self._sfu is not None:
             self.attach(self._sfu)
         if self.on_status is not None:
@@ -336,8 +383,10 @@ class CaptionService:
             if lang in translated:
                 text = translated[lang]
                 deliveries.append((lang, {**base, "lang": lang, "text": text, "stable": len(text) if event.final else 0}))
-            else:  # no model for this pair (or busy on a partial): show the original
-                deliveries.append((lang, {**base, "lang": source, "text": event.text}))
+            else:  # no model for this pair (or busy on a partial): show the original, and why
+                reason = Untranslated.BUSY if self.can_translate(source, lang) else Untranslated.NO_MODEL
+                deliveries.append((lang, {**base, "lang": source, "text": event.text,
+                                          "untranslated": {"reason": str(reason), "wanted": lang}}))
         for lang, caption in deliveries:
             await self._emit(room, lang, caption)
         self.emitted += 1

@@ -2,8 +2,17 @@
 
 Audio is cut into utterances by the streaming VAD. While an utterance grows, it is
 re-transcribed every ``partial_interval`` seconds and the LocalAgreement-2 policy turns the
-hypotheses into a stable prefix plus a tentative tail (the partial caption). At a pause (or
-``max_utterance``) the whole utterance is transcribed once more and becomes the final caption.
+hypotheses into a stable prefix plus a tentative tail (the partial caption). At a pause the whole
+utterance is transcribed once more and becomes the final caption. Speech that never pauses is cut
+at ``max_utterance`` — at its quietest moment in the last few seconds, not mid-word, and the audio
+after the cut carries over into the next utterance.
+
+What keeps the finals as accurate as Whisper offline (docs/BENCHMARKS.md, "Caption accuracy"):
+the pre-roll (a second of audio before the VAD fires: soft onsets score under the speech
+threshold; the trimmed end of the pause that closed an utterance is part of it), a 1 s pause to
+end an utterance (0.7 s split phrases, and each half decodes worse alone), the lull-seeking cut
+above, and no previous-final prompt by default (measured: it made Spanish and Portuguese finals
+worse and let one bad final, e.g. "...", repeat into the next).
 
 Transcription goes through :class:`AsrScheduler`, shared by all speakers: finals before
 partials, stale partials skipped, pending audio bounded.
@@ -194,10 +203,11 @@ class AsrScheduler:
 
 
 class _Utterance:
-    def __init__(self, start_sample: int, audio: list[np.ndarray]) -> None:
+    def __init__(self, start_sample: int, audio: list[np.ndarray], probs: list[float] | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.start_sample = start_sample
         self.chunks = audio
+        self.probs = probs if probs is not None else [0.0] * len(audio)  # VAD probability per chunk
         self.samples = sum(len(a) for a in audio)
         self.speech_windows = 0
         self.partial_at = 0
@@ -207,9 +217,23 @@ class _Utterance:
         self.closed = False
         self.shown = ""  # the last partial text listeners saw
 
-    def append(self, window: np.ndarray) -> None:
+    def append(self, window: np.ndarray, prob: float) -> None:
         self.chunks.append(window)
+        self.probs.append(prob)
         self.samples += len(window)
+
+    def quietest_cut(self, lookback: int) -> int:
+        """Index of the chunk to cut before: the middle of the longest run of non-speech chunks
+        in the last ``lookback`` chunks, else the least speech-like chunk there."""
+        first = max(1, len(self.probs) - lookback)
+        best_len, best_at, run = 0, -1, 0
+        for i in range(first, len(self.probs)):
+            run = run + 1 if self.probs[i] < SPEECH_OFF else 0
+            if run > best_len:
+                best_len, best_at = run, i - run // 2
+        if best_at >= 0:
+            return best_at
+        return min(range(first, len(self.probs)), key=lambda i: self.probs[i])
 
     def audio(self) -> np.ndarray:
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
@@ -225,11 +249,13 @@ class SpeakerStream:
         on_caption: Callable[[CaptionEvent], Awaitable[None]],
         language: str | None = None,
         partial_interval: float = 0.8,
-        min_silence: float = 0.7,
+        min_silence: float = 1.0,
         max_utterance: float = 15.0,
         min_speech: float = 0.25,
-        pre_roll: float = 0.3,
+        pre_roll: float = 1.0,
         time_offset: float = 0.0,
+        prompt_previous: bool = False,
+        cut_lookback: float = 7.0,
     ) -> None:
         self._scheduler = scheduler
         self._vad = vad
@@ -238,6 +264,8 @@ class SpeakerStream:
         self._partial_samples = int(partial_interval * SAMPLE_RATE)
         self._silence_limit = int(min_silence * SAMPLE_RATE)
         self._max_samples = int(max_utterance * SAMPLE_RATE)
+        self._cut_lookback = max(1, int(cut_lookback * SAMPLE_RATE / WINDOW))
+        self._prompt_previous = prompt_previous
         self._min_speech_windows = max(1, int(min_speech * SAMPLE_RATE / WINDOW))
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(pre_roll * SAMPLE_RATE / WINDOW)))
         self._time_offset = time_offset
@@ -248,7 +276,7 @@ class SpeakerStream:
         self._partial_task: asyncio.Task[None] | None = None
         self._finals: asyncio.Queue[_Utterance | None] = asyncio.Queue()
         self._final_task: asyncio.Task[None] | None = None
-        self._context = ""  # last final text: the prompt for the next utterance
+        self._context = ""  # last final text: the prompt for the next utterance (if prompt_previous)
 
     def _seconds(self, sample: int) -> float:
         return round(self._time_offset + sample / SAMPLE_RATE, 3)
@@ -275,14 +303,14 @@ class SpeakerStream:
             if prob >= SPEECH_ON:
                 pre = list(self._pre_roll)
                 self._pre_roll.clear()
-                utt = _Utterance(start - sum(len(p) for p in pre), [*pre, window])
+                utt = _Utterance(start - sum(len(p) for p in pre), [*pre, window], [0.0] * len(pre) + [prob])
                 utt.speech_windows = 1
                 self._utterance = utt
                 self._silence = 0
             else:
                 self._pre_roll.append(window)
             return
-        utt.append(window)
+        utt.append(window, prob)
         if prob < SPEECH_OFF:
             self._silence += len(window)
         else:
@@ -291,10 +319,28 @@ class SpeakerStream:
         if self._silence >= self._silence_limit:
             self._end_utterance(trim=self._silence - int(0.2 * SAMPLE_RATE))
         elif utt.samples >= self._max_samples:
-            self._end_utterance(trim=0)
+            self._cut_long_utterance(utt)
         elif utt.samples - utt.partial_at >= self._partial_samples and self._partial_task is None:
             utt.partial_at = utt.samples
             self._partial_task = asyncio.create_task(self._partial(utt), name="captions-partial")
+
+    def _cut_long_utterance(self, utt: _Utterance) -> None:
+        """Speech with no pause: end the utterance at its quietest recent moment; the rest starts
+        the next one (a hard cut at the limit splits a word, and both halves come out wrong)."""
+        cut = utt.quietest_cut(self._cut_lookback)
+        rest, rest_probs = utt.chunks[cut:], utt.probs[cut:]
+        utt.chunks, utt.probs = utt.chunks[:cut], utt.probs[:cut]
+        utt.samples = sum(len(c) for c in utt.chunks)
+        self._end_utterance(trim=0)
+        nxt = _Utterance(utt.start_sample + utt.samples, rest, rest_probs)
+        nxt.speech_windows = sum(p >= SPEECH_OFF for p in rest_probs)
+        self._utterance = nxt
+        quiet = 0
+        for p in reversed(rest_probs):
+            if p >= SPEECH_OFF:
+                break
+            quiet += 1
+        self._silence = quiet * WINDOW
 
     def _end_utterance(self, trim: int) -> None:
         utt = self._utterance
@@ -307,14 +353,20 @@ class SpeakerStream:
             self._partial_task.cancel()
             self._partial_task = None
         if trim > 0:
-            audio = utt.audio()[: max(0, utt.samples - trim)]
+            whole = utt.audio()
+            audio = whole[: max(0, utt.samples - trim)]
             utt.chunks, utt.samples = [audio], len(audio)
+            # The pause's tail is the next utterance's pre-roll: a soft onset that the VAD scored
+            # as silence would otherwise be in neither utterance.
+            tail = whole[len(audio) :]
+            for i in range(0, len(tail) - WINDOW + 1, WINDOW):
+                self._pre_roll.append(tail[i : i + WINDOW])
         if utt.speech_windows >= self._min_speech_windows or utt.shown:
             self._finals.put_nowait(utt)  # (a shown partial always gets settled by a final)
 
     async def _partial(self, utt: _Utterance) -> None:
         try:
-            result = await self._scheduler.partial(utt.audio(), utt.language or self.language, self._context)
+            result = await self._scheduler.partial(utt.audio(), utt.language or self.language, self._prompt())
             if result is None or utt.closed or not result.text:
                 return
             utt.language = utt.language or result.language
@@ -336,10 +388,13 @@ class SpeakerStream:
             if self._partial_task is asyncio.current_task():
                 self._partial_task = None
 
+    def _prompt(self) -> str | None:
+        return self._context if self._prompt_previous and self._context else None
+
     async def _final_loop(self) -> None:
         while (utt := await self._finals.get()) is not None:
             try:
-                result = await self._scheduler.final(utt.audio(), utt.language or self.language, self._context)
+                result = await self._scheduler.final(utt.audio(), utt.language or self.language, self._prompt())
                 text = result.text.strip() if result is not None else ""
                 if not text:
                     # transcription failed, was dropped or heard nothing: settle what listeners

@@ -3,7 +3,8 @@
 // "show original" toggle. Partial captions of an utterance are replaced by higher `seq` until its
 // final one; the first `stable` characters are settled, the rest is tentative.
 
-import { setTileCaption, setTileCaptionsShown } from './ui.js';
+import { formatNumber, getLocale, t } from './i18n.js';
+import { setTileCaption, setTileCaptionsShown, textDir } from './ui.js';
 
 const MAX_UTTERANCES = 4;
 const TILE_CAPTION_MS = 6000; // how long a final caption stays under the speaker's tile
@@ -15,6 +16,21 @@ const statusLine = panel.querySelector('[data-testid="captions-status"]');
 const picker = document.querySelector('[data-testid="caption-language"]');
 const toggle = document.querySelector('[data-testid="captions-toggle"]');
 const originalToggle = document.querySelector('[data-testid="show-original"]');
+const notice = document.createElement('p'); // "No Portuguese translation installed — …"
+notice.className = 'captions-notice';
+notice.setAttribute('data-testid', 'captions-notice');
+notice.setAttribute('role', 'status');
+notice.hidden = true;
+lines.prepend(notice);
+// Screen readers hear final captions only, from this region (partials would flood them).
+const announcer = panel.querySelector('[data-testid="caption-announcer"]');
+const MAX_ANNOUNCED = 3;
+// Caption size: the member's choice on this browser, applied to the panel and the tile captions.
+const SIZE_KEY = 'unionhub-caption-size';
+const SIZES = [0.8, 0.9, 1, 1.15, 1.3, 1.5, 1.75, 2];
+const smaller = panel.querySelector('[data-testid="caption-smaller"]');
+const larger = panel.querySelector('[data-testid="caption-larger"]');
+const sizeOutput = panel.querySelector('[data-testid="caption-size"]');
 
 const utterances = new Map(); // utterance id -> {seq, node}
 const speakers = new Map(); // speaker id -> {utterance, timer, seen: Set} (tile captions)
@@ -34,7 +50,13 @@ export function initCaptions(opts) {
   languageNames = opts.languageNames;
   onPick = opts.onLanguage;
   onShowOriginal = opts.onShowOriginal || (() => {});
-  picker.addEventListener('change', () => onPick(picker.value));
+  smaller.addEventListener('click', () => setSize(sizeIndex - 1));
+  larger.addEventListener('click', () => setSize(sizeIndex + 1));
+  setSize(storedSize(), { remember: false });
+  picker.addEventListener('change', () => {
+    notice.hidden = true; // the next caption says whether the new language is reachable
+    onPick(picker.value);
+  });
   toggle.addEventListener('click', () => {
     shown = !shown;
     render();
@@ -60,7 +82,9 @@ export function showingOriginal() {
 export function setStatus(status, currentLang) {
   const available = !!(status && status.available);
   panel.dataset.available = String(available);
-  statusLine.textContent = available ? '' : (status && status.message) || 'Captions are not available.';
+  statusLine.dataset.server = (status && status.message) || '';
+  statusLine.dataset.state = (status && typeof status.state === 'string') ? status.state : '';
+  renderStatusLine(available);
   statusLine.hidden = available || !status;
 
   const langs = new Set(available && Array.isArray(status.languages) ? status.languages : []);
@@ -87,12 +111,30 @@ export function setLanguage(lang) {
   picker.value = lang;
 }
 
+/**
+ * Why captions are not there, in the member's language. CaptionStatus.message is the server's own
+ * English (with details such as how to install a model): shown as it is in an English interface;
+ * any other gets the translated gist (a `state` code, when the server sends one, says which).
+ */
+function renderStatusLine(available) {
+  const { server, state } = statusLine.dataset;
+  let text = '';
+  if (!available) {
+    if (state === 'starting') text = t('captions.starting');
+    else if (state === 'off') text = t('captions.off');
+    else if (server && getLocale() === 'en') text = server;
+    else text = t('captions.unavailable');
+  }
+  statusLine.textContent = text;
+}
+
 function render() {
   const available = panel.dataset.available === 'true';
   const on = available && shown;
   toggle.setAttribute('aria-pressed', String(on));
-  toggle.textContent = on ? 'Hide captions' : 'Show captions';
+  toggle.textContent = on ? t('captions.hide') : t('captions.show');
   lines.hidden = !on;
+  smaller.parentElement.hidden = !available; // (the size buttons: only with captions to size)
   panel.hidden = available ? false : statusLine.hidden;
   setTileCaptionsShown(on);
 }
@@ -120,6 +162,7 @@ export function showCaption(c) {
     node.dataset.utterance = key;
     const name = document.createElement('span');
     name.className = 'caption-name';
+    name.dir = 'auto';
     const text = document.createElement('span');
     text.className = 'caption-text';
     text.setAttribute('data-testid', 'caption-text');
@@ -141,20 +184,93 @@ export function showCaption(c) {
   node.dataset.final = String(!!c.final);
   node.dataset.lang = c.lang || '';
   node.lang = c.lang || '';
+  node.dir = textDir(c.lang); // an Arabic caption reads right to left, whatever the page's language
   node.classList.toggle('final', !!c.final);
   const stable = c.final ? c.text.length : Math.max(0, Math.min(c.text.length, c.stable | 0));
   node.querySelector('.caption-name').textContent = c.name || '';
   node.querySelector('.caption-stable').textContent = c.text.slice(0, stable);
   node.querySelector('.caption-tentative').textContent = c.text.slice(stable);
   setOriginal(node, c);
+  updateNotice(c);
   updateTile(c);
+  if (c.final && !entry.announced) {
+    entry.announced = true;
+    announce(c);
+  }
+}
+
+/** A final caption for screen readers (polite, one line per utterance, never its partials). */
+function announce(c) {
+  if (lines.hidden) return; // captions switched off
+  const line = document.createElement('p');
+  line.lang = c.lang || '';
+  line.dir = textDir(c.lang);
+  line.textContent = c.name ? `${c.name}: ${c.text}` : c.text;
+  announcer.append(line);
+  while (announcer.childElementCount > MAX_ANNOUNCED) announcer.firstElementChild.remove();
+}
+
+function storedSize() {
+  try {
+    const index = SIZES.indexOf(Number(localStorage.getItem(SIZE_KEY)));
+    return index >= 0 ? index : SIZES.indexOf(1);
+  } catch {
+    return SIZES.indexOf(1); // storage disabled
+  }
+}
+
+let sizeIndex = SIZES.indexOf(1);
+
+function setSize(index, { remember = true } = {}) {
+  sizeIndex = Math.max(0, Math.min(SIZES.length - 1, index));
+  const scale = SIZES[sizeIndex];
+  document.documentElement.style.setProperty('--caption-scale', String(scale));
+  sizeOutput.value = formatNumber(scale, { style: 'percent' });
+  sizeOutput.dataset.scale = String(scale);
+  smaller.disabled = sizeIndex === 0;
+  larger.disabled = sizeIndex === SIZES.length - 1;
+  if (remember) {
+    try {
+      localStorage.setItem(SIZE_KEY, String(scale));
+    } catch { /* storage disabled: this page only */ }
+  }
+}
+
+/** A language's name in the member's language ("Portuguese", "portugués", "البرتغالية"). */
+function languageName(code) {
+  try {
+    return new Intl.DisplayNames([getLocale()], { type: 'language' }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
+function renderNotice() {
+  const { wanted, source } = notice.dataset;
+  if (wanted) notice.textContent = t('captions.noModel', { wanted: languageName(wanted), source: languageName(source) });
+}
+
+/**
+ * The server sends the original with `untranslated: {reason, wanted}` when it cannot translate into
+ * the reader's language; `no-model` (nothing installed reaches it) deserves a word of why.
+ */
+function updateNotice(c) {
+  const u = c.untranslated;
+  if (u && u.reason === 'no-model' && typeof u.wanted === 'string') {
+    notice.dataset.wanted = u.wanted;
+    notice.dataset.source = c.source_lang || c.lang || '';
+    renderNotice();
+    notice.hidden = false;
+  } else if (!u && c.final && c.lang === picker.value && c.source_lang === notice.dataset.source) {
+    notice.hidden = true; // that speaker's captions are translated now (a model was installed)
+  }
 }
 
 /** The speaker's own words under a translated caption (shown when "show original" is on). */
 function setOriginal(node, c) {
   const translated = typeof c.original === 'string' && c.original !== '' && c.original !== c.text;
   let orig = node.querySelector('.caption-original');
-  node.title = translated ? `Original (${c.source_lang}): ${c.original}` : '';
+  node.title = translated ? t('chat.originalIn', { lang: c.source_lang, text: c.original }) : '';
   if (!translated) {
     if (orig) orig.remove();
     return;
@@ -216,11 +332,20 @@ function prune() {
 }
 
 export function clearCaptions() {
+  announcer.replaceChildren();
   for (const { node } of utterances.values()) node.remove();
   utterances.clear();
+  notice.hidden = true;
   for (const [speaker, s] of speakers) {
     clearTimeout(s.timer);
     setTileCaption(speaker, null);
   }
   speakers.clear();
 }
+
+document.addEventListener('unionhub:locale', () => { // (the interface language changed)
+  render();
+  renderNotice();
+  setSize(sizeIndex, { remember: false });
+  renderStatusLine(panel.dataset.available === 'true');
+});

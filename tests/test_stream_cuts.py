@@ -1,0 +1,106 @@
+"""Where SpeakerStream cuts speech into utterances: at lulls, never losing or repeating audio."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+from captioning.asr import Transcript
+from captioning.audio import SAMPLE_RATE
+from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream
+from captioning.vad import WINDOW
+
+
+def scripted(probs: list[float]) -> Callable[[np.ndarray], Awaitable[list[float]]]:
+    """A VAD that answers from a script, window by window."""
+    position = 0
+
+    async def vad(block: np.ndarray) -> list[float]:
+        nonlocal position
+        n = len(block) // WINDOW
+        out = probs[position : position + n]
+        position += n
+        return out
+
+    return vad
+
+
+async def run(audio: np.ndarray, probs: list[float], **options: float) -> tuple[list[np.ndarray], list[CaptionEvent]]:
+    heard: list[np.ndarray] = []
+
+    async def transcribe(x: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
+        heard.append(x.copy())  # finals only: partial_interval is longer than the audio
+        return Transcript(f"words {len(x)}", "en", 1.0)
+
+    finals: list[CaptionEvent] = []
+
+    async def on_caption(event: CaptionEvent) -> None:
+        if event.final:
+            finals.append(event)
+
+    scheduler = AsrScheduler(transcribe)
+    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, **options)
+    for i in range(0, len(audio), 1600):
+        await stream.feed(audio[i : i + 1600])
+    await stream.close()
+    await scheduler.close()
+    return heard, finals
+
+
+async def test_speech_without_pauses_is_cut_at_its_quietest_moment_and_nothing_is_lost() -> None:
+    windows = 25 * SAMPLE_RATE // WINDOW
+    audio = np.arange(windows * WINDOW, dtype=np.float32)  # every sample tells where it came from
+    probs = [0.9] * windows
+    dip = int(17.5 * SAMPLE_RATE / WINDOW)  # a breath 2.5 s before max_utterance (20 s)
+    for i in range(dip - 2, dip + 3):
+        probs[i] = 0.1
+    probs[int(16.8 * SAMPLE_RATE / WINDOW)] = 0.4  # a softer syllable: speech, not a pause
+
+    heard, finals = await run(audio, probs, max_utterance=20.0, min_silence=0.7)
+
+    assert len(heard) == 2 and len(finals) == 2
+    first, second = heard
+    cut = int(first[-1]) + 1
+    assert abs(cut / SAMPLE_RATE - 17.5) < 0.1, f"cut at {cut / SAMPLE_RATE:.2f} s, not in the breath at 17.5 s"
+    # the second utterance starts exactly where the first stopped: no sample lost or heard twice
+    assert int(second[0]) == cut
+    assert np.array_equal(np.concatenate(heard), audio[: len(first) + len(second)])
+    assert len(first) + len(second) == len(audio)
+    assert finals[0].end == finals[1].start
+
+
+async def test_a_soft_onset_before_the_vad_fires_is_kept_by_the_pre_roll() -> None:
+    windows = 8 * SAMPLE_RATE // WINDOW
+    audio = np.arange(windows * WINDOW, dtype=np.float32)
+    onset = int(2.0 * SAMPLE_RATE / WINDOW)
+    fires = int(2.8 * SAMPLE_RATE / WINDOW)  # the first syllable scores under SPEECH_ON (0.5)
+    probs = [0.0] * onset + [0.3] * (fires - onset) + [0.9] * int(3 * SAMPLE_RATE / WINDOW)
+    probs += [0.0] * (windows - len(probs))
+
+    heard, finals = await run(audio, probs)
+
+    assert len(heard) == 1
+    assert int(heard[0][0]) <= onset * WINDOW, "the utterance starts after the speaker did"
+    assert finals[0].start <= 2.0
+
+
+async def test_a_soft_onset_inside_the_pause_that_ended_an_utterance_starts_the_next_one() -> None:
+    per_s = SAMPLE_RATE // WINDOW
+    audio = np.arange(10 * per_s * WINDOW, dtype=np.float32)
+    # speech 1-3 s; a 0.75 s "pause" whose last 0.25 s is a soft syllable; speech 3.75-6 s
+    probs = [0.0] * per_s + [0.9] * (2 * per_s) + [0.1] * (per_s // 2) + [0.3] * (per_s // 4)
+    onset = len(probs)  # where the VAD fires again
+    soft = onset - per_s // 4
+    probs += [0.9] * (onset + 2 * per_s - len(probs) + per_s // 4)
+    probs += [0.0] * (10 * per_s - len(probs))
+
+    heard, _ = await run(audio, probs, min_silence=0.7)
+
+    assert len(heard) == 2
+    first, second = heard
+    assert int(second[0]) <= soft * WINDOW, (
+        f"the next utterance starts at {second[0] / SAMPLE_RATE:.2f} s, after the soft onset at "
+        f"{soft * WINDOW / SAMPLE_RATE:.2f} s"
+    )
+    assert int(first[-1]) < int(second[0])  # and the two do not overlap
