@@ -18,7 +18,8 @@ class CaptionsFeature(Feature):
     name = "captions"
 
     def __init__(self, hub: RoomHub, config: CaptionConfig, store: CaptionStore | None = None) -> None:
-        self.service = CaptionService(config, hub.emit_caption, hub.participant_info, hub.caption_languages, store)
+        self.service = CaptionService(config, hub.emit_caption, hub.participant_info, hub.caption_languages, store,
+                                      interpretation=hub)
         self.service.attach(hub.sfu)
         # models finished loading (or failed): tell everyone already in a call
         self.service.on_status = lambda: hub.notify("captions-status", self.service.status())

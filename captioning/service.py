@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,6 +62,15 @@ class CaptionConfig:
     node: str = "hub"  # (this node's name: where the pool's workers reply)
 
 
+class Interpretation(Protocol):
+    """Who interprets (``signalling``'s RoomHub): an interpreter's words are the captions of their
+    language, as the human translation they are; machine translation fills in elsewhere."""
+
+    def interprets(self, participant_id: str) -> str | None: ...
+
+    def live_channels(self, room: str) -> dict[str, str]: ...
+
+
 class Untranslated(StrEnum):
     """Why a listener got the original instead of their caption language (``untranslated.reason``)."""
 
@@ -85,8 +94,10 @@ class CaptionService:
         participant: Callable[[str], tuple[str, str] | None],
         room_languages: Callable[[str], set[str]],
         store: CaptionStore | None = None,
+        interpretation: Interpretation | None = None,
     ) -> None:
         self.config = config
+        self._interpretation = interpretation
         self._emit = emit
         self._participant = participant
         self._room_languages = room_languages
@@ -309,6 +320,10 @@ class CaptionService:
         language = None
         if info is not None and (self.config.spoken_language == "profile" or not self.multilingual):
             language = info[1] if self.multilingual else "en"
+        language_of_profile = language
+        booth = self._interpretation.interprets(publication.owner) if self._interpretation else None
+        if booth is not None and self.multilingual:
+            language = booth  # an interpreter speaks the language they interpret into
         vad = await asyncio.get_running_loop().run_in_executor(self._vad_executor, StreamingVad)
         converter = PcmConverter()
 
@@ -318,6 +333,11 @@ class CaptionService:
             nonlocal name
             now = self._participant(publication.owner)
             name = now[0] if now else name  # the last final may come after the speaker left
+            if self._interpretation is not None and self.multilingual:
+                # made an interpreter (or no longer) while speaking: the next utterances are
+                # transcribed in the booth's language (or the profile's again)
+                booth = self._interpretation.interprets(publication.owner)
+                stream.language = booth or language_of_profile
             await self._publish(room, session, publication.owner, name, event)
 
         stream = SpeakerStream(
@@ -345,6 +365,22 @@ class CaptionService:
 
     # -- translation and delivery ----------------------------------------------------------------
 
+    async def _publish_interpretation(self, room: str, session: _Session, speaker: str, name: str,
+                                      event: CaptionEvent, lang: str, live: bool) -> None:
+        """An interpreter's words go to their channel's readers only, marked as interpretation;
+        a booth partner who is not live is heard by nobody and captioned for nobody."""
+        if not live:
+            return
+        await self._emit(room, lang, {
+            "utterance": event.utterance, "seq": event.seq, "speaker": speaker, "name": name,
+            "source_lang": lang, "original": event.text, "final": event.final, "stable": event.stable,
+            "start": event.start, "end": event.end, "lang": lang, "text": event.text, "interpretation": True,
+        })
+        self.emitted += 1
+        if event.final and self._store is not None:
+            await self._store.add([StoredCaption(session.id, event.utterance, speaker, name, lang, lang, event.text,
+                                                 event.start, event.end)])
+
     async def translate_many(self, text: str, source: str, targets: set[str], wait: bool = True) -> dict[str, str]:
         """``{lang: text}`` for each reachable target; {} if translation is busy and not ``wait``."""
         wanted = sorted(t for t in targets if t != source)
@@ -363,8 +399,14 @@ class CaptionService:
         return result
 
     async def _publish(self, room: str, session: _Session, speaker: str, name: str, event: CaptionEvent) -> None:
+        live = self._interpretation.live_channels(room) if self._interpretation is not None else {}
+        booth = self._interpretation.interprets(speaker) if self._interpretation is not None else None
+        if booth is not None:
+            await self._publish_interpretation(room, session, speaker, name, event, booth, live.get(booth) == speaker)
+            return
         source = event.language
-        targets = {lang for lang in self._room_languages(room) if lang != source}
+        # a language with a live interpreter reads the interpreter, not a machine translation
+        targets = {lang for lang in self._room_languages(room) if lang != source and lang not in live}
         translated = await self.translate_many(event.text, source, targets, wait=event.final)
         base = {
             "utterance": event.utterance,

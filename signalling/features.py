@@ -32,6 +32,14 @@ class RoomHub(Protocol):
         """Languages the room's captions are wanted in (by people or by features)."""
         ...
 
+    def interprets(self, participant_id: str) -> str | None:
+        """The language ``participant_id`` interprets into (None: they speak on the floor)."""
+        ...
+
+    def live_channels(self, room: str) -> dict[str, str]:
+        """``{language: participant id}`` of the interpreters live in ``room`` now."""
+        ...
+
     async def emit_caption(self, room: str, lang: str, caption: dict[str, Any]) -> None:
         """Send a caption to the room's readers of ``lang`` (and to every feature)."""
         ...

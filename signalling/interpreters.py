@@ -71,6 +71,19 @@ class Interpreters:
         names = {p.id: p.name for p in found.participants.values()} if found else {}
         return model.public(names)
 
+    def interprets(self, participant_id: str) -> str | None:
+        """The language a participant interprets into (None: the floor)."""
+        owner = self._store.participant_by_id(participant_id)
+        model = self._rooms.get(owner.room) if owner is not None else None
+        return model.booth_of(participant_id) if model is not None else None
+
+    def live_channels(self, room: str) -> dict[str, str]:
+        """``{language: the live interpreter's id}`` (captions come from them, not translation)."""
+        model = self._rooms.get(room)
+        if model is None:
+            return {}
+        return {lang: live for lang in model.booths if (live := model.live(lang)) is not None}
+
     def channel_of(self, participant: Participant) -> str:
         model = self._rooms.get(participant.room)
         return model.channel_of(participant.id, participant.lang) if model else FLOOR

@@ -105,6 +105,12 @@ class SignallingServer:
     def caption_languages(self, room: str) -> set[str]:
         return self.meeting.caption_languages(room)
 
+    def interprets(self, participant_id: str) -> str | None:
+        return self.meeting.interpreters.interprets(participant_id)
+
+    def live_channels(self, room: str) -> dict[str, str]:
+        return self.meeting.interpreters.live_channels(room)
+
     async def emit_caption(self, room: str, lang: str, caption: dict[str, Any]) -> None:
         for feature in self.features:
             await feature.on_caption(room, lang, caption)
