@@ -14,6 +14,15 @@ This module, ``fastsend.py`` and ``feedback.py`` are the only places that touch 
 code goes through the small functions at the end of this module (:func:`depayloaded`,
 :func:`media_ssrcs`, :func:`send_pli`, :func:`route_keyframe_requests`), so an aiortc upgrade
 that renames an internal breaks here and nowhere else.
+
+Temporal layers (VP8 ``L1T3``): a browser's camera encodes frames in three layers, TID 0 at a
+quarter of the frame rate, TID 1 adding a quarter, TID 2 the other half; a frame is only ever
+predicted from frames of its own layer or lower ones, so a subscriber given only TIDs ≤ k still
+decodes every frame it gets. :func:`vp8_temporal_id` reads the TID from the first packet's
+payload descriptor (RFC 7741, through aiortc's public ``VpxPayloadDescriptor``) and
+:class:`ForwardedTrack` drops frames above its subscriber's layer (the policy: ``lastn.py``).
+The re-packetizer numbers picture ids per subscriber and writes no TID, so the browser sees a
+plain stream at a lower frame rate, with no gap.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from typing import Any, Protocol
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
@@ -43,6 +53,8 @@ AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
 #: Frames buffered per subscriber before it is considered too slow.
 VIDEO_QUEUE_FRAMES = 90
 AUDIO_QUEUE_FRAMES = 50
+#: The highest temporal layer id a VP8 descriptor can carry (2 bits): "every layer".
+ALL_LAYERS = 3
 
 
 @dataclass(slots=True)
@@ -57,6 +69,21 @@ class EncodedFrame:
     #: audio: the RFC 6464 level the publisher's packet carried, ``(voice_activity, level)``
     #: with level 0..127 meaning 0..-127 dBov (see ``levels.py``); None: no such extension
     audio_level: tuple[bool, int] | None = None
+    #: video: the temporal layer (TID) the publisher's encoder put the frame in; None: the
+    #: stream has no temporal layers (every frame may be a reference: never thinned)
+    temporal_id: int | None = None
+
+
+def vp8_temporal_id(payload: bytes) -> int | None:
+    """The TID in a VP8 RTP payload descriptor (RFC 7741 4.2), None if it carries none."""
+    # fast path: no extension byte (X bit clear), or an extension without the T bit
+    if not payload or not payload[0] & 0x80 or len(payload) < 2 or not payload[1] & 0x20:
+        return None
+    try:
+        descriptor, _ = VpxPayloadDescriptor.parse(payload)
+    except ValueError:
+        return None
+    return descriptor.tid[0] if descriptor.tid is not None else None
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:
@@ -142,8 +169,9 @@ class ReceiverTap:
             self.frames += 1
             discontinuity = getattr(f, "discontinuity", False)
             level = getattr(f, "audio_level", None)
+            tid = vp8_temporal_id(f.head) if name == "vp8" and isinstance(f, AssembledFrame) else None
             try:
-                self._sink(EncodedFrame(f.data, f.timestamp, is_keyframe(name, f.data), name, discontinuity, level))
+                self._sink(EncodedFrame(f.data, f.timestamp, is_keyframe(name, f.data), name, discontinuity, level, tid))
             except Exception:  # a faulty subscriber must not kill the publisher's receiver
                 logger.exception("forwarding sink failed")
             if self.decode:
@@ -172,7 +200,14 @@ class ForwardedTrack(MediaStreamTrack):
     renegotiation — frames are dropped, nothing is sent, the browser's track simply gets no
     frames — and resumed (:meth:`resume`): it waits for a keyframe and asks the publisher for
     one at once (PLIs are merged per publication).
-    ``publisher``: the participant whose track this is (how the SFU finds what to pause).
+    ``publisher``: the participant whose track this is (how the SFU finds what to pause);
+    ``source``: which of its tracks (``"camera"``, ``"screen"``, ``"mic"``).
+
+    Temporal layers: :meth:`set_temporal_layer` caps the TIDs forwarded (a thumbnail gets the
+    base layer, a quarter of the frames); frames without a TID are always forwarded. Lowering
+    the cap takes effect at once (higher layers are never references for lower ones); raising
+    it waits for the next base-layer frame, since a TID 2 frame may be predicted from the TID 1
+    frame before it, which this subscriber never got.
     """
 
     def __init__(
@@ -182,10 +217,12 @@ class ForwardedTrack(MediaStreamTrack):
         track_id: str | None = None,
         suppress_silence: bool = False,
         publisher: str | None = None,
+        source: str | None = None,
     ) -> None:
         super().__init__()
         self.kind = kind
         self.publisher = publisher
+        self.source = source
         self.suppress_silence = suppress_silence and kind == "audio"
         if track_id is not None:
             self._id = track_id
@@ -201,6 +238,9 @@ class ForwardedTrack(MediaStreamTrack):
         self.dropped = 0
         self._paused = False
         self.paused_frames = 0  # frames not sent while paused (last-N)
+        self._layer = ALL_LAYERS  # the highest TID forwarded now
+        self._layer_wanted = ALL_LAYERS  # ... and from the next base-layer frame on
+        self.thinned_frames = 0  # frames of layers above the cap, not sent
         #: counts the bytes sent (set by the subscriber's peer)
         self.meter: ByteMeter | None = None
         #: the fraction lost (0..1) the subscriber last reported for this track, and when
@@ -231,6 +271,18 @@ class ForwardedTrack(MediaStreamTrack):
         self._request_keyframe()
         return True
 
+    @property
+    def temporal_layer(self) -> int:
+        """The highest temporal layer this subscriber is sent (:data:`ALL_LAYERS`: every frame)."""
+        return self._layer
+
+    def set_temporal_layer(self, layer: int) -> None:
+        """Forward frames of temporal layers up to ``layer`` only (frames without one: all)."""
+        layer = max(0, min(ALL_LAYERS, layer))
+        self._layer_wanted = layer
+        if layer < self._layer:
+            self._layer = layer
+
     def push(self, frame: EncodedFrame) -> None:
         """Queue one frame for this subscriber (called by the publication, on the loop)."""
         if self.readyState != "live":
@@ -238,6 +290,13 @@ class ForwardedTrack(MediaStreamTrack):
         if self._paused:
             self.paused_frames += 1
             return
+        tid = frame.temporal_id
+        if tid is not None:
+            if tid == 0:
+                self._layer = self._layer_wanted
+            if tid > self._layer:
+                self.thinned_frames += 1
+                return
         if self._waiting_keyframe:
             if not frame.keyframe:
                 self.dropped += 1

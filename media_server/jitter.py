@@ -32,6 +32,8 @@ class AssembledFrame(JitterFrame):
     ``(voice_activity, level)`` with level 0..127 meaning 0..-127 dBov; None when absent.
     ``rtp_timestamp`` keeps the publisher's RTP timestamp: aiortc rebases ``timestamp`` of the
     frame it is handed onto the track's timeline, and ``more`` frames follow it from this.
+    ``head`` is the RTP payload of the frame's first packet with its codec descriptor still on
+    (a VP8 frame's temporal layer is read from it, see ``forwarding.py``); empty for audio.
     """
 
     def __init__(
@@ -40,8 +42,10 @@ class AssembledFrame(JitterFrame):
         timestamp: int,
         discontinuity: bool = False,
         audio_level: tuple[bool, int] | None = None,
+        head: bytes = b"",
     ) -> None:
         super().__init__(data, timestamp)
+        self.head = head
         self.rtp_timestamp = timestamp
         self.discontinuity = discontinuity
         self.audio_level = audio_level
@@ -152,7 +156,8 @@ class FrameAssembler:
         assert self._next is not None
         parts: list[bytes] = []
         seq = self._next
-        timestamp = self._packets[seq].timestamp
+        head = self._packets[seq]
+        timestamp = head.timestamp
         payload = self._payload
         while True:
             parts.append(payload(self._packets.pop(seq)))
@@ -160,7 +165,7 @@ class FrameAssembler:
                 break
             seq = (seq + 1) & 0xFFFF
         self._next = (end + 1) & 0xFFFF
-        frame = AssembledFrame(b"".join(parts), timestamp, self._discontinuity)
+        frame = AssembledFrame(b"".join(parts), timestamp, self._discontinuity, head=head.payload)
         self._discontinuity = False
         self.frames += 1
         return frame

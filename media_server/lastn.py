@@ -2,7 +2,8 @@
 
 A pure policy (no media, no clock): the SFU calls :func:`select` for each subscriber whenever
 an input changes (the active speaker, publications, the room's N, the subscriber's preferences)
-and pauses the video subscriptions of everyone not selected (see ``ForwardedTrack.pause``).
+and pauses the video subscriptions of everyone not selected (see ``ForwardedTrack.pause``);
+:func:`temporal_layers` then says at what frame rate each chosen camera is forwarded.
 
 The candidates are the participants publishing video worth a place (the SFU leaves out cameras
 switched off or stopped by a host). The order, each step filling what the previous ones left of
@@ -72,3 +73,38 @@ def ranked(
             chosen.append(participant)
             budget -= 1
     return chosen
+
+
+# -- frame rates (VP8 temporal layers) ---------------------------------------------------------
+
+#: Temporal layers a camera sends (``L1T3``): TID 0 carries a quarter of the frames, TID ≤ 1
+#: half, TID ≤ 2 all of them. A forwarded camera's layer caps the TIDs a subscriber gets;
+#: FULL_RATE is every layer a VP8 descriptor can name (its TID has 2 bits).
+FULL_RATE = 3
+HALF_RATE = 1
+QUARTER_RATE = 0
+#: A subscriber receiving at most this many videos shows big tiles: they get half the rate.
+FEW_VIDEOS = 4
+
+
+def temporal_layers(
+    chosen: Sequence[str],
+    recency: Sequence[str] = (),
+    pinned: Collection[str] = (),
+) -> dict[str, int]:
+    """The highest temporal layer to forward of each ``chosen`` participant's camera.
+
+    Why: a meeting's hub CPU is spent per frame handed to a subscriber, and a thumbnail does
+    not need 30 fps (Jitsi sends small tiles a lower rate too). Full rate for the
+    subscriber's speaker (the most recent speaker among ``chosen``), pinned participants and
+    a lone video; the other tiles get half the rate when there are at most
+    :data:`FEW_VIDEOS` (big tiles), a quarter otherwise. Screen shares are not thinned (the
+    SFU applies this to cameras only). ``recency``: most recent speaker first.
+    """
+    present = set(chosen)
+    speaker = next((p for p in recency if p in present), None)
+    thumbnail = HALF_RATE if len(present) <= FEW_VIDEOS else QUARTER_RATE
+    return {
+        p: FULL_RATE if p == speaker or p in pinned or len(present) == 1 else thumbnail
+        for p in chosen
+    }

@@ -112,7 +112,8 @@ class Publication:
         if self._relay is not None:
             return self._relay.subscribe(self._track, buffered=False)
         forwarded = ForwardedTrack(
-            self.kind, self.request_keyframe, suppress_silence=suppress_silence, publisher=self.owner
+            self.kind, self.request_keyframe, suppress_silence=suppress_silence, publisher=self.owner,
+            source=self.source,
         )
         self._subscribers.add(forwarded)
         return forwarded

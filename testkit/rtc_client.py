@@ -26,6 +26,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from media_server.forwarding import EncodedFrame, ReceiverTap, route_keyframe_requests
 
+from .layers import EncodedClip, l1t3_layers, l1t3_options, layers_of, send_temporal_layers
 from .lightreceive import LightReceiver, frame_key
 from .speech import SpeakingMic, send_audio_levels
 
@@ -40,15 +41,20 @@ def encode_test_video(
     gop: int = 30,
     codec_name: str = "vp8",
     bit_rate: int = 300_000,
+    temporal_layers: bool = False,
 ) -> list[av.Packet]:
-    """Encode a moving test pattern once (VP8, or H.264 Annex B); pts in 1/90000."""
+    """Encode a moving test pattern once (VP8, or H.264 Annex B); pts in 1/90000.
+
+    ``temporal_layers``: VP8 in three temporal layers (``L1T3``, see ``layers.py``), returned
+    as an :class:`~testkit.layers.EncodedClip` with each packet's TID."""
     if codec_name == "h264":
         codec = av.CodecContext.create("libx264", "w")
         codec.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                          "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1"}
     else:
         codec = av.CodecContext.create("libvpx", "w")
-        codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                         **(l1t3_options(bit_rate) if temporal_layers else {})}
     codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
     codec.time_base = fractions.Fraction(1, fps)
@@ -69,6 +75,8 @@ def encode_test_video(
     for p in packets:
         p.pts = int(p.pts * 90000 / fps)
         p.time_base = fractions.Fraction(1, 90000)
+    if temporal_layers:
+        return EncodedClip(packets, l1t3_layers(packets, fps, gop))
     return packets
 
 
@@ -137,6 +145,8 @@ class PreEncodedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._payloads = [(bytes(p), int(p.pts)) for p in packets]
+        self._layers = layers_of(packets)  # VP8 TIDs of a layered clip (``layers.py``)
+        self.layer: int | None = None  # the TID of the frame recv() returned last
         self._keyframes = [i for i, p in enumerate(packets) if p.is_keyframe] if kind == "video" else []
         self._period = self._payloads[-1][1] + (self._payloads[1][1] - self._payloads[0][1])
         self._clock_rate = clock_rate
@@ -168,6 +178,7 @@ class PreEncodedTrack(MediaStreamTrack):
             upcoming = self._payloads[i][1] + self._loops * self._period + self._offset
             self._offset = upcoming - payloads[0][1]
         self._payloads = payloads
+        self._layers = layers_of(packets)
         self._keyframes = [i for i, p in enumerate(packets) if p.is_keyframe] if self.kind == "video" else []
         self._period = payloads[-1][1] + (payloads[1][1] - payloads[0][1])
         self._answer_keyframes = self._answer_keyframes and bool(self._keyframes)
@@ -188,6 +199,11 @@ class PreEncodedTrack(MediaStreamTrack):
         self.keyframes_answered += 1
 
     @property
+    def layered(self) -> bool:
+        """Whether the clip is in temporal layers (its sender must write their ids)."""
+        return self._layers is not None
+
+    @property
     def started_at(self) -> float | None:
         """``time.monotonic()`` when the first packet was due (None: not started yet)."""
         return self._start
@@ -200,6 +216,7 @@ class PreEncodedTrack(MediaStreamTrack):
         if self._keyframe_due:
             self._jump_to_keyframe()
         data, pts = self._payloads[self._index]
+        self.layer = self._layers[self._index] if self._layers is not None else None
         pts += self._loops * self._period + self._offset
         due = self._start + pts / self._clock_rate
         delay = due - time.monotonic()
@@ -348,6 +365,8 @@ class HubClient:
                         transceiver.sender.replaceTrack(track)
                         if isinstance(track, PreEncodedTrack):
                             route_keyframe_requests(transceiver.sender, track)
+                            if track.layered:
+                                send_temporal_layers(transceiver.sender, track)
                         if isinstance(track, SpeakingMic):
                             send_audio_levels(transceiver.sender, track)
                     transceiver.direction = "sendonly" if track is not None else "inactive"

@@ -46,6 +46,9 @@ def test_a_small_meeting_before_and_after(tmp_path: Path) -> None:
     # silent participants' DTX packets carry level 127: the hub suppresses them, f510ced forwards them
     assert new["hub_stats"]["audio_frames_suppressed"] > 0
     assert "audio_frames_suppressed" not in old["hub_stats"]
+    # the cameras send temporal layers: this hub sends the non-speaker's tile half of them, f510ced all
+    assert new["hub_stats"]["frames_thinned"] > 0
+    assert "frames_thinned" not in old["hub_stats"]
     assert set(result["summary"]["modes"]) == {"forward", "forward-old"}
     assert "ratio_max_participants" in result["summary"] or result["summary"]["modes"]["forward-old"]["max_participants"] == 0
     assert "largest N meeting the criteria" in proc.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from media_server.lastn import DEFAULT_LAST_N, select
+from media_server.lastn import DEFAULT_LAST_N, FULL_RATE, HALF_RATE, QUARTER_RATE, select, temporal_layers
 
 PEOPLE = ["ana", "bo", "cy", "di", "ed", "fa"]  # in the order they joined
 
@@ -87,3 +87,33 @@ def test_never_more_than_n_without_screens(n: int) -> None:
 
 def test_default_n_is_eight() -> None:
     assert DEFAULT_LAST_N == 8
+
+
+# -- frame rates (temporal layers) -------------------------------------------------------------------
+
+
+def test_the_speaker_gets_full_rate_and_thumbnails_a_quarter() -> None:
+    chosen = ["ana", "bo", "cy", "di", "ed", "fa"]
+    layers = temporal_layers(chosen, recency=["cy", "ana"])
+    assert layers == {p: FULL_RATE if p == "cy" else QUARTER_RATE for p in chosen}
+
+
+def test_a_few_big_tiles_get_half_the_rate() -> None:
+    assert temporal_layers(["ana", "bo", "cy"], recency=["bo"]) == {"ana": HALF_RATE, "bo": FULL_RATE, "cy": HALF_RATE}
+
+
+def test_the_speaker_is_the_most_recent_one_among_the_chosen() -> None:
+    # the subscriber itself (or someone not forwarded) spoke last: the speaker before them counts
+    layers = temporal_layers(["ana", "bo", "cy", "di", "ed"], recency=["me", "zed", "di", "bo"])
+    assert [p for p, layer in layers.items() if layer == FULL_RATE] == ["di"]
+
+
+def test_pinned_participants_get_full_rate() -> None:
+    layers = temporal_layers(["ana", "bo", "cy", "di", "ed"], recency=["ana"], pinned={"ed"})
+    assert {p for p, layer in layers.items() if layer == FULL_RATE} == {"ana", "ed"}
+
+
+def test_a_lone_video_gets_full_rate_before_anyone_spoke() -> None:
+    assert temporal_layers(["ana"]) == {"ana": FULL_RATE}
+    assert set(temporal_layers(["ana", "bo"]).values()) == {HALF_RATE}
+    assert temporal_layers([]) == {}

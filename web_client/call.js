@@ -2,7 +2,12 @@
 // every offer carries `tracks`, a map mid -> slot, which says which transceiver carries our
 // mic/camera/screen ("publish") and which carries whose media ("subscribe").
 
+import { t } from './i18n.js';
+
 const ICE_GATHER_TIMEOUT_MS = 2000;
+// The camera's VP8 in three temporal layers: the hub forwards thumbnails the base layer only
+// (a quarter of the frames) and the active speaker every frame (docs/PROTOCOL.md).
+const CAMERA_SCALABILITY = 'L1T3';
 
 export class Call {
   /**
@@ -28,11 +33,12 @@ export class Call {
     this.queue = Promise.resolve();
     this.closed = false;
     this.cameraLimit = null; // {maxBitrate, scaleResolutionDownBy} the server asked for (send-limits)
+    this.cameraLayers = true; // ask for temporal layers until the browser refuses them once
     this.pc.addEventListener('connectionstatechange', () => {
       if (this.pc.connectionState === 'failed' && !this.closed) {
         // ICE gave up (network change, NAT rebinding) while signalling is still up
         if (this.opts.onFailed) this.opts.onFailed();
-        else this.opts.onError(new Error('Media connection failed'));
+        else this.opts.onError(new Error(t('call.mediaFailed')));
       }
     });
   }
@@ -53,7 +59,7 @@ export class Call {
       try {
         this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: servers });
       } catch (err) {
-        this.opts.onError(new Error(`The server's ICE servers were not accepted: ${err.message || err}`));
+        this.opts.onError(new Error(t('call.iceRejected', { reason: err.message || err })));
       }
     }
     this.markConfigured();
@@ -87,20 +93,36 @@ export class Call {
     for (const t of this.pc.getTransceivers()) {
       const slot = t.mid != null ? this.slots[t.mid] : null;
       if (!slot || slot.role !== 'publish' || slot.source !== 'camera' || isStopped(t)) continue;
-      const params = t.sender.getParameters();
-      if (!params.encodings || !params.encodings.length) continue;
-      const limit = this.cameraLimit;
-      for (const enc of params.encodings) {
-        if (limit) {
-          enc.maxBitrate = limit.maxBitrate;
-          enc.scaleResolutionDownBy = Math.max(1, Number(limit.scaleResolutionDownBy) || 1);
-        } else {
-          delete enc.maxBitrate;
-          enc.scaleResolutionDownBy = 1;
-        }
+      const layered = this.cameraLayers && isVp8(t.sender.getParameters());
+      const params = this.#cameraParameters(t.sender, layered ? CAMERA_SCALABILITY : null);
+      if (!params) continue;
+      try {
+        await t.sender.setParameters(params);
+      } catch (err) {
+        if (!layered) throw err;
+        // this browser cannot send the camera in temporal layers: one layer, every frame to everyone
+        this.cameraLayers = false;
+        await t.sender.setParameters(this.#cameraParameters(t.sender, null));
       }
-      await t.sender.setParameters(params);
     }
+  }
+
+  // The camera sender's parameters with the server's cap and, if given, a scalability mode.
+  #cameraParameters(sender, scalability) {
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) return null;
+    const limit = this.cameraLimit;
+    for (const enc of params.encodings) {
+      if (limit) {
+        enc.maxBitrate = limit.maxBitrate;
+        enc.scaleResolutionDownBy = Math.max(1, Number(limit.scaleResolutionDownBy) || 1);
+      } else {
+        delete enc.maxBitrate;
+        enc.scaleResolutionDownBy = 1;
+      }
+      if (scalability) enc.scalabilityMode = scalability;
+    }
+    return params;
   }
 
   close() {
@@ -210,6 +232,12 @@ export function sanitizeIceServers(list) {
     out.push(server);
   }
   return out;
+}
+
+/** Whether a sender's negotiated codec is VP8 (the hub reads temporal layers of VP8 only). */
+function isVp8(params) {
+  const codec = params && params.codecs && params.codecs[0];
+  return Boolean(codec && /^video\/vp8$/i.test(codec.mimeType));
 }
 
 function isStopped(t) {
