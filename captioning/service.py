@@ -8,6 +8,7 @@ decoded-once audio tap. Each caption is translated once per language requested i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -71,6 +72,15 @@ class Interpretation(Protocol):
     def live_channels(self, room: str) -> dict[str, str]: ...
 
 
+class CaptionState(StrEnum):
+    """Why captions are (not) there, as a code pages translate (``CaptionStatus.state``)."""
+
+    STARTING = "starting"  # models are loading
+    ON = "on"
+    OFF = "off"  # turned off on this server (--asr-model none)
+    UNAVAILABLE = "unavailable"  # no model installed, or it failed to load (``message`` says which)
+
+
 class Untranslated(StrEnum):
     """Why a listener got the original instead of their caption language (``untranslated.reason``)."""
 
@@ -117,6 +127,7 @@ class CaptionService:
         self.message = "Captions are starting…"
         self.emitted = 0
         self.translations = 0
+        self._translation_seconds: collections.deque[float] = collections.deque(maxlen=100)
         self.on_status: Callable[[], None] | None = None  # called when start-up has finished
         self._sfu: SFU | None = None  # set by attach(): the SFU whose publications we caption
         self._unwatch: Callable[[], None] | None = None
@@ -262,9 +273,17 @@ class CaptionService:
             langs.update((a, b))
         return sorted(langs)
 
+    def state(self) -> CaptionState:
+        if self.available:
+            return CaptionState.ON
+        if self._start_task is not None and not self._start_task.done():
+            return CaptionState.STARTING
+        return CaptionState.OFF if self.config.asr_model == "none" else CaptionState.UNAVAILABLE
+
     def status(self) -> dict[str, Any]:
         return {
             "available": self.available,
+            "state": str(self.state()),
             "translation": self.translation_available,
             "languages": self.languages(),
             "message": self.message,
@@ -273,6 +292,10 @@ class CaptionService:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"speakers": len(self._streams), "emitted": self.emitted,
                                "translations": self.translations}
+        if self._translation_seconds:
+            recent = sorted(self._translation_seconds)
+            out["translation_p50"] = recent[len(recent) // 2]
+            out["translation_max"] = recent[-1]
         if self._scheduler is not None:
             out.update(self._scheduler.stats())
         if self._asr is not None:
@@ -388,8 +411,10 @@ class CaptionService:
             return {}
         if not wait and self._translation.idle == 0:
             return {}
+        started = time.monotonic()
         try:
             result = await self._translation.call(_translate_many, text, source, wanted)
+            self._translation_seconds.append(time.monotonic() - started)
         except WorkerCrashed:
             return {}
         except Exception:

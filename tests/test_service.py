@@ -72,7 +72,7 @@ def transcript(client: HubClient, lang: str) -> str:
 
 async def test_listeners_read_the_speaker_live_in_their_own_language(hub: Hub) -> None:
     joined = hub.captions.status()  # type: ignore[union-attr]
-    assert joined["available"] and "es" in joined["languages"]
+    assert joined["available"] and joined["state"] == "on" and "es" in joined["languages"]
     speaker = HubClient(hub.url, "cap", "Ana", lang="en", audio=encode_wav_audio(str(SPEECH / "jfk.wav")))
     english = HubClient(hub.url, "cap", "Bo", lang="en")
     spanish = HubClient(hub.url, "cap", "Carla", lang="es")
@@ -110,6 +110,9 @@ async def test_listeners_read_the_speaker_live_in_their_own_language(hub: Hub) -
         langs = {(s.utterance, s.lang) for s in stored}
         spanish_final = finals_es[0]
         assert (spanish_final["utterance"], "en") in langs and (spanish_final["utterance"], "es") in langs
+        # how long translating took is measured (/metrics: unionhub_translation_seconds)
+        stats = service.stats()
+        assert 0 < stats["translation_p50"] <= stats["translation_max"] < 30
 
         # switching caption language mid-call
         await english.sio.emit("caption-language", {"lang": "es"})
@@ -128,6 +131,7 @@ async def test_without_a_speech_model_calls_work_and_say_how_to_get_captions(tmp
         await client.join()
         joined = next(d for e, d in client.events if e == "joined")
         assert joined["captions"]["available"] is False
+        assert joined["captions"]["state"] == "unavailable", "a code the page says in its own language"
         assert "unionhub models install" in joined["captions"]["message"]
         await client.close()
 

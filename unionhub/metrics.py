@@ -147,6 +147,12 @@ class HubCollector:
             if key in stats:
                 family.add_metric([model], stats[key])
             yield family
+        latency = GaugeMetricFamily("unionhub_translation_seconds",
+                                    "Time to translate a caption into every language wanted (last 100)", labels=["stat"])
+        for stat in ("p50", "max"):
+            if f"translation_{stat}" in stats:
+                latency.add_metric([stat], stats[f"translation_{stat}"])
+        yield latency
         yield CounterMetricFamily("unionhub_captions", "Captions sent", value=stats["emitted"])
         yield CounterMetricFamily("unionhub_caption_translations", "Caption translations made",
                                   value=stats["translations"])
