@@ -229,10 +229,10 @@ class LiveManager:
         if stream is None or publication.id in stream.tasks:
             return
         stream.tasks[publication.id] = asyncio.create_task(
-            self._feed(stream, publication), name=f"live-feed-{publication.id}"
+            self._feed(stream, publication, room), name=f"live-feed-{publication.id}"
         )
 
-    async def _feed(self, stream: _Stream, publication: Publication) -> None:
+    async def _feed(self, stream: _Stream, publication: Publication, room: MediaRoom) -> None:
         track = publication.subscribe()
         key = publication.id
         try:
@@ -240,6 +240,8 @@ class LiveManager:
                 packet = await track.recv()
                 if not isinstance(packet, av.Packet):  # forwarded tracks carry encoded packets
                     continue
+                if publication.kind == "audio" and publication.owner in room.off_floor:
+                    continue  # an interpreter's voice is not the floor's (interpretation)
                 try:
                     stream.queue.put_nowait((publication.kind, key, bytes(packet)))
                 except Exception:  # queue full: the worker is behind; drop rather than buffer

@@ -88,7 +88,8 @@ class RecordingManager:
     def _on_publication(self, room: MediaRoom, publication: Publication) -> None:
         active = self._active.get(room.name)
         if active is not None:
-            active.recorder.add(publication, self._names(publication.owner) or "")
+            active.recorder.add(publication, self._names(publication.owner) or "",
+                                on_floor=lambda: publication.owner not in room.off_floor)
             active.participants.add(self._names(publication.owner) or publication.owner)
 
     # -- start / stop -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,8 +138,10 @@ class RoomRecorder:
             {"room": self.room, "started_at": self.started, "tracks": [asdict(t) for t in self.tracks]},
         )
 
-    def add(self, publication: Publication, name: str | None = None) -> None:
-        """Start recording a publication (called for existing and new ones)."""
+    def add(self, publication: Publication, name: str | None = None,
+            on_floor: Callable[[], bool] | None = None) -> None:
+        """Start recording a publication (called for existing and new ones). ``on_floor``: whether
+        its audio belongs in the recording now (an interpreter's voice is not the floor's)."""
         if self._stopped or publication.id in self._tasks:
             return
         self._count += 1
@@ -147,11 +150,12 @@ class RoomRecorder:
         filename = f"{self._count:02d}-{safe}-{publication.source}.{ext}"
         track = publication.subscribe()
         self._tasks[publication.id] = asyncio.create_task(
-            self._record(publication, track, filename, name or self._names.get(publication.owner, "")),
+            self._record(publication, track, filename, name or self._names.get(publication.owner, ""), on_floor),
             name=f"record-{filename}",
         )
 
-    async def _record(self, publication: Publication, track: Any, filename: str, name: str) -> None:
+    async def _record(self, publication: Publication, track: Any, filename: str, name: str,
+                      on_floor: Callable[[], bool] | None = None) -> None:
         loop = asyncio.get_running_loop()
         kind = publication.kind
         clock = 90000 if kind == "video" else 48000
@@ -160,6 +164,8 @@ class RoomRecorder:
         try:
             while True:
                 packet = await track.recv()
+                if kind == "audio" and on_floor is not None and not on_floor():
+                    continue  # interpreting now: silence in the floor's recording
                 data = bytes(packet)
                 if writer is None:
                     codec = "opus" if kind == "audio" else self.codec

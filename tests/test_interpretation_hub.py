@@ -305,3 +305,46 @@ async def test_interpreter_links_come_from_the_api_and_the_command(make_hub: Mak
     assert TokenSigner(SECRET).verify(query["token"][0], "R").interprets == "es"
     assert cli.main(argv[:6] + argv[8:]) == 2  # an interpreter without a language
     assert "lang" in capsys.readouterr().err
+
+
+def band_energy(path: Any, hz: float) -> float:
+    """Energy of a composed recording's audio around ``hz`` (±20 Hz)."""
+    samples = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            samples.append(frame.to_ndarray().reshape(-1)[: frame.samples])
+            rate = frame.sample_rate
+    signal = np.concatenate(samples).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(signal)) ** 2
+    freqs = np.fft.rfftfreq(len(signal), 1 / rate)
+    return float(spectrum[(freqs > hz - 20) & (freqs < hz + 20)].sum())
+
+
+async def test_the_floor_s_recording_does_not_mix_in_a_live_interpreter(
+    hub: RunningHub, tones: dict[int, list[av.Packet]]
+) -> None:
+    floor = HubClient(hub.url, "rec-floor", "Fiona", lang="en", audio=tones[FLOOR_HZ])
+    lucia = HubClient(hub.url, "rec-floor", "Lucía", lang="es", audio=tones[LUCIA_HZ])
+    try:
+        for c in (floor, lucia):
+            await c.join()
+        assert await send(floor, "interpreter", {"id": lucia.id, "lang": "es"}) == []
+        assert await send(lucia, "booth", {"action": "live"}) == []
+        await floor.sio.call("record", {"on": True}, timeout=10)
+        await until(lambda: any(e == "recording" and d["on"] for e, d in floor.events))
+        rec_id = next(d["id"] for e, d in floor.events if e == "recording" and d["on"])
+        await asyncio.sleep(3.0)
+        await floor.sio.call("record", {"on": False}, timeout=10)
+    finally:
+        for c in (floor, lucia):
+            await c.close()
+    assert hub.archive is not None and hub.recordings is not None
+    for _ in range(240):
+        rec = await hub.archive.get(rec_id)
+        if rec is not None and rec.status in ("ready", "failed"):
+            break
+        await asyncio.sleep(0.5)
+    assert rec is not None and rec.status == "ready", rec
+    audio = hub.recordings.root / rec_id / "audio.m4a"
+    floor_energy, lucia_energy = band_energy(audio, FLOOR_HZ), band_energy(audio, LUCIA_HZ)
+    assert floor_energy > 0 and lucia_energy < floor_energy / 100, (floor_energy, lucia_energy)
