@@ -3,7 +3,7 @@
 // and invite members here. API: meetings/http.py (docs/PROTOCOL.md, "Twinnings and sessions").
 
 import { languageName, make } from './dom.js';
-import { formatDateTime, formatNumber, getLocale, t } from './i18n.js';
+import { errorText, formatDateTime, formatNumber, getLocale, t } from './i18n.js';
 
 const $ = (sel) => document.querySelector(sel);
 const pairId = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -70,7 +70,7 @@ function sessionActions(session) {
         await api('DELETE', `/api/twinnings/${pairId}/sessions/${session.id}`);
         await load();
       } catch (err) {
-        showError(err.message);
+        showError(errorText(err));
       }
     });
     actions.append(cancel);
@@ -165,7 +165,7 @@ async function load() {
       $('#signed-out').hidden = false;
       $('[data-testid="signin-link"]').href = `/signin?next=${encodeURIComponent(location.pathname)}`;
     } else {
-      showError(err.message);
+      showError(errorText(err));
     }
   }
 }
@@ -186,7 +186,7 @@ $('#schedule-form').addEventListener('submit', async (event) => {
     event.target.reset();
     await load();
   } catch (err) {
-    showError(err.message);
+    showError(errorText(err));
   }
 });
 
@@ -200,7 +200,7 @@ $('#invite-form').addEventListener('submit', async (event) => {
     event.target.reset();
     await load();
   } catch (err) {
-    showError(err.message);
+    showError(errorText(err));
   }
 });
 
@@ -213,7 +213,7 @@ $('#document-query').addEventListener('input', () => {
       const found = await api('GET', `/api/twinnings/${pairId}/documents?q=${encodeURIComponent(query)}`);
       renderDocuments(found.documents);
     } catch (err) {
-      showError(err.message);
+      showError(errorText(err));
     }
   }, 250);
 });
@@ -226,7 +226,7 @@ $('#upload-form').addEventListener('submit', async (event) => {
     event.target.reset();
     await load();
   } catch (err) {
-    showError(err.message);
+    showError(errorText(err));
   }
 });
 
