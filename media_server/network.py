@@ -9,6 +9,7 @@ once at start-up, as Jitsi's ``STUN_MAPPING_HARVESTER`` and LiveKit's ``use_exte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -81,10 +82,8 @@ class _Client(asyncio.DatagramProtocol):
         self.answers: asyncio.Queue[stun.Message] = asyncio.Queue()
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        try:
+        with contextlib.suppress(ValueError):  # not STUN: not for us
             self.answers.put_nowait(stun.parse_message(data))
-        except ValueError:
-            pass
 
 
 async def discover_public_ip(server: tuple[str, int]) -> str:

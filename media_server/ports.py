@@ -32,6 +32,7 @@ The seam (aiortc/aioice internals, isolated here; :func:`check` fails at start-u
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import errno
 import inspect
@@ -172,17 +173,17 @@ class PortLease:
         self._release()
 
 
-class MediaPorts:
+class MediaPorts(abc.ABC):
     """A port policy: each joining participant takes a :class:`PortLease`."""
 
-    def reserve(self) -> PortLease:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def reserve(self) -> PortLease: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (most policies hold nothing of their own)
         """Close what the policy itself holds (the mux's shared sockets)."""
 
-    def describe(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def describe(self) -> str: ...
 
 
 class PortRangePool(MediaPorts):
