@@ -25,6 +25,7 @@ import pytest
 
 from conftest import HubServer, start_server
 from e2e_helpers import join, unique_room, wait_remote_videos, wait_until
+from netnskit import chromium_in, remove_namespace, require_root, sh, veth_namespace
 
 pytestmark = pytest.mark.browser
 
@@ -48,10 +49,6 @@ async () => {
             bytesReceived: transport.bytesReceived};
 }
 """
-
-
-def sh(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(args, check=True, capture_output=True, timeout=10, text=True, input=stdin).stdout
 
 
 def free_udp_port() -> int:
@@ -89,30 +86,18 @@ table inet uhnat {{
 @pytest.fixture
 def natted(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     """The namespace behind the NAT; yields (a Chromium launcher inside it, the hub's UDP port)."""
-    if os.geteuid() != 0:
-        pytest.fail("network namespaces and nftables need root (as in CI)", pytrace=False)
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)  # (a leftover of a killed run)
+    require_root("nftables")
     port = free_udp_port()
     try:
-        sh("ip", "netns", "add", NS)
-        sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-        sh("ip", "link", "set", NS_IF, "netns", NS)
-        sh("ip", "addr", "add", f"{HOST_IP}/30", "dev", HOST_IF)
-        sh("ip", "link", "set", HOST_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{NS_IP}/30", "dev", NS_IF)
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", NS_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+        veth_namespace(NS, HOST_IF, NS_IF, HOST_IP, NS_IP)
         sh("ip", "netns", "exec", NS, "ip", "route", "add", f"{PUBLIC}/32", "via", HOST_IP)
         sh("ip", "netns", "exec", NS, "nft", "-f", "-", stdin=NS_FIREWALL)
         sh("nft", "-f", "-", stdin=one_to_one_nat(port))
-        script = tmp_path / "chromium-in-netns"
-        script.write_text(f'#!/bin/sh\nexec ip netns exec {NS} /usr/bin/chromium "$@"\n')
-        script.chmod(0o755)
+        script = chromium_in(NS, tmp_path)
         yield script, port
     finally:
         subprocess.run(["nft", "delete", "table", "ip", TABLE], capture_output=True)
-        subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+        remove_namespace(NS, HOST_IF)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 
 from conftest import HubServer, start_server
 from e2e_helpers import join, unique_room, wait_remote_videos, wait_until
+from netnskit import chromium_in, remove_namespace, require_root, sh, veth_namespace
 from turnkit import Coturn, coturn
 
 pytestmark = pytest.mark.browser
@@ -55,10 +55,6 @@ async () => {
 """
 
 
-def sh(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(args, check=True, capture_output=True, timeout=10, text=True, input=stdin).stdout
-
-
 def nft_rules(turn_port: int) -> str:
     return f"""
 table inet uhturn {{
@@ -77,25 +73,13 @@ table inet uhturn {{
 @pytest.fixture
 def firewalled(tmp_path: Path) -> Iterator[Path]:
     """The namespace and its veth pair; yields a Chromium launcher script inside it."""
-    if os.geteuid() != 0:
-        pytest.fail("network namespaces and nftables need root (as in CI)", pytrace=False)
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)  # (a leftover of a killed run)
+    require_root("nftables")
     try:
-        sh("ip", "netns", "add", NS)
-        sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-        sh("ip", "link", "set", NS_IF, "netns", NS)
-        sh("ip", "addr", "add", f"{HOST_IP}/30", "dev", HOST_IF)
-        sh("ip", "link", "set", HOST_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{NS_IP}/30", "dev", NS_IF)
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", NS_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
-        script = tmp_path / "chromium-in-netns"
-        script.write_text(f'#!/bin/sh\nexec ip netns exec {NS} /usr/bin/chromium "$@"\n')
-        script.chmod(0o755)
+        veth_namespace(NS, HOST_IF, NS_IF, HOST_IP, NS_IP)
+        script = chromium_in(NS, tmp_path)
         yield script
     finally:
-        subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+        remove_namespace(NS, HOST_IF)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ import pytest
 
 from conftest import HubServer, start_server
 from e2e_helpers import CLIP, WAIT_MS, join, unique_room, wait_remote_videos, wait_until
+from netnskit import chromium_in, remove_namespace, require_root, sh, veth_namespace
 
 try:
     from playwright.sync_api import expect
@@ -77,10 +78,6 @@ async () => {
 """
 
 
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=10)
-
-
 def shape_downlink() -> str:
     """Shape hub -> namespace; returns how (for messages)."""
     netem = subprocess.run(["tc", "qdisc", "add", "dev", HOST_IF, *NETEM], capture_output=True, timeout=10)
@@ -97,26 +94,14 @@ def shape_downlink() -> str:
 @pytest.fixture(scope="module")
 def weak_link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The namespace and its veth pair, shaped; yields a Chromium launcher script inside it."""
-    if os.geteuid() != 0:
-        pytest.fail("network namespaces and tc need root (as in CI)", pytrace=False)
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)  # (a leftover of a killed run)
+    require_root("tc")
     try:
-        sh("ip", "netns", "add", NS)
-        sh("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-        sh("ip", "link", "set", NS_IF, "netns", NS)
-        sh("ip", "addr", "add", f"{HOST_IP}/30", "dev", HOST_IF)
-        sh("ip", "link", "set", HOST_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "addr", "add", f"{NS_IP}/30", "dev", NS_IF)
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", NS_IF, "up")
-        sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+        veth_namespace(NS, HOST_IF, NS_IF, HOST_IP, NS_IP)
         print("weak link:", shape_downlink())
-        script = tmp_path_factory.mktemp("weak") / "chromium-in-netns"
-        script.write_text(f'#!/bin/sh\nexec ip netns exec {NS} /usr/bin/chromium "$@"\n')
-        script.chmod(0o755)
+        script = chromium_in(NS, tmp_path_factory.mktemp("weak"))
         yield script
     finally:
-        subprocess.run(["ip", "link", "del", HOST_IF], capture_output=True)
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+        remove_namespace(NS, HOST_IF)
 
 
 @pytest.fixture(scope="module")
