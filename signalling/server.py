@@ -17,6 +17,7 @@ import socketio
 from media_server import SFU
 
 from .auth import Security
+from .booths import INTERPRETATION_EVENTS
 from .features import Feature
 from .limits import RateLimiter
 from .meeting import Meeting, captions_key, room_key
@@ -36,6 +37,7 @@ class SignallingServer:
 
     EVENTS = EVENTS
     HOST_EVENTS = HOST_EVENTS
+    INTERPRETATION_EVENTS = INTERPRETATION_EVENTS
 
     def __init__(
         self,

@@ -110,7 +110,8 @@ def documented_error_codes() -> set[str]:
     return codes
 
 
-SERVER_EVENTS: tuple[str, ...] = tuple(SignallingServer.EVENTS) + tuple(getattr(SignallingServer, "HOST_EVENTS", ()))
+SERVER_EVENTS: tuple[str, ...] = (tuple(SignallingServer.EVENTS) + tuple(getattr(SignallingServer, "HOST_EVENTS", ()))
+                                  + tuple(getattr(SignallingServer, "INTERPRETATION_EVENTS", ())))
 ERROR_CODES = documented_error_codes()
 
 #: Names that are not events of the protocol, including Socket.IO's reserved ones.
@@ -272,6 +273,9 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "remove": {"id": valid_or(ID_REFS), "ban": valid_or(st.booleans())},
     "role": {"id": valid_or(ID_REFS), "role": valid_or(st.sampled_from(["host", "speaker", "viewer", "admin"]))},
     "end": {},
+    "interpreter": {"id": valid_or(ID_REFS), "lang": valid_or(st.one_of(st.none(), LANG_OK))},
+    "audio-channel": {"channel": valid_or(st.sampled_from(["floor", "es", "en", "FLOOR"]))},
+    "booth": {"action": valid_or(st.sampled_from(["live", "off", "handover", "LIVE"])), "to": valid_or(ID_REFS)},
 }
 
 
@@ -347,7 +351,7 @@ def _library_only(record: logging.LogRecord) -> bool:
     ours = [
         frame for frame in traceback.extract_tb(record.exc_info[2])
         if frame.filename.startswith(str(ROOT)) and "/site-packages/" not in frame.filename
-        and frame.name not in ("_security_headers", "which_route")
+        and frame.name not in ("_security_headers", "_cluster_live", "which_route")
     ]
     return not ours
 
