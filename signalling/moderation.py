@@ -86,7 +86,10 @@ class HostControls:
     async def _mute(self, sid: str, target_id: str | None, source: Source, kind: Literal["audio", "video"]) -> None:
         room, host = self._host(sid)
         if target_id is None:
-            targets = [p for p in room.participants.values() if p.id != host.id]
+            # "mute all" is the floor's: interpreters keep interpreting (their voice never
+            # reaches the floor anyway); a host mutes one by name if they must
+            targets = [p for p in room.participants.values()
+                       if p.id != host.id and not (kind == "audio" and self.meeting.interpreters.interprets(p.id))]
         else:
             targets = [room.target(target_id)]
         for target in targets:

@@ -348,3 +348,25 @@ async def test_the_floor_s_recording_does_not_mix_in_a_live_interpreter(
     audio = hub.recordings.root / rec_id / "audio.m4a"
     floor_energy, lucia_energy = band_energy(audio, FLOOR_HZ), band_energy(audio, LUCIA_HZ)
     assert floor_energy > 0 and lucia_energy < floor_energy / 100, (floor_energy, lucia_energy)
+
+
+async def test_mute_all_mutes_the_floor_not_the_interpreters(hub: RunningHub, tones: dict[int, list[av.Packet]]) -> None:
+    host = HubClient(hub.url, "mute-all", "Hana", lang="en")  # first in: hosts (no microphone)
+    floor = HubClient(hub.url, "mute-all", "Fiona", lang="en", audio=tones[FLOOR_HZ])
+    lucia = HubClient(hub.url, "mute-all", "Lucía", lang="es", audio=tones[LUCIA_HZ])
+    sofia = HubClient(hub.url, "mute-all", "Sofía", lang="es")
+    clients = [host, floor, lucia, sofia]
+    try:
+        for c in clients:
+            await c.join()
+        assert await send(host, "interpreter", {"id": lucia.id, "lang": "es"}) == []
+        assert await send(lucia, "booth", {"action": "live"}) == []
+        await until(lambda: lucia.id in flowing(sofia))
+        assert await send(host, "mute", {"all": True}) == []
+        await until(lambda: any(e == "muted" for e, _ in floor.events))
+        await asyncio.sleep(0.5)  # (anything already on its way)
+        assert await heard(sofia) == {lucia.id: LUCIA_HZ}, "the interpreter keeps interpreting; the floor is muted"
+        assert not any(e == "muted" for e, _ in lucia.events)
+    finally:
+        for c in clients:
+            await c.close()
