@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -255,13 +256,11 @@ async def measure_language(pool: WorkerPool, clips: list[Clip], offline: dict[st
 
 def hardware() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
-    try:
+    with contextlib.suppress(OSError):  # (not Linux: the generic name stays)
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
             "loadavg_start": os.getloadavg()}
 

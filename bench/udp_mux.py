@@ -50,12 +50,10 @@ class PortServer(Server):
         )
         async with aiohttp.ClientSession() as session:
             for _ in range(100):
-                try:
+                with contextlib.suppress(aiohttp.ClientError):  # (not listening yet)
                     async with session.get(self.url + "/healthz") as r:
                         if r.status == 200:
                             return self
-                except aiohttp.ClientError:
-                    pass
                 await asyncio.sleep(0.1)
         raise RuntimeError("server did not start")
 

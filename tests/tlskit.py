@@ -86,12 +86,10 @@ def _wait_https(url: str, context: ssl.SSLContext, alive: subprocess.Popen[bytes
     while True:
         if alive.poll() is not None:
             pytest.fail(f"exited with {alive.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):  # (not up yet)
             with urllib.request.urlopen(url, timeout=2, context=context) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
         if time.monotonic() > deadline:
             pytest.fail(f"{url} did not answer in {START_TIMEOUT} s:\n{log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.2)

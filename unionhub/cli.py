@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -261,12 +262,11 @@ def _caption_worker(args: argparse.Namespace) -> int:
                                                 flush=True))
 
     try:
-        asyncio.run(serve())
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a worker just stops (at least once)
+            asyncio.run(serve())
     except RuntimeError as exc:
         print(f"unionhub: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
