@@ -1,6 +1,6 @@
 """Camera limits in real browsers (issue #12 item 4): a host turns on "low bandwidth room" and
 every camera in the call is capped — the browser's own sender parameters say 200 kbit/s at half
-resolution, and the other participants receive 320×240 instead of the fake camera's 640×480;
+resolution, and the other participants receive at most 320×240 instead of the fake camera's 640×480;
 turned off, full resolution comes back. (When the cap follows the number of cameras is
 tests/test_bandwidth.py.)"""
 
@@ -68,8 +68,12 @@ def test_a_low_bandwidth_room_caps_every_camera_and_lifts_it(hub, new_page):
                WAIT_S, "Ana's browser caps her camera", page=ana)
     wait_until(lambda: host.evaluate(CAMERA_ENCODINGS_JS), lambda e: e == [{"maxBitrate": 200000, "scale": 2}],
                WAIT_S, "the host's own camera is capped too", page=host)
-    wait_until(lambda: widths(host), lambda w: w == [320], WAIT_S, "the host receives 320 wide", page=host)
-    wait_until(lambda: widths(ana), lambda w: w == [320], WAIT_S, "Ana receives 320 wide", page=ana)
+    # half the 640 at most: under a 200 kbit/s cap Chromium may lower it further on its own
+    # (its bandwidth/CPU adaptation, e.g. 240 wide with temporal layers), never above
+    wait_until(lambda: widths(host), lambda w: len(w) == 1 and 0 < w[0] <= 320, WAIT_S,
+               "the host receives at most 320 wide", page=host)
+    wait_until(lambda: widths(ana), lambda w: len(w) == 1 and 0 < w[0] <= 320, WAIT_S,
+               "Ana receives at most 320 wide", page=ana)
 
     low.uncheck()
     wait_until(lambda: ana.evaluate(CAMERA_ENCODINGS_JS), lambda e: e == [{"maxBitrate": None, "scale": 1}],
