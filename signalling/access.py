@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .auth import Grant
-from .errors import SignallingError
+from .errors import SignallingError, refusal
 from .rooms import Room
 from .validation import JoinRequest
 from .vocabulary import Role
@@ -25,7 +25,7 @@ def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only:
     if room is None:  # a new room: its creator hosts it (or the link's role)
         return "join", grant.role if grant else "host"
     if grant is not None and grant.jti in room.revoked:
-        raise SignallingError("rejected", "You were removed from this meeting; this link no longer works.")
+        raise refusal("link-revoked")
     if (req.client and req.client in room.banned_clients) or req.name.casefold() in room.banned_names:
         raise SignallingError("banned", "A host removed you from this meeting; you cannot rejoin it.")
     if req.client and req.client in room.admitted:
@@ -48,6 +48,6 @@ def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only:
             raise SignallingError("bad-passcode", "That passcode is not right.")
     if settings.access == "lobby":
         if not room.participants:  # remembered (emptied) room: nobody is there to let anyone in
-            raise SignallingError("rejected", "Nobody is in this meeting to let you in yet — try again in a moment.")
+            raise refusal("nobody-to-admit")
         return "lobby", "speaker"
     return "join", "speaker" if room.participants else "host"

@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import jwt
 
-from .errors import SignallingError
+from .errors import SignallingError, refusal
 from .validation import display_name, language, room_name
 from .vocabulary import LINK_ROLES, Role
 
@@ -86,20 +86,20 @@ class TokenSigner:
     def verify(self, token: Any, room: str) -> Grant:
         """The grant of ``token`` for ``room``, or ``bad-token``."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
-            raise SignallingError("bad-token", "This join link is not valid.")
+            raise refusal("token-invalid")
         try:
             claims = jwt.decode(
                 token, self._secret, algorithms=["HS256"], leeway=LEEWAY_S,
                 options={"require": ["exp", "room", "role", "name"]},
             )
         except jwt.ExpiredSignatureError:
-            raise SignallingError("bad-token", "This join link has expired — ask the host for a new one.") from None
+            raise refusal("token-expired") from None
         except jwt.ImmatureSignatureError:
-            raise SignallingError("bad-token", "This join link is not valid yet.") from None
+            raise refusal("token-not-yet-valid") from None
         except jwt.PyJWTError:
-            raise SignallingError("bad-token", "This join link is not valid.") from None
+            raise refusal("token-invalid") from None
         if claims.get("room") != room:
-            raise SignallingError("bad-token", "This join link is for another room.")
+            raise refusal("token-other-room")
         role = claims.get("role")
         if role not in LINK_ROLES:
             raise SignallingError("bad-token", "This join link names an unknown role.")
@@ -107,7 +107,7 @@ class TokenSigner:
             name = display_name(claims.get("name"))
             lang = language(claims["lang"]) if "lang" in claims else None
         except SignallingError:
-            raise SignallingError("bad-token", "This join link is not valid.") from None
+            raise refusal("token-invalid") from None
         interprets = None
         if role == "interpreter":  # a speaker whose voice goes to the channel of their language
             if lang is None:

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from . import validation
-from .errors import SignallingError
+from .errors import refusal
 from .meeting import Meeting
 
 logger = logging.getLogger(__name__)
@@ -30,10 +30,10 @@ class InterpretationEvents:
         target_id, lang = validation.interpreter(data)
         room, host = self.meeting.store.member(sid)
         if host.role != "host":
-            raise SignallingError("forbidden", "Only hosts can make someone an interpreter.")
+            raise refusal("hosts-make-interpreters")
         target = room.target(target_id)
         if lang is not None and target.role == "viewer":
-            raise SignallingError("forbidden", "Make them a speaker first: viewers do not speak.")
+            raise refusal("interpreter-needs-speaker")
         logger.info("room %s: %s makes %s interpret into %s", room.name, host.id, target.id, lang)
         await self.meeting.interpreters.assign(room, target, lang)
 

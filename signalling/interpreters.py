@@ -98,7 +98,8 @@ class Interpreters:
     async def assign(self, room: Room, target: Participant, lang: str | None) -> None:
         """Make ``target`` interpret into ``lang`` (None: no longer)."""
         if lang is not None and not target.publishes_audio:
-            raise SignallingError("no-microphone", f"{target.name} joined without a microphone: they cannot interpret.")
+            raise SignallingError("no-microphone", f"{target.name} joined without a microphone: they cannot interpret.",
+                                  params={"name": target.name})
         if target.client and room.interpreting.get(target.client) != lang:
             # (the room's durable state: a dropped connection or a room moved to another node
             # brings the interpreter back in their booth, else their voice would reach the floor)

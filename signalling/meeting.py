@@ -21,7 +21,7 @@ from media_server import SFU
 
 from . import access, bandwidth
 from .auth import Grant, Security
-from .errors import SignallingError
+from .errors import Reason, SignallingError, payload, refusal
 from .features import OFF_STATES, Feature
 from .interpreters import Interpreters
 from .rooms import Knocker, Participant, Room
@@ -78,8 +78,9 @@ class Meeting:
     def is_connected(self, sid: str) -> bool:
         return bool(self.sio.manager.is_connected(sid, "/"))
 
-    async def error(self, sid: str, code: str, message: str, event: str | None) -> None:
-        await self.sio.emit("error", {"code": code, "message": message, "event": event}, to=sid)
+    async def error(self, sid: str, exc: HubError, event: str | None) -> None:
+        """Answer a refused event: ``error {code, message, event, reason?, params?}``."""
+        await self.sio.emit("error", payload(exc, event), to=sid)
 
     async def update_send_limits(self, room: Room) -> None:
         """Ask every browser in the room to cap its camera (``send-limits``) if the cap changed:
@@ -135,7 +136,7 @@ class Meeting:
         grant: Grant | None = None
         if req.token is not None:
             if self.security.signer is None:
-                raise SignallingError("bad-token", "This server does not accept signed join links.")
+                raise refusal("tokens-not-accepted")
             grant = self.security.signer.verify(req.token, req.room)
             req = dataclasses.replace(req, name=grant.name, lang=grant.lang or req.lang)
         self.store.check_capacity(req.room)
@@ -143,7 +144,7 @@ class Meeting:
         if decision == "lobby":
             room = self.store.room(req.room)
             if room is None:  # (access.decide sends people to a lobby only when someone is in)
-                raise SignallingError("rejected", "Nobody is in this meeting to let you in yet.")
+                raise refusal("nobody-to-admit")
             await self._knock(sid, room, req)
             return
         await self._complete_join(sid, req, role, grant)
@@ -178,11 +179,11 @@ class Meeting:
             self.store.check_capacity(room.name)
             await self._complete_join(knocker.sid, knocker.req, "speaker", None)
         except HubError as exc:  # (the knocker's join failed, not the host's admit: e.g. no media port)
-            await self.error(knocker.sid, exc.code, exc.message, "join")
+            await self.error(knocker.sid, exc, "join")
 
-    async def turn_away(self, knocker: Knocker, message: str) -> None:
-        """Tell a knocker (already taken from the lobby) that they will not be let in."""
-        await self.error(knocker.sid, "rejected", message, "join")
+    async def turn_away(self, knocker: Knocker, why: Reason) -> None:
+        """Tell a knocker (already taken from the lobby) that they will not be let in, and why."""
+        await self.error(knocker.sid, refusal(why), "join")
 
     async def _complete_join(self, sid: str, req: JoinRequest, role: Role, grant: Grant | None) -> None:
         room, participant = self.store.join(
@@ -272,7 +273,7 @@ class Meeting:
         if self.store.room(room.name) is None:
             for knocker in list(room.lobby.values()):  # nobody is left to let them in
                 self._knocking.pop(knocker.sid, None)
-                await self.turn_away(knocker, "The meeting ended before a host let you in.")
+                await self.turn_away(knocker, "ended-before-admitted")
             room.lobby.clear()
             self.interpreters.room_ended(room.name)
             for feature in reversed(self.features):  # live before recordings before captions

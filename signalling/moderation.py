@@ -12,7 +12,7 @@ import logging
 from typing import Any, Literal
 
 from . import validation
-from .errors import SignallingError
+from .errors import SignallingError, refusal
 from .meeting import Meeting, room_key
 from .rooms import Participant, Room
 from .vocabulary import Source
@@ -31,20 +31,19 @@ class HostControls:
     def _host(self, sid: str) -> tuple[Room, Participant]:
         room, participant = self.meeting.store.member(sid)
         if participant.role != "host":
-            raise SignallingError("forbidden", "Only hosts can do that.")
+            raise refusal("hosts-only")
         return room, participant
 
     async def on_settings(self, sid: str, data: Any) -> None:
         changes = validation.settings(data)
         room, host = self._host(sid)
         if changes.get("access") == "token" and self.meeting.security.signer is None:
-            raise SignallingError("not-available", "Signed join links are turned off on this server "
-                                                   "(it has no UNIONHUB_JWT_SECRET).")
+            raise refusal("tokens-off")
         settings = room.settings
         if "passcode" in changes:
             settings.set_passcode(changes["passcode"])
         if changes.get("access") == "passcode" and not settings.passcode_hash:
-            raise SignallingError("passcode-required", "Give the passcode people will need.")
+            raise refusal("passcode-missing")
         if "access" in changes:
             settings.access = changes["access"]
         if "locked" in changes:
@@ -81,7 +80,7 @@ class HostControls:
         room, host = self._host(sid)
         knocker = self.meeting.take_knocker(room, knock_id)
         logger.info("room %s: %s turned away %s", room.name, host.id, knock_id)
-        await self.meeting.turn_away(knocker, "A host did not let you into this meeting.")
+        await self.meeting.turn_away(knocker, "turned-away")
 
     async def _mute(self, sid: str, target_id: str | None, source: Source, kind: Literal["audio", "video"]) -> None:
         room, host = self._host(sid)
@@ -114,7 +113,7 @@ class HostControls:
         room, host = self._host(sid)
         target = room.target(target_id)
         if target.id == host.id:
-            raise SignallingError("forbidden", "You cannot remove yourself — leave instead.")
+            raise refusal("remove-self")
         if target.jti:
             room.revoked.add(target.jti)
         if target.client:
@@ -136,7 +135,7 @@ class HostControls:
         if target.role == role:
             return
         if target.role == "host" and len(room.hosts()) == 1:
-            raise SignallingError("forbidden", "A meeting needs a host: make someone else host first.")
+            raise refusal("last-host")
         await self.meeting.set_role(room, target, role)
 
     async def on_end(self, sid: str, data: Any) -> None:
@@ -147,7 +146,7 @@ class HostControls:
         await self.meeting.sio.emit("ended", {"by": host.id, "name": host.name}, room=room_key(room.name))
         for knocker in list(room.lobby.values()):
             self.meeting.take_knocker(room, knocker.id)
-            await self.meeting.turn_away(knocker, "The host ended the meeting.")
+            await self.meeting.turn_away(knocker, "meeting-ended")
         for participant in list(room.participants.values()):
             await self.meeting.remove(participant.sid)
         self.meeting.store.forget(room.name)  # an ended meeting is not resumed by reconnecting

@@ -19,7 +19,7 @@ from core.errors import HubError
 
 from . import validation
 from .booths import INTERPRETATION_EVENTS, InterpretationEvents
-from .errors import SignallingError
+from .errors import Reason, SignallingError, refusal
 from .features import Pushable, Switchable
 from .limits import RateLimiter
 from .meeting import Meeting, captions_key, room_key
@@ -63,17 +63,17 @@ class MeetingNamespace(HostControls, InterpretationEvents, socketio.AsyncNamespa
                 raise SignallingError("bad-request", "Send one payload object.")
             await super().trigger_event(event.replace("-", "_"), sid, args[1] if len(args) > 1 else None)
         except HubError as exc:
-            await self.meeting.error(sid, exc.code, exc.message, event)
+            await self.meeting.error(sid, exc, event)
         except Exception:
             logger.exception("handler %s failed", event)
-            await self.meeting.error(sid, "internal", "Something went wrong on the server.", event)
+            await self.meeting.error(sid, SignallingError("internal", "Something went wrong on the server."), event)
         return None
 
     async def _unknown(self, event: Any, sid: str) -> None:
         if not self.limiter.allow(sid):
-            await self.meeting.error(sid, "rate-limited", "Too many requests — slow down.", None)
+            await self.meeting.error(sid, SignallingError("rate-limited", "Too many requests — slow down."), None)
             return
-        await self.meeting.error(sid, "unknown-event", f"Unknown event '{str(event)[:64]}'.", None)
+        await self.meeting.error(sid, SignallingError("unknown-event", f"Unknown event '{str(event)[:64]}'."), None)
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -113,13 +113,13 @@ class MeetingNamespace(HostControls, InterpretationEvents, socketio.AsyncNamespa
         source = validation.source(data)
         _, participant = self.meeting.store.member(sid)
         if participant.role == "viewer":
-            raise SignallingError("forbidden", "Viewers cannot share; ask a host to make you a speaker.")
+            raise refusal("viewer-cannot-share")
         if participant.audio_only:
             raise SignallingError("audio-only", "Turn audio-only mode off to share.")
         if not (participant.publishes_audio or participant.publishes_video):
             raise SignallingError("listener", "Listeners cannot publish; rejoin with a device.")
         if not self.meeting.sfu.publish(participant.id, source):
-            raise SignallingError("bad-source", f"'{source}' is already being published.")
+            raise refusal("already-sharing")
 
     async def on_unpublish(self, sid: str, data: Any) -> None:
         source = validation.source(data)
@@ -181,19 +181,19 @@ class MeetingNamespace(HostControls, InterpretationEvents, socketio.AsyncNamespa
 
     # -- features a host switches ---------------------------------------------------------------
 
-    def _require(self, participant: Participant, who: Who, what: str) -> None:
-        """``forbidden`` unless ``who`` is "everyone" or the participant hosts."""
+    def _require(self, participant: Participant, who: Who, hosts_only: Reason) -> None:
+        """``forbidden`` (``hosts_only``) unless ``who`` is "everyone" or the participant hosts."""
         if who != "everyone" and participant.role != "host":
-            raise SignallingError("forbidden", f"Only hosts can {what} in this meeting.")
+            raise refusal(hosts_only)
 
-    def _switchable(self, name: str, off: str) -> Switchable:
+    def _switchable(self, name: str, off: Reason) -> Switchable:
         for feature in self.meeting.features:
             if feature.name == name and isinstance(feature, Switchable):
                 return feature
-        raise SignallingError("not-available", off)
+        raise refusal(off)
 
     async def _switch(
-        self, sid: str, data: Any, name: str, off: str, who: Callable[[RoomSettings], Who], what: str
+        self, sid: str, data: Any, name: str, off: Reason, who: Callable[[RoomSettings], Who], what: Reason
     ) -> None:
         """``record`` / ``live``: a host (or anyone, per the room's ``who``) turns a feature on or off."""
         on = validation.record(data)
@@ -205,17 +205,15 @@ class MeetingNamespace(HostControls, InterpretationEvents, socketio.AsyncNamespa
             await self.meeting.sio.emit(feature.name, state, to=sid)
 
     async def on_record(self, sid: str, data: Any) -> None:
-        off = "Recording is turned off on this server."
-        await self._switch(sid, data, "recording", off, lambda settings: settings.record, "record")
+        await self._switch(sid, data, "recording", "recording-off", lambda settings: settings.record, "hosts-record")
 
     async def on_live(self, sid: str, data: Any) -> None:
-        off = "Live streaming is turned off on this server."
-        await self._switch(sid, data, "live", off, lambda settings: settings.live, "go live")
+        await self._switch(sid, data, "live", "live-off", lambda settings: settings.live, "hosts-live")
 
     async def on_live_push(self, sid: str, data: Any) -> None:
         url = validation.push_url(data)
         room, participant = self.meeting.store.member(sid)
-        feature = self._switchable("live", "Live streaming is turned off on this server.")
-        self._require(participant, room.settings.live, "stream to other sites")
+        feature = self._switchable("live", "live-off")
+        self._require(participant, room.settings.live, "hosts-push")
         if not isinstance(feature, Pushable) or not feature.push(room.name, url):
             raise SignallingError("not-live", "Go live first, then add a destination.")

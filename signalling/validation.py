@@ -9,7 +9,7 @@ from typing import Any, TypedDict, cast
 
 from media_server.lastn import MAX_LAST_N, MIN_LAST_N
 
-from .errors import SignallingError
+from .errors import Code, SignallingError, refusal
 from .vocabulary import (
     ACCESS,
     BOOTH_ACTIONS,
@@ -36,6 +36,7 @@ MAX_TOKEN = 4096
 RTMP_URL_RE = re.compile(r"rtmps?://[A-Za-z0-9.\-\[\]:]+(:\d+)?/\S+")
 MAX_RTMP_URL = 2048
 MAX_PASSCODE = 128
+MIN_PASSCODE = 4
 CLIENT_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PARTICIPANT_RE = re.compile(r"^[0-9a-f]{12}$")
 #: ``video-prefs``: at most this many pinned participants, and visible tiles reported
@@ -69,7 +70,7 @@ def _bool(data: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _str(data: dict[str, Any], key: str, code: str, limit: int) -> str:
+def _str(data: dict[str, Any], key: str, code: Code, limit: int) -> str:
     value = data.get(key)
     if not isinstance(value, str):
         raise SignallingError(code, f"'{key}' must be a string.")
@@ -94,7 +95,7 @@ def display_name(value: Any) -> str:
     if not name:
         raise SignallingError("bad-name", "Please give a display name.")
     if len(name) > MAX_NAME:
-        raise SignallingError("bad-name", f"Display names are at most {MAX_NAME} characters.")
+        raise refusal("name-too-long", count=MAX_NAME)
     if any(unicodedata.category(ch)[0] == "C" for ch in name):
         raise SignallingError("bad-name", "Display names cannot contain control characters.")
     return name
@@ -197,11 +198,11 @@ def settings(data: Any) -> SettingsChange:
         out["access"] = cast(Access, d["access"])
     if "passcode" in d:
         code = _str(d, "passcode", "bad-request", MAX_PASSCODE).strip()
-        if len(code) < 4:
-            raise SignallingError("bad-passcode", "Passcodes are at least 4 characters.")
+        if len(code) < MIN_PASSCODE:
+            raise refusal("passcode-too-short", count=MIN_PASSCODE)
         out["passcode"] = code
     if out.get("access") == "passcode" and "passcode" not in out:
-        raise SignallingError("passcode-required", "Give the passcode people will need.")
+        raise refusal("passcode-missing")
     if "locked" in d:
         out["locked"] = _bool(d, "locked", False)
     if "record" in d:
@@ -218,7 +219,7 @@ def settings(data: Any) -> SettingsChange:
 def _last_n(d: dict[str, Any]) -> int:
     value = d["lastN"]
     if not isinstance(value, int) or isinstance(value, bool) or not MIN_LAST_N <= value <= MAX_LAST_N:
-        raise SignallingError("bad-request", f"'lastN' must be a whole number from {MIN_LAST_N} to {MAX_LAST_N}.")
+        raise refusal("last-n-range", min=MIN_LAST_N, max=MAX_LAST_N)
     return value
 
 
@@ -305,7 +306,7 @@ def chat(data: Any) -> str:
     if not text:
         raise SignallingError("bad-request", "Chat messages cannot be empty.")
     if len(text) > MAX_CHAT:
-        raise SignallingError("too-large", f"Chat messages are at most {MAX_CHAT} characters.")
+        raise refusal("chat-too-long", count=MAX_CHAT)
     return text
 
 

@@ -4,7 +4,7 @@
 // and the knocks hosts see. app.js owns the call; this module is handed its state and hooks.
 
 import * as failover from './failover.js';
-import { t } from './i18n.js';
+import { errorText, reasonText, t } from './i18n.js';
 import { clientId } from './identity.js';
 import * as lobby from './lobby.js';
 import { acquireUserMedia } from './media.js';
@@ -326,15 +326,15 @@ export function onError(err) {
   const event = err && err.event;
   const { state } = ctx;
   if (event === 'settings') {
-    // e.g. a passcode that is too short: the server says what is wrong
+    // e.g. a passcode that is too short: the server says what is wrong (its reason and params)
     moderation.revert();
-    return code === 'forbidden' ? message(ERRORS, 'forbidden') : (err.message || message(ERRORS, code));
+    return reasonText(err) || message(ERRORS, code) || errorText(err);
   }
   if (code === 'moved' && event === 'join') {
     // In a cluster the meeting lives on another node: the page, reloaded, is sent there (once:
     // a second `moved` within seconds means the nodes disagree, so say so instead of looping).
     const last = Number(sessionStorage.getItem(MOVED_KEY) || 0);
-    if (Date.now() - last < MOVED_AGAIN_MS) return err.message || t('access.movingAgain');
+    if (Date.now() - last < MOVED_AGAIN_MS) return t('access.movingAgain');
     sessionStorage.setItem(MOVED_KEY, String(Date.now()));
     ctx.teardown();
     ui.setStatus(t('access.movingToOwner'));
@@ -350,8 +350,9 @@ export function onError(err) {
   }
   if (FINAL.has(code) && (event === 'join' || event == null)) {
     ctx.teardown();
-    // A turned-away knocker learns why ("The host ended the meeting." …) from the server.
-    lobby.showGone(code, code === 'rejected' && err.message ? err.message : undefined);
+    // A turned-away knocker learns why (the host ended the meeting, the link expired…): the
+    // reason in the member's language; a reason this page does not know, in the server's words.
+    lobby.showGone(code, reasonText(err) || (err.reason && err.message) || undefined);
     return false;
   }
   if (code === 'forbidden' && event === 'join' && (state.mic || state.camera)) {
@@ -365,6 +366,8 @@ export function onError(err) {
     return false;
   }
   if (event === 'role') ctx.renderPeople();
+  const why = reasonText(err);
+  if (why) return why;
   if (code === 'forbidden') return message(FORBIDDEN, event) || message(ERRORS, 'forbidden');
   return message(ERRORS, code);
 }

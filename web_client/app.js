@@ -290,7 +290,7 @@ function onJoined(msg) {
   setLive(msg.live, { available: !!(msg.live && msg.live.available) });
   if (state.captionLang !== state.lang) emitJoined('caption-language', { lang: state.captionLang });
   if (state.audioOnly !== state.audioOnlySent) sendAudioOnly(); // switched while the join was on its way
-  for (const m of msg.chat || []) showChat(m); // recent history
+  ui.appendChatHistory(() => { for (const m of msg.chat || []) showChat(m); }); // recent history, not announced
   // Carry our state over a reconnect: muted tracks, a running screen share, a raised hand.
   if ((state.mic && !state.mic.enabled) || (state.camera && !state.camera.enabled)) {
     sendMediaState();

@@ -150,14 +150,39 @@ export function t(key, params = {}) {
 }
 
 /**
- * A server error for people: the catalogue's `errors.<code>` when there is one, else the server's
- * own (English) message, else `fallbackKey`.
+ * The catalogue key of a server error (`error {code, reason?, params?}`, docs/PROTOCOL.md): its
+ * reason's `errors.<code>.<reason>` when the catalogue has it, else `errors.<code>`, else null.
+ * With `reasonOnly`, only the reason's.
+ */
+export function errorKey(err, { reasonOnly = false } = {}) {
+  const code = err && typeof err.code === 'string' ? err.code : '';
+  const reason = err && typeof err.reason === 'string' ? err.reason : '';
+  if (code && reason && has(`errors.${code}.${reason}`)) return `errors.${code}.${reason}`;
+  if (code && !reasonOnly && has(`errors.${code}`)) return `errors.${code}`;
+  return null;
+}
+
+/** A server error's values (`params`: numbers, names) for its message's placeholders. */
+function errorParams(err) {
+  const given = err && err.params && typeof err.params === 'object' ? err.params : {};
+  return Object.fromEntries(Object.entries(given).filter(([, v]) => typeof v === 'string' || typeof v === 'number'));
+}
+
+/**
+ * A server error for people: the catalogue's message for its reason or code (errorKey), with the
+ * error's params, else the server's own (English) message, else `fallbackKey`.
  */
 export function errorText(err, fallbackKey = 'errors.unknown', params = {}) {
-  const code = err && typeof err.code === 'string' ? err.code : '';
-  if (code && has(`errors.${code}`)) return t(`errors.${code}`, params);
+  const key = errorKey(err);
+  if (key) return t(key, { ...errorParams(err), ...params });
   if (err && typeof err.message === 'string' && err.message) return err.message;
   return t(fallbackKey, params);
+}
+
+/** The message for a server error's reason, in the member's language; null when it has none we know. */
+export function reasonText(err) {
+  const key = errorKey(err, { reasonOnly: true });
+  return key ? t(key, errorParams(err)) : null;
 }
 
 // ---- dates, times and numbers -------------------------------------------------------------------

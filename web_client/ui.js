@@ -632,6 +632,31 @@ export function appendChat({ name, text, lang, original, ts, self }) {
   if (atBottom) el.chatLog.scrollTop = el.chatLog.scrollHeight;
 }
 
+/**
+ * Add chat history (sent again with every `joined`, after a reconnect too) without a screen reader
+ * reading it all out at once: the log is busy and not live while `add` fills it, and live again
+ * after the next frame, once the accessibility tree has taken the additions in quietly. Messages
+ * arriving later are announced as before.
+ */
+export function appendChatHistory(add) {
+  const log = el.chatLog;
+  clearTimeout(chatLiveTimer);
+  log.setAttribute('aria-busy', 'true');
+  log.setAttribute('aria-live', 'off');
+  try {
+    add();
+  } finally {
+    requestAnimationFrame(() => {
+      chatLiveTimer = setTimeout(() => {
+        log.setAttribute('aria-live', 'polite');
+        log.removeAttribute('aria-busy');
+      }, 0);
+    });
+  }
+}
+
+let chatLiveTimer = 0;
+
 // ---- controls ----------------------------------------------------------------------------------
 
 export function setToggle(button, { pressed, label, disabled = false }) {

@@ -24,7 +24,16 @@ import pytest
 
 from captioning.store import CaptionStore, StoredCaption
 from core.database import Database
-from e2e_helpers import WAIT_MS, unique_room
+from e2e_helpers import unique_room
+from i18nkit import (
+    VISIBLE_TEXTS_JS,
+    catalogue,
+    english_fragments,
+    locale_pages,
+    missing_messages,
+    run_axe,
+    wait_translated,
+)
 from recordings.archive import Archive
 from test_i18n_catalogues import LOCALES, PLURAL_CATEGORIES
 
@@ -35,59 +44,11 @@ except ImportError:
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCALES_DIR = ROOT / "web_client/locales"
 STARTED_AT = 1_773_576_000.0  # 2026-03-15 12:00 UTC: 09:00 in São Paulo (UTC−3 all year)
 TITLE = "Assembleia da seção metalúrgica"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
-
-# Visible texts and the translatable attributes of visible elements (what a person reads or hears).
-VISIBLE_TEXTS_JS = """() => {
-  const seen = (el) => !!el && el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })
-    && !el.closest('.visually-hidden');
-  const texts = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-    const text = node.textContent.replace(/\\s+/g, ' ').trim();
-    if (text && seen(node.parentElement) && !node.parentElement.closest('option')) texts.push(text);
-  }
-  for (const el of document.body.querySelectorAll('[placeholder], [aria-label], [title]')) {
-    if (!seen(el)) continue;
-    for (const attr of ['placeholder', 'aria-label', 'title']) {
-      const value = el.getAttribute(attr);
-      if (value) texts.push(value.replace(/\\s+/g, ' ').trim());
-    }
-  }
-  return texts;
-}"""
-
-RUN_AXE_JS = """async (tags) => {
-  const result = await window.axe.run(document, { runOnly: { type: 'tag', values: tags } });
-  return result.violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ' :: ' + n.failureSummary),
-  }));
-}"""
 
 
 # ---- the hub and its archive --------------------------------------------------------------------
-
-def catalogue(locale: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def english_fragments() -> set[str]:
-    """The English catalogue's texts, cut at their placeholders: none may show in another language."""
-    fragments: set[str] = set()
-    for value in catalogue("en").values():
-        for text in (value.values() if isinstance(value, dict) else [value]):
-            for part in re.split(r"\{[A-Za-z0-9_]+\}", text):
-                part = part.strip(" .:,()“”")
-                if re.search(r"[A-Za-z]{2}", part) and part not in ("unionhub",):
-                    fragments.add(part)
-    return fragments
-
 
 def write_video(path: Path) -> None:
     """Two seconds of H.264 that Chromium plays (the composer's output format)."""
@@ -138,41 +99,10 @@ def archive_hub(hub_factory: Callable[..., Any], tmp_path: Path) -> tuple[Any, s
 
 @pytest.fixture
 def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """`open_page(locale, timezone)`: a page in a new context whose browser speaks `locale`; the
-    test fails if a page throws or breaks the Content-Security-Policy."""
-    contexts: list[Any] = []
-    problems: list[str] = []
-
-    def factory(locale: str = "en-US", timezone: str = "America/Sao_Paulo") -> Any:
-        context = browser.new_context(locale=locale, timezone_id=timezone, viewport={"width": 1000, "height": 700})
-        context.set_default_timeout(WAIT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: problems.append(f"uncaught exception: {exc}"))
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error"
-                and "Content Security Policy" in m.text else None)
-        return page
-
-    yield factory
-    for context in contexts:
-        context.close()
-    assert not problems, problems
-
-
-def wait_translated(page: Any, locale: str) -> None:
-    page.wait_for_function("(l) => document.documentElement.lang === l", arg=locale)
-
-
-def missing_messages(page: Any) -> list[str]:
-    result: list[str] = page.evaluate("window.unionhubI18n.missing")
-    return result
-
-
-def run_axe(page: Any) -> list[dict[str, Any]]:
-    if not page.evaluate("typeof window.axe === 'object'"):
-        page.add_script_tag(url="/vendor/axe.min.js")
-    result: list[dict[str, Any]] = page.evaluate(RUN_AXE_JS, AXE_TAGS)
-    return result
+    """`open_page(locale, timezone)`: a page in a browser speaking `locale`, in São Paulo's time
+    zone unless told otherwise (i18nkit.locale_pages)."""
+    with locale_pages(browser, 1000, 700, timezone="America/Sao_Paulo") as factory:
+        yield factory
 
 
 # ---- languages ----------------------------------------------------------------------------------
@@ -304,11 +234,15 @@ def test_missing_translation_is_marked_in_development_and_english_in_production(
     expect(page.locator("#join-view h1")).to_have_text("⟦Join a call⟧")
     assert missing_messages(page) == ["join.title"]
     expect(page.get_by_test_id("join-submit")).to_have_text(broken["join.submit"])
+    # a key no catalogue has, English included (tests/test_i18n_catalogues.py keeps that from shipping)
+    lookup = "async () => (await import('/static/i18n.js')).t('no.such.key')"
+    assert page.evaluate(lookup) == "⟦no.such.key⟧"
 
     page.goto(f"{hub.url}/?i18n=off")  # what a member on a real hub sees
     wait_translated(page, "fr")
     expect(page.locator("#join-view h1")).to_have_text("Join a call")
     expect(page.get_by_test_id("join-submit")).to_have_text(broken["join.submit"])
+    assert page.evaluate(lookup) == ""  # never the raw key
 
 
 def test_plurals_follow_each_languages_cldr_rules(archive_hub: tuple[Any, str],
