@@ -285,10 +285,34 @@ def _twinnings(conn: sqlite3.Connection) -> None:
     run_script(conn, _TWINNINGS)
 
 
+# ---- 4: twinning pairs' recording choice, structured activity, personal join links (meetings/) ----
+# ``record_sessions``: the pair's session rooms record from their first participant on.
+# ``fields``: an activity entry's data as JSON, which the pair page words in the reader's
+# language (NULL in the rows written before: their English ``text`` is shown).
+# ``twinning_links``: the id (JWT ``jti``) of every personal join link handed out, so that
+# removing a member revokes theirs.
+_TWINNINGS_4 = """
+ALTER TABLE twinnings ADD COLUMN record_sessions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE twinning_activity ADD COLUMN fields TEXT;
+CREATE TABLE twinning_links (
+    jti TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES twinning_sessions(id) ON DELETE CASCADE,
+    email TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX twinning_links_session ON twinning_links(session_id, email);
+"""
+
+
+def _twinnings_4(conn: sqlite3.Connection) -> None:
+    run_script(conn, _TWINNINGS_4)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, captions, recordings and caption full-text search", _initial),
     Migration(2, "accounts, sign-in identities, web sessions and e-mail sign-in links", _accounts),
     Migration(3, "twinning pairs, members, scheduled sessions, notices sent, activity and documents", _twinnings),
+    Migration(4, "twinning pairs' recording choice, structured activity entries, personal join links", _twinnings_4),
 )
 """Every migration in order; ``MIGRATIONS[n - 1].version == n``."""
 

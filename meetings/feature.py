@@ -12,6 +12,7 @@ from aiohttp import web
 
 from core.database import Database
 from signalling import SignallingServer
+from signalling.features import Switchable
 
 from . import http
 from .documents import DocumentStore
@@ -33,9 +34,15 @@ class TwinningFeature:
         self.twinnings = Twinnings(self.store, server.security)
         self.notifier = Notifier(self.twinnings, mailer, interval)
         self.twinnings.wake = self.notifier.wake
-        self.rooms = SessionRooms(self.store, server.store)
+        self.rooms = SessionRooms(self.store, server.store, self._recording)
+        self.twinnings.revoked = self.rooms.revoke
         self._server = server
         self._mailer = mailer
+
+    def _recording(self) -> Switchable | None:
+        """The hub's recording feature, found by its name in ``joined`` (meetings does not import it)."""
+        feature = self._server.feature("recording")
+        return feature if isinstance(feature, Switchable) else None
 
     def install(self, app: web.Application, page: Path) -> None:
         """Routes, the session-room feature, and start/stop with the app."""

@@ -21,6 +21,7 @@ from core.http import json_error
 
 from . import ics
 from .access import Caller, caller
+from .activity import entry
 from .documents import MAX_BYTES, DocumentStore
 from .errors import TwinningError
 from .service import Twinnings
@@ -118,27 +119,41 @@ class TwinningRoutes:
         member = await self.twinnings.add_member(who, request.match_info["id"], await _body(request))
         return web.json_response(member.public(), status=201, headers=NO_STORE)
 
+    async def remove_member(self, request: web.Request) -> web.StreamResponse:
+        """``DELETE /api/twinnings/<id>/members/<e-mail>`` (organisers): the member removed."""
+        who = await self._caller(request, write=True)
+        member = await self.twinnings.remove_member(who, request.match_info["id"], request.match_info["email"])
+        return web.json_response(member.public(), headers=NO_STORE)
+
+    async def change(self, request: web.Request) -> web.StreamResponse:
+        """``PATCH /api/twinnings/<id>`` ``{"record_sessions": bool}`` (organisers): the pair, as ``GET`` shows it."""
+        who = await self._caller(request, write=True)
+        pair = await self.twinnings.change_settings(who, request.match_info["id"], await _body(request))
+        view = await self.twinnings.pair_view(pair, who.role_in(pair) or PairRole.ORGANISER, who)
+        view["documents"] = [d.public(pair.id) for d in await self.documents.of_pair(pair.id)]
+        return web.json_response(view, headers=NO_STORE)
+
     async def schedule(self, request: web.Request) -> web.StreamResponse:
         who = await self._caller(request, write=True)
         pair, session = await self.twinnings.schedule(who, request.match_info["id"], await _body(request),
                                                       base_url(request))
-        return web.json_response(self.twinnings.session_view(pair, session, who), status=201, headers=NO_STORE)
+        return web.json_response(await self.twinnings.session_view(pair, session, who), status=201, headers=NO_STORE)
 
     async def session(self, request: web.Request) -> web.StreamResponse:
         who = await self._caller(request)
         pair, session = await self.twinnings.session(who, request.match_info["id"], request.match_info["session"])
-        return web.json_response(self.twinnings.session_view(pair, session, who), headers=NO_STORE)
+        return web.json_response(await self.twinnings.session_view(pair, session, who), headers=NO_STORE)
 
-    async def change(self, request: web.Request) -> web.StreamResponse:
+    async def change_session(self, request: web.Request) -> web.StreamResponse:
         who = await self._caller(request, write=True)
         pair, session = await self.twinnings.change(who, request.match_info["id"], request.match_info["session"],
                                                     await _body(request))
-        return web.json_response(self.twinnings.session_view(pair, session, who), headers=NO_STORE)
+        return web.json_response(await self.twinnings.session_view(pair, session, who), headers=NO_STORE)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         who = await self._caller(request, write=True)
         pair, session = await self.twinnings.cancel(who, request.match_info["id"], request.match_info["session"])
-        return web.json_response(self.twinnings.session_view(pair, session, who), headers=NO_STORE)
+        return web.json_response(await self.twinnings.session_view(pair, session, who), headers=NO_STORE)
 
     async def calendar(self, request: web.Request) -> web.StreamResponse:
         """The session's .ics for the caller (a member's own join link in it)."""
@@ -146,7 +161,7 @@ class TwinningRoutes:
         pair, session = await self.twinnings.session(who, request.match_info["id"], request.match_info["session"])
         host = request.host.split(":", 1)[0] if HOST_RE.fullmatch(request.host) else "localhost"
         organiser = self._sender or f"unionhub@{host}"
-        data = ics.calendar(session, pair, self.twinnings.link_for(who, pair, session), organiser, who.email)
+        data = ics.calendar(session, pair, await self.twinnings.link_for(who, pair, session), organiser, who.email)
         return web.Response(
             body=data, content_type="text/calendar", charset="utf-8",
             headers={**NO_STORE, "Content-Disposition": f'attachment; filename="session-{session.id}.ics"'},
@@ -161,7 +176,7 @@ class TwinningRoutes:
         pair, _ = await self.twinnings.pair(who, request.match_info["id"])
         name, data = await _file_part(request)
         doc = await self.documents.add(pair.id, name, data, who.email or "API")
-        await self.twinnings.store.log(pair.id, Activity.DOCUMENT_ADDED, f"“{doc.name}” added")
+        await self.twinnings.store.log(pair.id, entry(Activity.DOCUMENT_ADDED, name=doc.name, pages=doc.pages))
         return web.json_response(doc.public(pair.id), status=201, headers=NO_STORE)
 
     async def list_documents(self, request: web.Request) -> web.StreamResponse:
@@ -225,10 +240,12 @@ def add_routes(
     r.add_post("/api/twinnings", _errors(routes.create))
     r.add_get("/api/twinnings", _errors(routes.list))
     r.add_get("/api/twinnings/{id}", _errors(routes.get))
+    r.add_patch("/api/twinnings/{id}", _errors(routes.change))
     r.add_post("/api/twinnings/{id}/members", _errors(routes.add_member))
+    r.add_delete("/api/twinnings/{id}/members/{email}", _errors(routes.remove_member))
     r.add_post("/api/twinnings/{id}/sessions", _errors(routes.schedule))
     r.add_get("/api/twinnings/{id}/sessions/{session}", _errors(routes.session))
-    r.add_patch("/api/twinnings/{id}/sessions/{session}", _errors(routes.change))
+    r.add_patch("/api/twinnings/{id}/sessions/{session}", _errors(routes.change_session))
     r.add_delete("/api/twinnings/{id}/sessions/{session}", _errors(routes.cancel))
     r.add_get("/api/twinnings/{id}/sessions/{session}/invite.ics", _errors(routes.calendar))
     r.add_post("/api/twinnings/{id}/documents", _errors(routes.upload))

@@ -117,12 +117,12 @@ class Notifier:
             email = member.email.casefold()
             if session.cancelled:
                 if email in invited and (email, Notice.CANCELLATION, "", session.sequence) not in sent:
-                    if await self._send(self._calendar_message(pair, session, member)):
+                    if await self._send(await self._calendar_message(pair, session, member)):
                         await self.store.mark_sent(session.id, member.email, Notice.CANCELLATION, "", session.sequence)
                         count += 1
                 continue
             if (email, Notice.INVITATION, "", session.sequence) not in sent:
-                if not await self._send(self._calendar_message(pair, session, member)):
+                if not await self._send(await self._calendar_message(pair, session, member)):
                     continue  # no reminder before the invitation
                 await self.store.mark_sent(session.id, member.email, Notice.INVITATION, "", session.sequence)
                 count += 1
@@ -146,7 +146,7 @@ class Notifier:
                 message = self._message(member, subject, lang)
                 message.set_content(messages.text(
                     lang, "remind.body", title=session.title, pair=pair.name, times=_times(pair, start, lang),
-                    minutes=OPENS_EARLY_MINUTES, link=self.twinnings.personal_link(session, member),
+                    minutes=OPENS_EARLY_MINUTES, link=await self.twinnings.personal_link(session, member),
                 ))
                 if not await self._send(message):
                     return 0
@@ -154,9 +154,9 @@ class Notifier:
                 return 1
         return 0
 
-    def _calendar_message(self, pair: Pair, session: Session, member: Member) -> EmailMessage:
+    async def _calendar_message(self, pair: Pair, session: Session, member: Member) -> EmailMessage:
         assert self.mailer is not None
-        link = self.twinnings.personal_link(session, member)
+        link = await self.twinnings.personal_link(session, member)
         lang = reader_language(pair, member)
         names = {"title": session.title, "pair": pair.name}
         if session.cancelled:

@@ -5,6 +5,10 @@ Each federation runs its own identity provider; the hub knows them from the envi
 learns their endpoints and keys from ``<issuer>/.well-known/openid-configuration``. authlib
 supplies the protocol pieces (PKCE S256 challenge, ID token claim rules: iss, aud, exp, iat,
 nonce, azp, at_hash) and joserfc the signature check; HTTP goes through aiohttp, the hub's client.
+
+Some providers put only ``sub`` in the ID token and give the e-mail address from their UserInfo
+endpoint (OpenID Connect Core 5.3): then the hub asks it, with the access token, and uses its
+answer only if it is about the same ``sub`` (5.3.2: else it could be someone else's).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from urllib.parse import quote
 import aiohttp
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from authlib.oidc.core import CodeIDToken
+from authlib.oidc.core import CodeIDToken, UserInfo
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
@@ -104,6 +108,7 @@ class _Metadata:
     authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
+    userinfo_endpoint: str | None
     algorithms: tuple[str, ...]
     basic_auth: bool
     fetched: float
@@ -150,7 +155,15 @@ class OidcClient:
             error = body.get("error") if isinstance(body, dict) else None
             logger.info("%s refused the code: %s %s", self.provider.name, status, error)
             raise OidcError("code-refused", f"{self.provider.label} refused the sign-in ({error or status}).")
-        claims = await self._check_id_token(metadata, body["id_token"], nonce, body.get("access_token"))
+        access_token = body.get("access_token")
+        claims = await self._check_id_token(metadata, body["id_token"], nonce, access_token)
+        if not isinstance(claims.get("email"), str) and metadata.userinfo_endpoint and isinstance(access_token, str):
+            info = await self._userinfo(metadata.userinfo_endpoint, access_token, str(claims["sub"]))
+            # the address and whether it is verified come together; a name only where the token has none
+            claims = {**claims, "email": info.get("email"), "email_verified": info.get("email_verified")}
+            for key in ("name", "preferred_username"):
+                if not claims.get(key) and info.get(key):
+                    claims[key] = info[key]
         email = claims.get("email")
         if not isinstance(email, str) or "@" not in email:
             raise OidcError("no-email", f"{self.provider.label} did not share an e-mail address (scope 'email').")
@@ -182,6 +195,24 @@ class OidcClient:
             raise OidcError("bad-id-token", f"The sign-in answer from {self.provider.label} did not check out.") from exc
         return cast(dict[str, Any], dict(claims))
 
+    async def _userinfo(self, endpoint: str, access_token: str, subject: str) -> UserInfo:
+        """The UserInfo endpoint's claims about ``subject`` (JSON answers only; a signed one is refused)."""
+        try:
+            async with self._http.get(endpoint, headers={"Authorization": f"Bearer {access_token}",
+                                                         "Accept": "application/json"}) as response:
+                status = response.status
+                doc = await response.json(content_type=None) if status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise OidcError("provider-unreachable", f"{self.provider.label} did not answer ({endpoint}): {exc}") from exc
+        if not isinstance(doc, dict):
+            logger.info("%s: userinfo answered %s", self.provider.name, status)
+            raise OidcError("bad-userinfo", f"{self.provider.label} did not say who signed in ({status}).")
+        info = UserInfo(doc)
+        if info.get("sub") != subject:  # OpenID Connect Core 5.3.2
+            logger.info("%s: userinfo is about another subject", self.provider.name)
+            raise OidcError("bad-userinfo", f"The sign-in answer from {self.provider.label} did not check out.")
+        return info
+
     async def _discover(self) -> _Metadata:
         if self._metadata is not None and time.monotonic() - self._metadata.fetched < METADATA_TTL_S:
             return self._metadata
@@ -197,6 +228,7 @@ class OidcClient:
             self._metadata = _Metadata(
                 issuer=issuer, authorization_endpoint=str(doc["authorization_endpoint"]),
                 token_endpoint=str(doc["token_endpoint"]), jwks_uri=str(doc["jwks_uri"]),
+                userinfo_endpoint=str(doc["userinfo_endpoint"]) if doc.get("userinfo_endpoint") else None,
                 algorithms=algorithms, basic_auth="client_secret_basic" in methods, fetched=time.monotonic(),
             )
         except (KeyError, TypeError, ValueError) as exc:

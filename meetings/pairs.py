@@ -1,6 +1,6 @@
 """Twinning pairs, their members and scheduled sessions, kept in the hub's SQLite database.
 
-The schema is migration 3 in :mod:`core.migrations`; this module only queries it, on the
+The schema is migrations 3 and 4 in :mod:`core.migrations`; this module only queries it, on the
 database's own thread (:meth:`core.database.Database.run`). It knows nothing of HTTP or mail.
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 
 from core.database import Database
 
+from .activity import Entry, entry
+from .errors import TwinningError
 from .timing import Schedule
 from .vocabulary import Activity, Notice, PairRole, SessionStatus
 
@@ -59,6 +61,7 @@ class Pair:
     branches: tuple[Branch, ...]
     members: tuple[Member, ...] = ()
     created_at: float = field(default_factory=time.time)
+    record_sessions: bool = False  # its session rooms record from their first participant on
 
     def role_of(self, email: str) -> PairRole | None:
         folded = email.casefold()
@@ -106,9 +109,10 @@ class PairStore:
 
     # -- pairs and members --------------------------------------------------------------------
 
-    async def create(self, name: str, branches: list[Branch], organiser: Member | None, by: str | None) -> Pair:
+    async def create(self, name: str, branches: list[Branch], organiser: Member | None, by: str | None,
+                     record_sessions: bool = False) -> Pair:
         pair_id = new_id()
-        await self._db.run(_create, pair_id, name, branches, organiser, by)
+        await self._db.run(_create, pair_id, name, branches, organiser, by, record_sessions)
         pair = await self.get(pair_id)
         assert pair is not None
         return pair
@@ -124,6 +128,14 @@ class PairStore:
 
     async def add_member(self, pair_id: str, member: Member) -> None:
         await self._db.run(_add_member, pair_id, member)
+
+    async def remove_member(self, pair_id: str, email: str) -> Member:
+        """Takes ``email`` out of the pair and returns who it was; 404 ``no-such-member``, or 409
+        ``last-organiser`` (a pair always keeps an organiser), checked in the same transaction."""
+        return await self._db.run(_remove_member, pair_id, email)
+
+    async def set_recording(self, pair_id: str, on: bool) -> None:
+        await self._db.execute("UPDATE twinnings SET record_sessions = ? WHERE id = ?", (int(on), pair_id))
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -152,14 +164,21 @@ class PairStore:
             "VALUES (?, ?, ?, ?, ?, ?)", (session_id, email, kind.value, occurrence, sequence, time.time()),
         )
 
-    async def log(self, pair_id: str, kind: Activity, text: str) -> None:
-        await self._db.execute(
-            "INSERT INTO twinning_activity (twinning_id, at, kind, text) VALUES (?, ?, ?, ?)",
-            (pair_id, time.time(), kind.value, text),
-        )
+    async def log(self, pair_id: str, what: Entry) -> None:
+        await self._db.run(_log, pair_id, what, time.time())
 
     async def activity(self, pair_id: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self._db.run(_activity, pair_id, limit)
+
+    # -- personal join links ----------------------------------------------------------------------
+
+    async def note_link(self, jti: str, session_id: str, email: str, expires: float) -> None:
+        """A personal join link was handed out (its JWT id), to revoke it if its holder leaves the pair."""
+        await self._db.run(_note_link, jti, session_id, email, expires)
+
+    async def revoked_links(self, session_id: str) -> set[str]:
+        """The ids of the session's unexpired personal links whose holders are no longer members."""
+        return await self._db.run(_revoked_links, session_id, time.time())
 
     async def secret(self, name: str) -> str:
         """A random secret kept in the database (created on first use), e.g. for signing links."""
@@ -170,11 +189,12 @@ class PairStore:
 
 
 def _create(conn: sqlite3.Connection, pair_id: str, name: str, branches: list[Branch], organiser: Member | None,
-            by: str | None) -> None:
+            by: str | None, record_sessions: bool) -> None:
     now = time.time()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("INSERT INTO twinnings (id, name, created_by, created_at) VALUES (?, ?, ?, ?)", (pair_id, name, by, now))
+        conn.execute("INSERT INTO twinnings (id, name, created_by, created_at, record_sessions) VALUES (?, ?, ?, ?, ?)",
+                     (pair_id, name, by, now, int(record_sessions)))
         for position, b in enumerate(branches):
             conn.execute(
                 "INSERT INTO twinning_branches (twinning_id, position, name, union_name, sector, employer, country, "
@@ -183,8 +203,7 @@ def _create(conn: sqlite3.Connection, pair_id: str, name: str, branches: list[Br
             )
         if organiser is not None:
             _add_member(conn, pair_id, organiser)
-        conn.execute("INSERT INTO twinning_activity (twinning_id, at, kind, text) VALUES (?, ?, ?, ?)",
-                     (pair_id, now, Activity.CREATED.value, f"Pair “{name}” created"))
+        _log(conn, pair_id, entry(Activity.CREATED, pair=name), now)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -192,7 +211,7 @@ def _create(conn: sqlite3.Connection, pair_id: str, name: str, branches: list[Br
 
 
 def _get(conn: sqlite3.Connection, pair_id: str) -> Pair | None:
-    row = conn.execute("SELECT id, name, created_at FROM twinnings WHERE id = ?", (pair_id,)).fetchone()
+    row = conn.execute("SELECT id, name, created_at, record_sessions FROM twinnings WHERE id = ?", (pair_id,)).fetchone()
     if row is None:
         return None
     branches = tuple(
@@ -208,7 +227,8 @@ def _get(conn: sqlite3.Connection, pair_id: str) -> Pair | None:
             "SELECT email, name, role, branch FROM twinning_members WHERE twinning_id = ? ORDER BY added_at, email", (pair_id,)
         )
     )
-    return Pair(id=row[0], name=row[1], branches=branches, members=members, created_at=row[2])
+    return Pair(id=row[0], name=row[1], branches=branches, members=members, created_at=row[2],
+                record_sessions=bool(row[3]))
 
 
 def _pair_ids(conn: sqlite3.Connection, email: str | None) -> list[str]:
@@ -226,6 +246,28 @@ def _add_member(conn: sqlite3.Connection, pair_id: str, member: Member) -> None:
         "ON CONFLICT (twinning_id, email) DO UPDATE SET name = excluded.name, role = excluded.role, branch = excluded.branch",
         (pair_id, member.email, member.name, member.role.value, member.branch, time.time()),
     )
+
+
+def _remove_member(conn: sqlite3.Connection, pair_id: str, email: str) -> Member:
+    folded = email.casefold()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute("SELECT email, name, role, branch FROM twinning_members WHERE twinning_id = ?",
+                            (pair_id,)).fetchall()
+        members = [Member(email=r[0], name=r[1], role=PairRole(r[2]), branch=r[3]) for r in rows]
+        gone = next((m for m in members if m.email.casefold() == folded), None)
+        if gone is None:
+            raise TwinningError("no-such-member", "This address is not a member of the pair.", 404)
+        organisers = [m for m in members if m.role is PairRole.ORGANISER]
+        if organisers == [gone]:
+            raise TwinningError("last-organiser", "A pair keeps at least one organiser: make someone else an "
+                                "organiser before removing this one.", 409)
+        conn.execute("DELETE FROM twinning_members WHERE twinning_id = ? AND email = ?", (pair_id, gone.email))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return gone
 
 
 def _save_session(conn: sqlite3.Connection, s: Session, new: bool) -> None:
@@ -275,12 +317,34 @@ def _sent(conn: sqlite3.Connection, session_id: str) -> set[tuple[str, Notice, s
     }
 
 
+def _log(conn: sqlite3.Connection, pair_id: str, what: Entry, at: float) -> None:
+    conn.execute("INSERT INTO twinning_activity (twinning_id, at, kind, text, fields) VALUES (?, ?, ?, ?, ?)",
+                 (pair_id, at, what.kind.value, what.text, json.dumps(what.fields, ensure_ascii=False)))
+
+
 def _activity(conn: sqlite3.Connection, pair_id: str, limit: int) -> list[dict[str, Any]]:
+    """Newest first: ``{"at", "kind", "text", "fields"}`` (``fields`` None in entries older than migration 4)."""
     return [
-        {"at": r[0], "kind": r[1], "text": r[2]}
-        for r in conn.execute("SELECT at, kind, text FROM twinning_activity WHERE twinning_id = ? ORDER BY at DESC, id DESC "
-                              "LIMIT ?", (pair_id, limit))
+        {"at": r[0], "kind": r[1], "text": r[2], "fields": json.loads(r[3]) if r[3] else None}
+        for r in conn.execute("SELECT at, kind, text, fields FROM twinning_activity WHERE twinning_id = ? "
+                              "ORDER BY at DESC, id DESC LIMIT ?", (pair_id, limit))
     ]
+
+
+def _note_link(conn: sqlite3.Connection, jti: str, session_id: str, email: str, expires: float) -> None:
+    conn.execute("DELETE FROM twinning_links WHERE expires < ?", (time.time(),))  # (they no longer admit anyone)
+    conn.execute("INSERT OR IGNORE INTO twinning_links (jti, session_id, email, expires) VALUES (?, ?, ?, ?)",
+                 (jti, session_id, email.casefold(), expires))
+
+
+def _revoked_links(conn: sqlite3.Connection, session_id: str, now: float) -> set[str]:
+    members = {r[0].casefold() for r in conn.execute(
+        "SELECT m.email FROM twinning_members m JOIN twinning_sessions s ON s.twinning_id = m.twinning_id WHERE s.id = ?",
+        (session_id,),
+    )}
+    return {jti for jti, email in conn.execute(
+        "SELECT jti, email FROM twinning_links WHERE session_id = ? AND expires >= ?", (session_id, now),
+    ) if email not in members}
 
 
 def _secret(conn: sqlite3.Connection, name: str) -> str:

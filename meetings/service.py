@@ -19,6 +19,7 @@ from signalling.auth import MAX_TTL, Security, TokenSigner, join_url
 
 from . import validation
 from .access import Caller, require
+from .activity import entry
 from .errors import TwinningError
 from .pairs import Member, Pair, PairStore, Session, new_id
 from .timing import OPENS_EARLY, in_zone
@@ -54,6 +55,9 @@ class Twinnings:
         self.wake = wake
         self.now = clock
         self.recordings: RoomRecordings | None = None
+        #: Told a session room's revoked personal links (their ids) when a member is removed, so
+        #: that a room already open refuses them too (the session rooms feature listens).
+        self.revoked: Callable[[str, set[str]], None] = lambda room, ids: None
 
     async def start(self) -> None:
         """Sessions need signed join links: a hub without ``UNIONHUB_JWT_SECRET`` signs them with
@@ -66,10 +70,11 @@ class Twinnings:
 
     async def create_pair(self, who: Caller, body: Any) -> Pair:
         name, branches = validation.pair(body)
+        record = validation.pair_settings(body, creating=True).get("record_sessions", False)
         organiser = None
         if who.account is not None:
             organiser = Member(who.account.email, PairRole.ORGANISER, who.account.name[:64], None)
-        pair = await self.store.create(name, branches, organiser, who.account.id if who.account else None)
+        pair = await self.store.create(name, branches, organiser, who.account.id if who.account else None, record)
         if organiser is not None:  # they know: no welcome e-mail for the creator
             await self.store.mark_sent(welcome_key(pair.id), organiser.email, Notice.WELCOME)
         logger.info("twinning pair %s created", pair.id)
@@ -85,9 +90,34 @@ class Twinnings:
         pair, _ = await self.pair(who, pair_id, PairRole.ORGANISER)
         member = validation.member(body, len(pair.branches))
         await self.store.add_member(pair.id, member)
-        await self.store.log(pair.id, Activity.MEMBER_ADDED, f"{member.name or member.email} joined as {member.role.value}")
+        await self.store.log(pair.id, entry(Activity.MEMBER_ADDED, name=member.name or member.email, role=member.role.value))
         self.wake()
         return member
+
+    async def remove_member(self, who: Caller, pair_id: str, email: str) -> Member:
+        """An organiser takes someone out of the pair: the pair page, its documents and e-mails
+        are theirs no more, and their personal join links stop working (open rooms included)."""
+        pair, _ = await self.pair(who, pair_id, PairRole.ORGANISER)
+        gone = await self.store.remove_member(pair.id, email)
+        await self.store.log(pair.id, entry(Activity.MEMBER_REMOVED, name=gone.name or gone.email))
+        for session in await self.store.sessions(pair.id):
+            revoked = await self.store.revoked_links(session.id)
+            if revoked:
+                self.revoked(session.room, revoked)
+        logger.info("twinning pair %s: a member was removed", pair.id)
+        return gone
+
+    async def change_settings(self, who: Caller, pair_id: str, body: Any) -> Pair:
+        """``{"record_sessions": bool}`` (organisers): whether the pair's session rooms record."""
+        pair, _ = await self.pair(who, pair_id, PairRole.ORGANISER)
+        settings = validation.pair_settings(body)
+        record = settings.get("record_sessions")
+        if record is not None and record != pair.record_sessions:
+            await self.store.set_recording(pair.id, record)
+            await self.store.log(pair.id, entry(Activity.RECORDING_ON if record else Activity.RECORDING_OFF))
+        changed = await self.store.get(pair.id)
+        assert changed is not None
+        return changed
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -99,7 +129,7 @@ class Twinnings:
             raise TwinningError("in-the-past", "This session would be over already: pick a start in the future.")
         session = Session(new_id(), pair.id, fields.title, fields.schedule, public_url() or base_url)
         await self.store.add_session(session)
-        await self.store.log(pair.id, Activity.SESSION_SCHEDULED, f"“{session.title}” scheduled")
+        await self.store.log(pair.id, entry(Activity.SESSION_SCHEDULED, title=session.title))
         self.wake()
         return pair, session
 
@@ -118,7 +148,7 @@ class Twinnings:
         fields = validation.session(body, validation.SessionFields(session.title, session.schedule))
         changed = Session(session.id, pair.id, fields.title, fields.schedule, session.base_url, session.sequence + 1)
         await self.store.save_session(changed)
-        await self.store.log(pair.id, Activity.SESSION_CHANGED, f"“{changed.title}” changed")
+        await self.store.log(pair.id, entry(Activity.SESSION_CHANGED, title=changed.title))
         self.wake()
         return pair, changed
 
@@ -129,7 +159,7 @@ class Twinnings:
         cancelled = Session(session.id, pair.id, session.title, session.schedule, session.base_url,
                             session.sequence + 1, cancelled=True)
         await self.store.save_session(cancelled)
-        await self.store.log(pair.id, Activity.SESSION_CANCELLED, f"“{session.title}” cancelled")
+        await self.store.log(pair.id, entry(Activity.SESSION_CANCELLED, title=session.title))
         self.wake()
         return pair, cancelled
 
@@ -138,8 +168,9 @@ class Twinnings:
     def room_url(self, session: Session) -> str:
         return f"{session.base_url}/r/{quote(session.room)}"
 
-    def personal_link(self, session: Session, member: Member) -> str:
-        """A member's own signed join link: organisers host, members skip the lobby."""
+    async def personal_link(self, session: Session, member: Member) -> str:
+        """A member's own signed join link: organisers host, members skip the lobby. Its id is
+        kept, so that it stops working if the member is removed from the pair."""
         signer = self.security.signer
         if signer is None:  # (start() sets one up)
             return self.room_url(session)
@@ -149,15 +180,17 @@ class Twinnings:
         role = "host" if member.role is PairRole.ORGANISER else "speaker"
         name = member.name or member.email.split("@", 1)[0][:64] or "member"
         token = signer.create(session.room, role, name, ttl)
+        grant = signer.verify(token, session.room)
+        await self.store.note_link(grant.jti, session.id, member.email, grant.expires)
         return join_url(session.base_url, session.room, token)
 
-    def link_for(self, who: Caller, pair: Pair, session: Session) -> str:
+    async def link_for(self, who: Caller, pair: Pair, session: Session) -> str:
         member = pair.member(who.email) if who.email else None
-        return self.personal_link(session, member) if member is not None else self.room_url(session)
+        return await self.personal_link(session, member) if member is not None else self.room_url(session)
 
     # -- views ----------------------------------------------------------------------------------
 
-    def session_view(self, pair: Pair, session: Session, who: Caller | None = None) -> dict[str, Any]:
+    async def session_view(self, pair: Pair, session: Session, who: Caller | None = None) -> dict[str, Any]:
         now = self.now()
         schedule = session.schedule
         nxt = None if session.cancelled else schedule.next_occurrence(now)
@@ -171,12 +204,12 @@ class Twinnings:
             "past": [occurrence_view(pair, s, schedule.length) for s in schedule.past(now, PAST_SHOWN)],
         }
         if who is not None and who.email and pair.member(who.email) is not None and not session.cancelled:
-            view["your_link"] = self.link_for(who, pair, session)
+            view["your_link"] = await self.link_for(who, pair, session)
         return view
 
     async def pair_view(self, pair: Pair, role: PairRole, who: Caller) -> dict[str, Any]:
         sessions = await self.store.sessions(pair.id)
-        views = [self.session_view(pair, s, who) for s in sessions]
+        views = [await self.session_view(pair, s, who) for s in sessions]
         if self.recordings is not None:
             for view in views:
                 await self._attach_recordings(view)
@@ -187,6 +220,7 @@ class Twinnings:
         )[:PAST_SHOWN]
         return {
             "id": pair.id, "name": pair.name, "url": f"/t/{pair.id}", "your_role": role.value,
+            "record_sessions": pair.record_sessions,
             "branches": [b.public() for b in pair.branches],
             "members": [m.public() for m in pair.members],
             "sessions": views, "next": upcoming[0] if upcoming else None, "past": past,

@@ -82,6 +82,27 @@ def pair(body: Any) -> tuple[str, list[Branch]]:
     return name, [branch(b) for b in raw]
 
 
+#: What an organiser may change about a pair after creating it (``PATCH /api/twinnings/<id>``).
+SETTINGS_KEYS = ("record_sessions",)
+
+
+def pair_settings(body: Any, creating: bool = False) -> dict[str, bool]:
+    """``{"record_sessions"?: bool}``; a change (not ``creating``) must name something and nothing else."""
+    d = obj(body)
+    if not creating:
+        unknown = set(d) - set(SETTINGS_KEYS)
+        if unknown:
+            raise TwinningError("bad-request", f"Unknown field(s): {', '.join(sorted(unknown))[:200]}.")
+        if not d:
+            raise TwinningError("bad-request", "Nothing to change.")
+    found: dict[str, bool] = {}
+    if "record_sessions" in d:
+        if not isinstance(d["record_sessions"], bool):
+            raise TwinningError("bad-record_sessions", "'record_sessions' must be true or false.")
+        found["record_sessions"] = d["record_sessions"]
+    return found
+
+
 def member(body: Any, branches: int) -> Member:
     """``{"email", "name"?, "role"?: organiser|member, "branch"?: index}``."""
     d = obj(body)

@@ -26,10 +26,13 @@ class Notice(enum.StrEnum):
 
 
 class Activity(enum.StrEnum):
-    """What the pair page's activity log records."""
+    """What the pair page's activity log records (its words: :mod:`meetings.activity`)."""
 
     CREATED = "created"
     MEMBER_ADDED = "member-added"
+    MEMBER_REMOVED = "member-removed"
+    RECORDING_ON = "recording-on"  # the pair's sessions are recorded from now on
+    RECORDING_OFF = "recording-off"
     SESSION_SCHEDULED = "session-scheduled"
     SESSION_CHANGED = "session-changed"
     SESSION_CANCELLED = "session-cancelled"

@@ -3,14 +3,21 @@ may do what (organiser / member / signed-in stranger / signed out / API key)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import icalendar
 import pytest
 
+from core.database import Database
+from core.migrations import MIGRATIONS
 from hubtest import RunningHub
+from meetings.activity import entry
+from meetings.pairs import PairStore
+from meetings.vocabulary import Activity
 from twinningkit import PAIR, admin, call, security, sign_in, soon
 from twinningkit import MakeHub as MakeHub
 from unionhub.app import ARCHIVE_KEY, TWINNING_KEY
@@ -166,6 +173,8 @@ MATRIX = {
     "schedule": {"organiser", "api-key"},
     "change": {"organiser", "api-key"},
     "cancel": {"organiser", "api-key"},
+    "change pair settings": {"organiser", "api-key"},
+    "remove member": {"organiser", "api-key"},
 }
 
 
@@ -177,6 +186,7 @@ async def test_authorization_matrix(make_hub: MakeHub, http: aiohttp.ClientSessi
     for who, headers in people.items():
         _, session = await call(http, hub, "POST", f"{base}/sessions", admin(), SESSION)
         s = f"{base}/sessions/{session['id']}"
+        await call(http, hub, "POST", f"{base}/members", admin(), {"email": f"gone-{who}@x.test"})
         actions = {
             "read pair": ("GET", base, None),
             "read session": ("GET", s, None),
@@ -185,6 +195,8 @@ async def test_authorization_matrix(make_hub: MakeHub, http: aiohttp.ClientSessi
             "schedule": ("POST", f"{base}/sessions", SESSION),
             "change": ("PATCH", s, {"title": "Changed"}),
             "cancel": ("DELETE", s, None),
+            "change pair settings": ("PATCH", base, {"record_sessions": who != "member"}),
+            "remove member": ("DELETE", f"{base}/members/gone-{who}@x.test", None),
         }
         for action, (method, path, body) in actions.items():
             status, answer = await call(http, hub, method, path, headers, body)
@@ -276,3 +288,29 @@ async def test_a_past_session_lists_the_recordings_made_in_its_room(make_hub: Ma
     past = page["past"]
     assert [p["start"] for p in past] == ["2027-03-01T14:00:00Z"]
     assert [(r["id"], r["url"]) for r in past[0]["recordings"]] == [(in_first, f"/recordings/{in_first}")]
+
+
+async def test_activity_written_before_migration_4_stays_readable(tmp_path: Path) -> None:
+    """Entries logged before entries had fields keep their English text (the page shows it);
+    new ones carry their kind's fields, which the page words in the reader's language."""
+    path = tmp_path / "unionhub.sqlite3"
+    old = Database(path, MIGRATIONS[:3])  # the schema as it was shipped with pairs first
+    try:
+        await old.execute("INSERT INTO twinnings (id, name, created_by, created_at) VALUES ('0123456789ab', 'Old', NULL, 1)")
+        await old.execute("INSERT INTO twinning_activity (twinning_id, at, kind, text) "
+                          "VALUES ('0123456789ab', 2, 'session-held', '“Pensions” held')")
+    finally:
+        old.close()
+    db = Database(path)
+    try:
+        store = PairStore(db)
+        await store.log("0123456789ab", entry(Activity.SESSION_SCHEDULED, title="Staffing"))
+        assert await store.activity("0123456789ab") == [
+            {"at": pytest.approx(time.time(), abs=60), "kind": "session-scheduled", "text": "“Staffing” scheduled",
+             "fields": {"title": "Staffing"}},
+            {"at": 2.0, "kind": "session-held", "text": "“Pensions” held", "fields": None},
+        ]
+        pair = await store.get("0123456789ab")
+        assert pair is not None and pair.record_sessions is False
+    finally:
+        db.close()

@@ -1,6 +1,8 @@
 // The pair page (/t/<id>): the pair's sides, its next session in each side's local time (and the
-// reader's), scheduled and past sessions, members and activity; organisers schedule sessions
-// and invite members here. API: meetings/http.py (docs/PROTOCOL.md, "Twinnings and sessions").
+// reader's), scheduled and past sessions, members and activity; organisers schedule sessions,
+// invite and remove members and choose whether sessions are recorded here. API: meetings/http.py
+// (docs/PROTOCOL.md, "Twinnings and sessions"). Activity entries are worded here, in the
+// reader's language, from their kind and fields (older entries have only the server's text).
 
 import { languageName, make } from './dom.js';
 import { errorText, formatDateTime, formatNumber, getLocale, t } from './i18n.js';
@@ -96,6 +98,51 @@ function renderDocuments(documents) {
   if (!documents.length) list.replaceChildren(make('li', { cls: 'muted', text: t('twin.noDocuments') }));
 }
 
+const roleText = (role) => (role === 'organiser' ? t('twin.roleOrganiser') : t('twin.roleMember'));
+
+/** Each activity kind in the reader's words (meetings/activity.py has the English the API sends). */
+const ACTIVITY = {
+  created: (f) => t('twin.act.created', { pair: f.pair }),
+  'member-added': (f) => t('twin.act.memberAdded', { name: f.name, role: roleText(f.role) }),
+  'member-removed': (f) => t('twin.act.memberRemoved', { name: f.name }),
+  'session-scheduled': (f) => t('twin.act.sessionScheduled', { title: f.title }),
+  'session-changed': (f) => t('twin.act.sessionChanged', { title: f.title }),
+  'session-cancelled': (f) => t('twin.act.sessionCancelled', { title: f.title }),
+  'session-held': (f) => t('twin.act.sessionHeld', { title: f.title }),
+  'document-added': (f) => t('twin.act.documentAdded', { name: f.name, count: f.pages }),
+  'recording-on': () => t('twin.act.recordingOn'),
+  'recording-off': () => t('twin.act.recordingOff'),
+};
+
+function activityText(entry) {
+  const word = entry.fields ? ACTIVITY[entry.kind] : null;
+  return word ? word(entry.fields) : entry.text;
+}
+
+function memberItem(m) {
+  const name = m.name || m.email;
+  const role = roleText(m.role);
+  const li = make('li', {
+    testid: 'member',
+    text: m.branch !== null ? t('twin.memberOf', { name, role, branch: pair.branches[m.branch].name })
+      : t('twin.memberRole', { name, role }),
+  });
+  if (pair.your_role === 'organiser') {
+    const remove = make('button', { cls: 'danger small', testid: 'remove-member', text: t('twin.remove') });
+    remove.addEventListener('click', async () => {
+      if (!confirm(t('twin.removeConfirm', { name }))) return;
+      try {
+        await api('DELETE', `/api/twinnings/${pairId}/members/${encodeURIComponent(m.email)}`);
+        await load();
+      } catch (err) {
+        showError(errorText(err));
+      }
+    });
+    li.append(' ', remove);
+  }
+  return li;
+}
+
 function render() {
   $('#pair').hidden = false;
   document.title = t('twin.pageTitleNamed', { name: pair.name });
@@ -131,18 +178,12 @@ function render() {
 
   if (!$('#document-query').value.trim()) renderDocuments(pair.documents || []);
 
-  $('[data-testid="members"]').replaceChildren(...pair.members.map((m) => {
-    const name = m.name || m.email;
-    const role = m.role === 'organiser' ? t('twin.roleOrganiser') : t('twin.roleMember');
-    return make('li', {
-      testid: 'member',
-      text: m.branch !== null ? t('twin.memberOf', { name, role, branch: pair.branches[m.branch].name })
-        : t('twin.memberRole', { name, role }),
-    });
-  }));
+  $('[data-testid="members"]').replaceChildren(...pair.members.map(memberItem));
   $('[data-testid="activity"]').replaceChildren(...pair.activity.map((a) => make('li', {
-    testid: 'activity-item', text: `${formatDateTime(new Date(a.at * 1000))}: ${a.text}`,
+    testid: 'activity-item', text: `${formatDateTime(new Date(a.at * 1000))}: ${activityText(a)}`,
   })));
+  $('[data-testid="recording-setting"]').textContent = pair.record_sessions ? t('twin.recorded') : t('twin.notRecorded');
+  $('[data-testid="record-sessions"]').checked = pair.record_sessions;
 
   const organiser = pair.your_role === 'organiser';
   for (const section of document.querySelectorAll('.organiser-only')) section.hidden = !organiser;
@@ -202,6 +243,15 @@ $('#invite-form').addEventListener('submit', async (event) => {
   } catch (err) {
     showError(errorText(err));
   }
+});
+
+$('[data-testid="record-sessions"]').addEventListener('change', async (event) => {
+  try {
+    await api('PATCH', `/api/twinnings/${pairId}`, { record_sessions: event.target.checked });
+  } catch (err) {
+    showError(errorText(err));
+  }
+  await load();
 });
 
 let searchTimer = 0;

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from signinkit import SmtpServer, smtp_server
-from twinningkit import AGREEMENT
+from twinningkit import AGREEMENT, soon
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +39,7 @@ def twinning_hub(hub_factory: Callable[..., Any], smtp: SmtpServer, monkeypatch:
 
 def api(hub: Any, method: str, path: str, body: Any) -> Any:
     request = urllib.request.Request(
-        hub.url + path, data=json.dumps(body).encode(), method=method,
+        hub.url + path, data=None if body is None else json.dumps(body).encode(), method=method,
         headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -126,3 +127,62 @@ def test_an_organiser_reads_and_runs_the_pair_page(twinning_hub: Any, smtp: Smtp
     page.set_input_files('[data-testid="document-file"]', str(not_pdf))
     page.locator('#upload-form button[type="submit"]').click()
     page.locator('[data-testid="error"]', has_text="not a PDF").wait_for()
+
+
+def test_an_organiser_removes_a_member_and_chooses_recording_in_spanish(twinning_hub: Any, smtp: SmtpServer,
+                                                                         new_page: Callable[[], Any]) -> None:
+    """The pair page in Spanish: the activity log is worded in Spanish from its entries (not the
+    server's English); the organiser turns recording on and removes a member from the page."""
+    hub = twinning_hub
+    pair = api(hub, "POST", "/api/twinnings", {"name": "Harare–Gent", "branches": [
+        {"name": "Harare", "country": "ZW", "timezone": "Africa/Harare", "languages": ["en"]},
+        {"name": "Gent", "country": "BE", "timezone": "Europe/Brussels", "languages": ["fr"]},
+    ]})
+    api(hub, "POST", f"/api/twinnings/{pair['id']}/members", {"email": ORGANISER, "name": "Olu", "role": "organiser"})
+    api(hub, "POST", f"/api/twinnings/{pair['id']}/members", {"email": "lieve@acv.test", "name": "Lieve", "branch": 1})
+    api(hub, "POST", f"/api/twinnings/{pair['id']}/sessions", {
+        "title": "Convenios", "start": "2027-07-05T14:00", "timezone": "Africa/Harare"})
+
+    page = new_page()
+    page.add_init_script("localStorage.setItem('unionhub-locale', 'es')")
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, hub, smtp, ORGANISER, f"/t/{pair['id']}")
+    page.locator('[data-testid="activity-item"]', has_text="Sesión «Convenios» programada").wait_for()
+    activity = " | ".join(page.locator('[data-testid="activity-item"]').all_text_contents())
+    assert "Lieve se sumó como miembro" in activity and "Hermanamiento «Harare–Gent» creado" in activity
+    assert "scheduled" not in activity and "joined as" not in activity
+    assert page.locator('[data-testid="recording-setting"]').text_content() == "Las sesiones no se graban."
+
+    page.locator('[data-testid="record-sessions"]').check()
+    page.locator('[data-testid="activity-item"]', has_text="A partir de ahora se graban las sesiones").wait_for()
+    assert "Las sesiones se graban" in (page.locator('[data-testid="recording-setting"]').text_content() or "")
+    assert api(hub, "GET", f"/api/twinnings/{pair['id']}", None)["record_sessions"] is True
+
+    page.locator('[data-testid="member"]', has_text="Lieve").locator('[data-testid="remove-member"]').click()
+    page.locator('[data-testid="activity-item"]', has_text="Lieve ya no forma parte del hermanamiento").wait_for()
+    assert page.locator('[data-testid="member"]', has_text="Lieve").count() == 0
+    page.locator('[data-testid="member"]', has_text="Olu").locator('[data-testid="remove-member"]').click()
+    page.locator('[data-testid="error"]', has_text="Un hermanamiento conserva al menos una persona organizadora").wait_for()
+
+
+def test_a_session_of_a_pair_that_records_shows_the_recording_sign(twinning_hub: Any, smtp: SmtpServer,
+                                                                    new_page: Callable[[], Any]) -> None:
+    """From the pair page's join link into the session's call: it is being recorded, as the pair
+    decided, and the call shows the usual recording sign."""
+    hub = twinning_hub
+    pair = api(hub, "POST", "/api/twinnings", {"name": "Harare–Gent", "record_sessions": True, "branches": [
+        {"name": "Harare", "timezone": "Africa/Harare", "languages": ["en"]},
+        {"name": "Gent", "timezone": "Europe/Brussels", "languages": ["fr"]},
+    ]})
+    api(hub, "POST", f"/api/twinnings/{pair['id']}/members", {"email": ORGANISER, "name": "Olu", "role": "organiser"})
+    api(hub, "POST", f"/api/twinnings/{pair['id']}/sessions", {
+        "title": "Convenios", "start": soon(5), "timezone": "Africa/Johannesburg"})
+
+    page = new_page()
+    sign_in(page, hub, smtp, ORGANISER, f"/t/{pair['id']}")
+    page.locator('[data-testid="recording-setting"]', has_text="Sessions are recorded").wait_for()
+    page.locator('[data-testid="next-session"] [data-testid="join-link"]').click()
+    page.wait_for_function("() => !!(window.unionhub && window.unionhub.state.myId)", timeout=20000)
+    indicator = page.get_by_test_id("recording-indicator")
+    expect(indicator).to_be_visible()
+    expect(indicator).to_have_text("Recording")
