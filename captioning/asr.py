@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .language import LanguageHint, choose_language
+
 logger = logging.getLogger(__name__)
 
 #: Whisper's own test for a decoding stuck in a loop ("o que é o que é o que é ..."): text that
@@ -52,10 +54,25 @@ def collapse_repeats(text: str, longest: int = 8) -> str:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One of Whisper's segments: where it starts and ends in the audio (seconds), and its text.
+
+    Whisper ends segments at phrase and sentence boundaries; the stream cuts run-on speech there
+    (:mod:`captioning.stream`)."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Transcript:
     text: str
     language: str
     language_probability: float
+    #: Whisper's language identification, most likely first, when it was asked to detect (else empty)
+    language_probs: tuple[tuple[str, float], ...] = ()
+    segments: tuple[Segment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,8 +88,12 @@ class AsrSpec:
 
 class AsrBackend(Protocol):
     def transcribe(
-        self, audio: np.ndarray, language: str | None, prompt: str | None
+        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None
     ) -> Transcript: ...
+
+    def translate(self, audio: np.ndarray, language: str) -> str: ...
+
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]: ...
 
 
 def _cuda_available() -> bool:
@@ -97,29 +118,72 @@ class FasterWhisperBackend:
         )
         self.multilingual = self.model.model.is_multilingual
 
-    def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
+    def transcribe(
+        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None
+    ) -> Transcript:
         if not self.multilingual:
             language = "en"
         # Whisper pads every input to a 30 s window; a live utterance is a few seconds long, and
         # a window just longer than the audio halves the cost of each call (docs/BENCHMARKS.md).
-        window = min(30, int(len(audio) / 16000) + 2)
-        text, info = self._decode(audio, language, prompt, window, beam=1)
+        window = self._window(audio)
+        hint = language if isinstance(language, LanguageHint) else None
+        fixed = None if isinstance(language, LanguageHint) else language
+        if hint is not None and not hint.detects(len(audio) / 16000):
+            fixed = hint.fallback  # too little audio to tell (captioning/language.py)
+            hint = None
+        text, segments, info = self._decode(audio, fixed, prompt, window, beam=1)
+        probs: tuple[tuple[str, float], ...] = ()
+        if hint is not None:
+            # Whisper detected the language while decoding; decode again only when the rule
+            # overrules it (an unexpected or unsure language: the previous or declared one instead)
+            probs = tuple((str(lang), float(p)) for lang, p in info.all_language_probs or ())
+            chosen, _p = choose_language(probs, hint)
+            fixed = chosen
+            if chosen != info.language:
+                text, segments, info = self._decode(audio, chosen, prompt, window, beam=1)
         if compression_ratio(text) > MAX_COMPRESSION_RATIO:
             # Greedy decoding sometimes gets stuck repeating a phrase, and which audio does it
             # is chaotic (a few samples more or less at the start). Offline Whisper falls back to
             # sampling; beam search is deterministic and escaped every loop we saw. Rare, so the
             # second pass costs little overall.
             logger.info("repetitive transcript (%d chars); decoding again with beam search", len(text))
-            text, info = self._decode(audio, language, prompt, window, beam=5)
+            text, segments, info = self._decode(audio, fixed, prompt, window, beam=5)
             text = collapse_repeats(text)
-        return Transcript(text, info.language, float(info.language_probability))
+        return Transcript(text, str(fixed or info.language), float(info.language_probability),
+                          language_probs=probs, segments=segments)
+
+    @staticmethod
+    def _window(audio: np.ndarray) -> int:
+        return min(30, int(len(audio) / 16000) + 2)
+
+    def translate(self, audio: np.ndarray, language: str) -> str:
+        """Whisper's own speech translation into English (``task="translate"``): the caption for
+        English readers when no Argos model translates ``language`` into English."""
+        if not self.multilingual:
+            raise ValueError("an English-only model cannot translate speech")
+        text, _segments, _info = self._decode(audio, language, None, self._window(audio), beam=1, task="translate")
+        if compression_ratio(text) > MAX_COMPRESSION_RATIO:
+            text, _segments, _info = self._decode(audio, language, None, self._window(audio), beam=5,
+                                                  task="translate")
+            text = collapse_repeats(text)
+        return text
+
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        """Whisper's language probabilities for ``audio``, on the same window as :meth:`transcribe`."""
+        if not self.multilingual:
+            return [("en", 1.0)]
+        features = self.model.feature_extractor(audio, chunk_length=self._window(audio))
+        _lang, _p, probs = self.model.detect_language(features=features)
+        return [(str(lang), float(p)) for lang, p in probs]
 
     def _decode(
-        self, audio: np.ndarray, language: str | None, prompt: str | None, window: int, beam: int
-    ) -> tuple[str, Any]:
+        self, audio: np.ndarray, language: str | None, prompt: str | None, window: int, beam: int,
+        task: str = "transcribe",
+    ) -> tuple[str, tuple[Segment, ...], Any]:
         segments, info = self.model.transcribe(
             audio,
             language=language,
+            task=task,
             beam_size=beam,
             best_of=1,
             temperature=0.0,
@@ -131,7 +195,8 @@ class FasterWhisperBackend:
             vad_filter=False,  # utterances are already cut by our streaming VAD
             chunk_length=window,
         )
-        return " ".join(s.text.strip() for s in segments).strip(), info
+        decoded = tuple(Segment(float(s.start), float(s.end), s.text.strip()) for s in segments)
+        return " ".join(s.text for s in decoded).strip(), decoded, info
 
 
 class OpenAIWhisperBackend:
@@ -146,18 +211,40 @@ class OpenAIWhisperBackend:
         self.model = whisper.load_model(spec.model, device=device)
         self.multilingual = self.model.is_multilingual
 
-    def transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
-        result = self.model.transcribe(
+    def transcribe(
+        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None
+    ) -> Transcript:
+        hint = language if isinstance(language, LanguageHint) else None
+        fixed = None if isinstance(language, LanguageHint) else language
+        if hint is not None and not hint.detects(len(audio) / 16000):
+            fixed = hint.fallback
+            hint = None
+        result = self._run(audio, fixed if self.multilingual else "en", prompt, "transcribe")
+        lang = str(result.get("language") or fixed or "en")
+        if hint is not None:  # (openai-whisper gives no probabilities: the top language counts as sure)
+            chosen, _p = choose_language([(lang, 1.0)], hint)
+            if chosen != lang:
+                result, lang = self._run(audio, chosen, prompt, "transcribe"), chosen
+        return Transcript(str(result["text"]).strip(), lang, 1.0)
+
+    def translate(self, audio: np.ndarray, language: str) -> str:
+        return str(self._run(audio, language, None, "translate")["text"]).strip()
+
+    def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]:
+        return [(str(self._run(audio, None, None, "transcribe").get("language") or "en"), 1.0)]
+
+    def _run(self, audio: np.ndarray, language: str | None, prompt: str | None, task: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.model.transcribe(
             audio.astype(np.float32),
-            language=language if self.multilingual else "en",
+            language=language,
+            task=task,
             temperature=0.0,
             condition_on_previous_text=False,
             initial_prompt=prompt or None,
             fp16=False,
             without_timestamps=True,
         )
-        lang = str(result.get("language") or language or "en")
-        return Transcript(str(result["text"]).strip(), lang, 1.0)
+        return result
 
 
 def load_backend(spec: AsrSpec) -> AsrBackend:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -34,6 +35,7 @@ from redis.exceptions import RedisError
 from core.redis import connect as redis_connect
 
 from .asr import Transcript
+from .language import LanguageHint
 from .workers import ModelLoadError, WorkerCrashed, _transcribe, _translate_many
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ def encode_request(kind: Kind, args: tuple[Any, ...]) -> dict[str, bytes | str]:
     """The fields of a request entry (audio as raw float32, the rest as JSON)."""
     if kind is Kind.ASR:
         audio, language, prompt = args
+        if isinstance(language, LanguageHint):  # (--spoken-language detect: the rule travels along)
+            language = dataclasses.asdict(language)
         return {"audio": np.asarray(audio, dtype=np.float32).tobytes(), "args": json.dumps([language, prompt])}
     text, source, targets = args
     return {"args": json.dumps([text, source, list(targets)])}
@@ -84,7 +88,10 @@ def encode_request(kind: Kind, args: tuple[Any, ...]) -> dict[str, bytes | str]:
 def decode_request(kind: Kind, fields: dict[bytes, bytes]) -> tuple[Any, ...]:
     args = json.loads(fields[b"args"])
     if kind is Kind.ASR:
-        return (np.frombuffer(fields[b"audio"], dtype=np.float32), args[0], args[1])
+        language = args[0]
+        if isinstance(language, dict):
+            language = LanguageHint(**{**language, "expected": tuple(language.get("expected", ()))})
+        return (np.frombuffer(fields[b"audio"], dtype=np.float32), language, args[1])
     return (str(args[0]), str(args[1]), [str(t) for t in args[2]])
 
 

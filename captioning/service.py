@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,18 +24,22 @@ from media_server import SFU, MediaRoom, Publication
 
 from .asr import AsrSpec, default_threads
 from .audio import PcmConverter
+from .language import LanguageHint, SpokenLanguage
 from .models import ModelDirs, ModelError, model_label, resolve_asr_model
 from .remote import Kind, RemotePool
 from .store import CaptionStore, StoredCaption
 from .stream import AsrScheduler, CaptionEvent, SpeakerStream
 from .vad import StreamingVad
+from .vocabulary import CaptionState, TranslatedBy, Untranslated
 from .workers import (
     ModelLoadError,
     Pool,
     WorkerCrashed,
+    WorkerPool,
     _asr_info,
     _transcribe,
     _translate_many,
+    _translate_speech,
     _translation_info,
     asr_pool,
     translation_pool,
@@ -70,22 +73,6 @@ class Interpretation(Protocol):
     def interprets(self, participant_id: str) -> str | None: ...
 
     def live_channels(self, room: str) -> dict[str, str]: ...
-
-
-class CaptionState(StrEnum):
-    """Why captions are (not) there, as a code pages translate (``CaptionStatus.state``)."""
-
-    STARTING = "starting"  # models are loading
-    ON = "on"
-    OFF = "off"  # turned off on this server (--asr-model none)
-    UNAVAILABLE = "unavailable"  # no model installed, or it failed to load (``message`` says which)
-
-
-class Untranslated(StrEnum):
-    """Why a listener got the original instead of their caption language (``untranslated.reason``)."""
-
-    NO_MODEL = "no-model"  # no installed translation reaches the listener's language: say so
-    BUSY = "busy"  # translation was busy (partials) or failed: the final usually is translated
 
 
 @dataclass
@@ -340,34 +327,40 @@ class CaptionService:
         queue = publication.audio.subscribe()
         session = await self.session(room)
         info = self._participant(publication.owner)
-        language = None
-        if info is not None and (self.config.spoken_language == "profile" or not self.multilingual):
-            language = info[1] if self.multilingual else "en"
-        language_of_profile = language
-        booth = self._interpretation.interprets(publication.owner) if self._interpretation else None
-        if booth is not None and self.multilingual:
-            language = booth  # an interpreter speaks the language they interpret into
+        declared = info[1] if info is not None else None
+        previous: str | None = None  # the language of the speaker's last final
+
+        def spoken() -> SpokenLanguage:
+            """What the speaker's next utterances are transcribed in (asked again after each caption:
+            made an interpreter or no longer, readers of a new language joined the room)."""
+            if not self.multilingual:
+                return "en"
+            booth = self._interpretation.interprets(publication.owner) if self._interpretation else None
+            if booth is not None:
+                return booth  # an interpreter speaks the language they interpret into
+            if self.config.spoken_language == "detect":  # per utterance, among the room's languages
+                return LanguageHint.for_speaker(declared, self._room_languages(room), previous)
+            return declared
+
         vad = await asyncio.get_running_loop().run_in_executor(self._vad_executor, StreamingVad)
         converter = PcmConverter()
 
         name = info[0] if info else "?"
 
         async def on_caption(event: CaptionEvent) -> None:
-            nonlocal name
+            nonlocal name, previous
+            if event.final:
+                previous = event.language
             now = self._participant(publication.owner)
             name = now[0] if now else name  # the last final may come after the speaker left
-            if self._interpretation is not None and self.multilingual:
-                # made an interpreter (or no longer) while speaking: the next utterances are
-                # transcribed in the booth's language (or the profile's again)
-                booth = self._interpretation.interprets(publication.owner)
-                stream.language = booth or language_of_profile
+            stream.language = spoken()
             await self._publish(room, session, publication.owner, name, event)
 
         stream = SpeakerStream(
             self._scheduler,
             lambda audio: self._vad(vad, audio),
             on_caption,
-            language=language,
+            language=spoken(),
             partial_interval=self.config.partial_interval,
             time_offset=time.time() - session.started,
         )
@@ -382,7 +375,7 @@ class CaptionService:
             publication.audio.unsubscribe(queue)
             self._streams.pop(publication.id, None)
 
-    async def _transcribe(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Any:
+    async def _transcribe(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Any:
         assert self._asr is not None
         return await self._asr.call(_transcribe, audio, language, prompt)
 
@@ -423,6 +416,28 @@ class CaptionService:
         self.translations += len(result)
         return result
 
+    def speech_translation(self, source: str) -> bool:
+        """Whether English readers get Whisper's own speech translation of ``source``: no Argos model
+        reaches English from it, and a local multilingual speech model can (a cluster's caption
+        pool serves transcription only)."""
+        return (source not in ("en", "und") and self.multilingual and isinstance(self._asr, WorkerPool)
+                and not self.can_translate(source, "en"))
+
+    async def translate_speech(self, audio: np.ndarray, source: str) -> str:
+        """Whisper's English translation of an utterance, run in an ASR worker; "" if it failed."""
+        assert self._asr is not None
+        started = time.monotonic()
+        try:
+            text = await self._asr.call(_translate_speech, audio, source)
+        except WorkerCrashed:
+            return ""
+        except Exception:
+            logger.exception("speech translation failed")
+            return ""
+        self._translation_seconds.append(time.monotonic() - started)
+        self.translations += 1
+        return text.strip()
+
     async def _publish(self, room: str, session: _Session, speaker: str, name: str, event: CaptionEvent) -> None:
         live = self._interpretation.live_channels(room) if self._interpretation is not None else {}
         booth = self._interpretation.interprets(speaker) if self._interpretation is not None else None
@@ -433,6 +448,8 @@ class CaptionService:
         # a language with a live interpreter reads the interpreter, not a machine translation
         targets = {lang for lang in self._room_languages(room) if lang != source and lang not in live}
         translated = await self.translate_many(event.text, source, targets, wait=event.final)
+        # English readers of a language Argos cannot translate get Whisper's translation of the speech
+        by_whisper = "en" in targets and "en" not in translated and self.speech_translation(source)
         base = {
             "utterance": event.utterance,
             "seq": event.seq,
@@ -450,12 +467,27 @@ class CaptionService:
             if lang in translated:
                 text = translated[lang]
                 deliveries.append((lang, {**base, "lang": lang, "text": text, "stable": len(text) if event.final else 0}))
+            elif lang == "en" and by_whisper and event.final and event.audio is not None:
+                continue  # delivered below, once Whisper has translated it (the others need not wait)
+            elif lang == "en" and by_whisper:  # a partial: the final will be translated
+                deliveries.append((lang, {**base, "lang": source, "text": event.text,
+                                          "untranslated": {"reason": str(Untranslated.BUSY), "wanted": lang}}))
             else:  # no model for this pair (or busy on a partial): show the original, and why
                 reason = Untranslated.BUSY if self.can_translate(source, lang) else Untranslated.NO_MODEL
                 deliveries.append((lang, {**base, "lang": source, "text": event.text,
                                           "untranslated": {"reason": str(reason), "wanted": lang}}))
         for lang, caption in deliveries:
             await self._emit(room, lang, caption)
+        if by_whisper and event.final and event.audio is not None:
+            english = await self.translate_speech(event.audio, source)
+            if english:
+                translated = {**translated, "en": english}
+                caption = {**base, "lang": "en", "text": english, "stable": len(english),
+                           "translated_by": str(TranslatedBy.WHISPER)}
+            else:
+                caption = {**base, "lang": source, "text": event.text,
+                           "untranslated": {"reason": str(Untranslated.NO_MODEL), "wanted": "en"}}
+            await self._emit(room, "en", caption)
         self.emitted += 1
         if event.final and self._store is not None:
             rows = [StoredCaption(session.id, event.utterance, speaker, name, source, source, event.text,

@@ -35,13 +35,14 @@ import numpy as np
 
 from .asr import Transcript
 from .audio import SAMPLE_RATE
+from .language import LanguageHint, SpokenLanguage, fixed_language
 from .policy import LocalAgreement
 from .vad import WINDOW
 from .workers import WorkerCrashed
 
 logger = logging.getLogger(__name__)
 
-TranscribeFn = Callable[[np.ndarray, str | None, str | None], Awaitable[Transcript]]
+TranscribeFn = Callable[[np.ndarray, SpokenLanguage, str | None], Awaitable[Transcript]]
 VadFn = Callable[[np.ndarray], Awaitable[list[float]]]
 
 SPEECH_ON = 0.5
@@ -58,6 +59,7 @@ class CaptionEvent:
     start: float  # media seconds
     end: float
     language: str
+    audio: np.ndarray | None = field(default=None, repr=False, compare=False)  # a final's speech
 
 
 @dataclass(order=True)
@@ -66,7 +68,7 @@ class _Job:
     order: int
     created: float = field(compare=False)
     audio: np.ndarray = field(compare=False, repr=False)
-    language: str | None = field(compare=False)
+    language: SpokenLanguage = field(compare=False)
     prompt: str | None = field(compare=False)
     future: asyncio.Future[Transcript | None] = field(compare=False, repr=False)
 
@@ -136,7 +138,7 @@ class AsrScheduler:
         }
 
     def _submit(
-        self, priority: int, audio: np.ndarray, language: str | None, prompt: str | None
+        self, priority: int, audio: np.ndarray, language: SpokenLanguage, prompt: str | None
     ) -> asyncio.Future[Transcript | None]:
         self.start()
         future: asyncio.Future[Transcript | None] = asyncio.get_running_loop().create_future()
@@ -157,10 +159,10 @@ class AsrScheduler:
             logger.warning("captions are lagging: dropped a %.1f s utterance", len(job.audio) / SAMPLE_RATE)
         heapq.heapify(self._heap)
 
-    async def final(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript | None:
+    async def final(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Transcript | None:
         return await self._submit(0, audio, language, prompt)
 
-    async def partial(self, audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript | None:
+    async def partial(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Transcript | None:
         return await self._submit(1, audio, language, prompt)
 
     async def _run(self) -> None:
@@ -247,7 +249,7 @@ class SpeakerStream:
         scheduler: AsrScheduler,
         vad: VadFn,
         on_caption: Callable[[CaptionEvent], Awaitable[None]],
-        language: str | None = None,
+        language: SpokenLanguage = None,
         partial_interval: float = 0.8,
         min_silence: float = 1.0,
         max_utterance: float = 15.0,
@@ -369,7 +371,8 @@ class SpeakerStream:
             result = await self._scheduler.partial(utt.audio(), utt.language or self.language, self._prompt())
             if result is None or utt.closed or not result.text:
                 return
-            utt.language = utt.language or result.language
+            if not isinstance(self.language, LanguageHint):  # (detecting: the final decides, on it all)
+                utt.language = utt.language or result.language
             committed, tentative = utt.agreement.update(result.text.split())
             stable_text = " ".join(committed)
             text = " ".join(committed + tentative)
@@ -378,7 +381,7 @@ class SpeakerStream:
             await self._on_caption(
                 CaptionEvent(utt.id, utt.seq, text, len(stable_text), False,
                              self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
-                             utt.language or "und")
+                             utt.language or result.language)
             )
         except asyncio.CancelledError:
             raise
@@ -394,7 +397,8 @@ class SpeakerStream:
     async def _final_loop(self) -> None:
         while (utt := await self._finals.get()) is not None:
             try:
-                result = await self._scheduler.final(utt.audio(), utt.language or self.language, self._prompt())
+                audio = utt.audio()
+                result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
                 text = result.text.strip() if result is not None else ""
                 if not text:
                     # transcription failed, was dropped or heard nothing: settle what listeners
@@ -407,7 +411,8 @@ class SpeakerStream:
                 await self._on_caption(
                     CaptionEvent(utt.id, utt.seq, text, len(text), True,
                                  self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
-                                 utt.language or (result.language if result else None) or self.language or "und")
+                                 utt.language or (result.language if result else None)
+                                 or fixed_language(self.language) or "und", audio)
                 )
             except asyncio.CancelledError:
                 raise

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from .asr import AsrBackend, AsrSpec, Transcript, load_backend
+from .language import LanguageHint
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,20 @@ def _init_asr(spec: AsrSpec) -> None:
     _asr = load_backend(spec)
 
 
-def _transcribe(audio: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
+def _transcribe(audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None) -> Transcript:
     assert _asr is not None
     return _asr.transcribe(audio, language, prompt)
+
+
+def _translate_speech(audio: np.ndarray, language: str) -> str:
+    """Whisper's speech translation into English (the fallback when Argos has no model)."""
+    assert _asr is not None
+    return _asr.translate(audio, language)
+
+
+def _detect_language(audio: np.ndarray) -> list[tuple[str, float]]:
+    assert _asr is not None
+    return _asr.detect_language(audio)
 
 
 def _asr_info() -> dict[str, Any]:

@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--caption-pool", metavar="URL",
                      help="no model here: speech and translation by `unionhub caption-worker`s on this Redis")
     cap.add_argument("--spoken-language", choices=["profile", "detect"], default="profile",
-                     help="transcribe in each speaker's chosen language, or detect it per utterance")
+                     help="transcribe in each speaker's chosen language, or detect it per utterance "
+                          "(among the room's caption languages; docs/BENCHMARKS.md)")
     serve.add_argument("--auto-record", action="store_true", help="record every room from its first join")
     serve.add_argument("--no-recordings", action="store_true",
                        help="turn recording and the archive off (live streams still run, unarchived)")

@@ -191,6 +191,7 @@ export function showCaption(c) {
   node.querySelector('.caption-stable').textContent = c.text.slice(0, stable);
   node.querySelector('.caption-tentative').textContent = c.text.slice(stable);
   setOriginal(node, c);
+  setEngineNote(node, c);
   updateNotice(c);
   updateTile(c);
   if (c.final && !entry.announced) {
@@ -264,6 +265,30 @@ function updateNotice(c) {
   } else if (!u && c.final && c.lang === picker.value && c.source_lang === notice.dataset.source) {
     notice.hidden = true; // that speaker's captions are translated now (a model was installed)
   }
+}
+
+/**
+ * A caption the server marks `translated_by: "whisper"` is Whisper's translation of the speech into
+ * English (no text translation from the speaker's language is installed): it says so, briefly.
+ */
+function setEngineNote(node, c) {
+  let note = node.querySelector('.caption-engine');
+  if (c.translated_by !== 'whisper') {
+    if (note) note.remove();
+    return;
+  }
+  if (!note) {
+    note = document.createElement('span');
+    note.className = 'caption-engine';
+    note.setAttribute('data-testid', 'caption-engine');
+    node.append(note);
+  }
+  note.dataset.source = typeof c.source_lang === 'string' ? c.source_lang : '';
+  renderEngineNote(note);
+}
+
+function renderEngineNote(note) {
+  note.textContent = t('captions.byWhisper', { source: languageName(note.dataset.source || 'und') });
 }
 
 /** The speaker's own words under a translated caption (shown when "show original" is on). */
@@ -346,6 +371,7 @@ export function clearCaptions() {
 document.addEventListener('unionhub:locale', () => { // (the interface language changed)
   render();
   renderNotice();
+  for (const note of lines.querySelectorAll('.caption-engine')) renderEngineNote(note);
   setSize(sizeIndex, { remember: false });
   renderStatusLine(panel.dataset.available === 'true');
 });
