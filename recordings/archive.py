@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 STATUSES = ("recording", "processing", "ready", "failed")
 MEDIA_FILES = ("playback.mp4", "audio.m4a")
+#: An interpreter channel's files (issue #14): ``playback-es.mp4``, ``audio-es.m4a``.
+CHANNEL_FILE_RE = re.compile(r"(playback-(?P<v>[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)\.mp4"
+                             r"|audio-(?P<a>[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)\.m4a)")
+#: The composer's list of a recording's channels, beside the files it made (no table: the files
+#: on disk are what can be played).
+CHANNELS_FILE = "channels.json"
 ID_RE = re.compile(r"[0-9a-f]{8,32}")
 LANG_RE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 MAX_TITLE = 200
@@ -77,6 +83,7 @@ class Recording:
     languages: list[str]
     session_id: str | None
     caption_offset: float
+    channels: list[str] = field(default_factory=builtins.list)  # interpreter channels, languages
 
     @property
     def length(self) -> float | None:
@@ -109,6 +116,11 @@ class Recording:
             "api": base,
             "video": f"{base}/media/playback.mp4" if ready else None,
             "audio": f"{base}/media/audio.m4a" if ready else None,
+            # the floor is video/audio; each channel has its own files, the same video
+            "channels": [
+                {"lang": lang, "video": f"{base}/media/playback-{lang}.mp4", "audio": f"{base}/media/audio-{lang}.m4a"}
+                for lang in (self.channels if ready else [])
+            ],
             "captions": {
                 lang: {
                     "vtt": f"{base}/captions/{lang}.vtt",
@@ -258,9 +270,18 @@ class Archive:
         return self.root / rec_id
 
     def media_path(self, rec_id: str, name: str) -> Path:
-        if name not in MEDIA_FILES:
-            raise ArchiveError("bad-name", f"Media is one of {', '.join(MEDIA_FILES)}.")
+        if name not in MEDIA_FILES and not CHANNEL_FILE_RE.fullmatch(name):
+            raise ArchiveError("bad-name", f"Media is one of {', '.join(MEDIA_FILES)} or a channel's "
+                                           "playback-<lang>.mp4 / audio-<lang>.m4a.")
         return self.folder(rec_id) / name
+
+    def _channels(self, rec_id: str) -> builtins.list[str]:
+        """The recording's interpreter channels (what the composer wrote; [] before or without)."""
+        try:
+            langs = json.loads((self.root / rec_id / CHANNELS_FILE).read_text())
+        except (OSError, ValueError):
+            return []
+        return [lang for lang in langs if valid_lang(lang)] if isinstance(langs, builtins.list) else []
 
     # -- rows ------------------------------------------------------------------------------------
 
@@ -271,8 +292,9 @@ class Archive:
             names = [str(p) for p in json.loads(participants)]
         except (ValueError, TypeError):
             names = []
+        channels = self._channels(rec_id) if status == "ready" else []
         return Recording(rec_id, room, title, started_at, ended_at, duration, status, progress,
-                         error, bool(published), names, languages, session_id, offset or 0.0)
+                         error, bool(published), names, languages, session_id, offset or 0.0, channels)
 
     @staticmethod
     def _languages(
@@ -543,6 +565,6 @@ def _metadata_matches(rec: Recording, needle: str) -> bool:
 
 
 __all__ = [
-    "MEDIA_FILES", "STATUSES", "Archive", "ArchiveError", "Cue", "Recording", "SearchHit",
+    "CHANNEL_FILE_RE", "MEDIA_FILES", "STATUSES", "Archive", "ArchiveError", "Cue", "Recording", "SearchHit",
     "fts_query", "render_srt", "render_webvtt", "srt_time", "valid_id", "valid_lang", "vtt_time",
 ]

@@ -5,6 +5,11 @@ laid out in a grid of the tracks live at each moment, every audio track is mixed
 is encoded once as ``playback.mp4`` (H.264 + AAC, fast start) plus ``audio.m4a`` (the podcast
 rendition). Everything streams in blocks, so memory does not grow with the recording's length.
 Progress goes to ``progress.json`` for the server to show.
+
+Interpreter channels (issue #14): the floor's files never carry an interpreter. Each channel
+gets ``audio-<lang>.m4a`` (mixed as :mod:`recordings.channels` says) and ``playback-<lang>.mp4``,
+the same encoded video with that audio (a remux, no second encode): any player switches channel
+by switching file, and a download has the language one wants.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 
 import av
 import numpy as np
+
+from .channels import channel_mix, remux
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +186,39 @@ class AudioEncoder:
         self.container.mux(packet)
 
 
+class _Mixer:
+    """Sums audio tracks (``_audio_chunks`` iterators) one block at a time."""
+
+    def __init__(self, chunks: list[Iterator[tuple[int, np.ndarray]]]) -> None:
+        self.chunks = chunks
+        self.pending: list[tuple[int, np.ndarray] | None] = [None] * len(chunks)
+
+    def block(self, block_start: int, block_end: int) -> tuple[np.ndarray, bool]:
+        """The mix of ``[block_start, block_end)`` and whether any track had sound in it."""
+        mix = np.zeros(block_end - block_start, np.float32)
+        heard = False
+        for i, chunks in enumerate(self.chunks):
+            while True:
+                item = self.pending[i]
+                if item is None:
+                    item = next(chunks, None)
+                    if item is None:
+                        break
+                start, samples = item
+                if start >= block_end:
+                    self.pending[i] = item
+                    break
+                lo, hi = max(start, block_start), min(start + len(samples), block_end)
+                if hi > lo:
+                    mix[lo - block_start : hi - block_start] += samples[lo - start : hi - start]
+                    heard = True
+                if start + len(samples) > block_end:
+                    self.pending[i] = (block_end, samples[block_end - start :])
+                    break
+                self.pending[i] = None
+        return mix, heard
+
+
 def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]:
     """Write playback.mp4 and audio.m4a from the tracks in ``folder``; returns a summary."""
     folder = Path(folder)
@@ -193,8 +233,13 @@ def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]
         _VideoTrack(folder / "tracks" / t["file"], t["offset"], t.get("name", ""))
         for t in tracks if t["kind"] == "video"
     ]
-    audios = [_audio_chunks(folder / "tracks" / t["file"], t["offset"]) for t in tracks if t["kind"] == "audio"]
-    pending: list[tuple[int, np.ndarray] | None] = [None] * len(audios)
+    def mixer(channel: str | None) -> _Mixer:
+        return _Mixer([_audio_chunks(folder / "tracks" / t["file"], t["offset"]) for t in tracks
+                       if t["kind"] == "audio" and t.get("channel") == channel])
+
+    floor = mixer(None)
+    langs = sorted({str(t["channel"]) for t in tracks if t["kind"] == "audio" and t.get("channel")})
+    channels = {lang: mixer(lang) for lang in langs}
 
     tmp_video, tmp_audio = folder / "playback.tmp.mp4", folder / "audio.tmp.m4a"
     out = av.open(str(tmp_video), "w", format="mp4", options={"movflags": "+faststart"})
@@ -204,6 +249,9 @@ def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]
     aout = AudioEncoder(out)
     podcast = av.open(str(tmp_audio), "w", format="mp4", options={"movflags": "+faststart"})
     pout = AudioEncoder(podcast)
+    channel_files = {lang: av.open(str(folder / f"audio-{lang}.tmp.m4a"), "w", format="mp4",
+                                   options={"movflags": "+faststart"}) for lang in langs}
+    channel_outs = {lang: AudioEncoder(out) for lang, out in channel_files.items()}
 
     n_frames = int(math.ceil(total * FPS))
     n_samples = int(math.ceil(total * RATE))
@@ -211,28 +259,13 @@ def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]
     last_progress = 0.0
     for block_start in range(0, n_samples, BLOCK):
         block_end = min(block_start + BLOCK, n_samples)
-        mix = np.zeros(block_end - block_start, np.float32)
-        for i, chunks in enumerate(audios):
-            while True:
-                item = pending[i]
-                if item is None:
-                    item = next(chunks, None)
-                    if item is None:
-                        break
-                start, samples = item
-                if start >= block_end:
-                    pending[i] = item
-                    break
-                lo, hi = max(start, block_start), min(start + len(samples), block_end)
-                if hi > lo:
-                    mix[lo - block_start : hi - block_start] += samples[lo - start : hi - start]
-                if start + len(samples) > block_end:
-                    pending[i] = (block_end, samples[block_end - start :])
-                    break
-                pending[i] = None
+        mix, _ = floor.block(block_start, block_end)
         np.clip(mix, -1.0, 1.0, out=mix)
         aout.write(mix)
         pout.write(mix)
+        for lang, channel in channels.items():
+            voices, live = channel.block(block_start, block_end)
+            channel_outs[lang].write(channel_mix(mix, voices, live))
         while frame_index < n_frames and frame_index / FPS < block_end / RATE:
             t = frame_index / FPS
             for tr in videos:
@@ -253,8 +286,17 @@ def compose(folder: str | Path, duration: float | None = None) -> dict[str, Any]
     pout.write(np.zeros(0, np.float32), final=True)
     out.close()
     podcast.close()
+    for lang in langs:
+        channel_outs[lang].write(np.zeros(0, np.float32), final=True)
+        channel_files[lang].close()
+        remux(tmp_video, folder / f"audio-{lang}.tmp.m4a", folder / f"playback-{lang}.tmp.mp4")
+    for lang in langs:  # (the floor's files last: "ready" files never lack their channels)
+        (folder / f"playback-{lang}.tmp.mp4").replace(folder / f"playback-{lang}.mp4")
+        (folder / f"audio-{lang}.tmp.m4a").replace(folder / f"audio-{lang}.m4a")
     tmp_video.replace(folder / "playback.mp4")
     tmp_audio.replace(folder / "audio.m4a")
+    (folder / "channels.json").write_text(json.dumps(langs))
     _write_progress(folder, 1.0)
     return {"duration": round(total, 3), "seconds": round(time.monotonic() - started, 2),
-            "video_tracks": len(videos), "audio_tracks": len(audios)}
+            "video_tracks": len(videos), "audio_tracks": sum(1 for t in tracks if t["kind"] == "audio"),
+            "channels": langs}

@@ -27,7 +27,7 @@ class RecordingFeature(Switchable):
     ) -> None:
         self._hub = hub
         self.manager = RecordingManager(
-            root, hub.sfu, archive, hub.participant_name, self._changed, captions, auto_record
+            root, hub.sfu, archive, hub.participant_name, self._changed, captions, auto_record, hub.live_channels
         )
 
     def _changed(self, room: str, state: dict[str, Any]) -> None:
@@ -74,7 +74,7 @@ class LiveFeature(Pushable):
         self._recordings = recordings
         self.manager = LiveManager(
             root, hub.sfu, caption_languages or (list), self._changed,
-            recordings.manager if recordings is not None else None,
+            recordings.manager if recordings is not None else None, hub.live_channels,
         )
 
     def _changed(self, room: str, state: dict[str, Any]) -> None:

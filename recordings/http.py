@@ -27,7 +27,7 @@ from aiohttp import web
 
 from core.http import json_error
 
-from .archive import MAX_QUERY, MEDIA_FILES, Archive, ArchiveError, Recording, valid_id, valid_lang
+from .archive import CHANNEL_FILE_RE, MAX_QUERY, MEDIA_FILES, Archive, ArchiveError, Recording, valid_id, valid_lang
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 ARCHIVE_KEY = web.AppKey("archive", Archive)
 HostCheck = Callable[[web.Request], bool | Awaitable[bool]]
 
-MEDIA_TYPES = {"playback.mp4": "video/mp4", "audio.m4a": "audio/mp4"}
+MEDIA_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4"}  # by suffix: the floor's and each channel's
 CAPTION_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip; charset=utf-8"}
 CAPTION_FILE_RE = re.compile(r"(?P<lang>[^./]+)\.(?P<ext>vtt|srt)")
 HOST_RE = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
@@ -234,19 +234,23 @@ class RecordingsApi:
 
     async def media(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if name not in MEDIA_FILES:
-            return json_error(400, "bad-name", f"Media is one of {', '.join(MEDIA_FILES)}.")
+        channel = CHANNEL_FILE_RE.fullmatch(name)
+        if name not in MEDIA_FILES and channel is None:
+            return json_error(400, "bad-name", f"Media is one of {', '.join(MEDIA_FILES)} or a channel's "
+                                               "playback-<lang>.mp4 / audio-<lang>.m4a.")
         rec = await self._visible(request)
         if isinstance(rec, web.Response):
             return rec
         if rec.status != "ready":
             detail = f" ({round((rec.progress or 0) * 100)}%)" if rec.status == "processing" else ""
             return json_error(404, "not-ready", f"The recording is not ready: {rec.status}{detail}.")
+        if channel is not None and (channel["v"] or channel["a"]) not in rec.channels:
+            return json_error(404, "no-channel", "This recording has no such interpretation channel.")
         path = self.archive.media_path(rec.id, name)
         if not path.is_file():
             return json_error(404, "not-found", f"{name} is missing from this recording.")
         # FileResponse answers Range / If-Range requests with 206 (and 416 when unsatisfiable).
-        return web.FileResponse(path, headers={"Content-Type": MEDIA_TYPES[name], **NO_CACHE})
+        return web.FileResponse(path, headers={"Content-Type": MEDIA_TYPES[path.suffix], **NO_CACHE})
 
     # -- pages and feed --------------------------------------------------------------------------
 
@@ -269,21 +273,29 @@ class RecordingsApi:
         return f"{scheme}://{host}"
 
     async def feed(self, request: web.Request) -> web.Response:
-        """RSS 2.0 podcast (iTunes tags) of the published, ready recordings' audio."""
+        """RSS 2.0 podcast (iTunes tags) of the published, ready recordings' audio.
+
+        ``?lang=es``: the Spanish interpreter channel's audio, of the recordings that have one."""
         base = self._base_url(request)
         if base is None:
             return json_error(400, "bad-host", "The Host header is not a valid host name.")
+        lang = request.query.get("lang")
+        if lang is not None and not valid_lang(lang):
+            return _bad_lang()
         info = self.feed_info
-        recs = [r for r in await self.archive.list(published_only=True) if r.status == "ready"]
+        recs = [r for r in await self.archive.list(published_only=True)
+                if r.status == "ready" and (lang is None or lang in r.channels)]
+        audio_name = "audio.m4a" if lang is None else f"audio-{lang}.m4a"
+        self_url = f"{base}/recordings/feed.xml" + ("" if lang is None else f"?lang={lang}")
 
         rss = ET.Element("rss", {"version": "2.0"})
         channel = ET.SubElement(rss, "channel")
         _text(channel, "title", info.title)
         _text(channel, "link", f"{base}/recordings")
         _text(channel, "description", info.description)
-        _text(channel, "language", info.language)
+        _text(channel, "language", lang or info.language)
         ET.SubElement(channel, f"{{{ATOM_NS}}}link",
-                      {"href": f"{base}/recordings/feed.xml", "rel": "self", "type": "application/rss+xml"})
+                      {"href": self_url, "rel": "self", "type": "application/rss+xml"})
         _text(channel, "lastBuildDate", format_datetime(datetime.now(UTC), usegmt=True))
         _text(channel, "generator", "unionhub")
         _text(channel, f"{{{ITUNES_NS}}}author", info.author)
@@ -292,7 +304,7 @@ class RecordingsApi:
             href = info.image if "://" in info.image else f"{base}/{info.image.lstrip('/')}"
             ET.SubElement(channel, f"{{{ITUNES_NS}}}image", {"href": href})
         for rec in recs:
-            audio = self.archive.media_path(rec.id, "audio.m4a")
+            audio = self.archive.media_path(rec.id, audio_name)
             try:
                 size = audio.stat().st_size
             except OSError:
@@ -302,11 +314,11 @@ class RecordingsApi:
             _text(item, "link", f"{base}/recordings/{rec.id}")
             _text(item, "description", _summary(rec))
             guid = ET.SubElement(item, "guid", {"isPermaLink": "false"})
-            guid.text = f"unionhub-recording-{rec.id}"
+            guid.text = f"unionhub-recording-{rec.id}" + ("" if lang is None else f"-{lang}")
             published = datetime.fromtimestamp(rec.started_at, UTC)
             _text(item, "pubDate", format_datetime(published, usegmt=True))
             ET.SubElement(item, "enclosure", {
-                "url": f"{base}/api/recordings/{rec.id}/media/audio.m4a",
+                "url": f"{base}/api/recordings/{rec.id}/media/{audio_name}",
                 "length": str(size),
                 "type": "audio/mp4",
             })

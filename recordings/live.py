@@ -4,6 +4,11 @@ The server side of a stream: it feeds the room's forwarded packets to the worker
 (:mod:`recordings.live_worker`, which encodes once), writes the master playlist and the WebVTT
 subtitle segments (aligned to the 2 s video segments) from the captions pipeline, counts viewers,
 and archives the stream as a recording.
+
+Interpreter channels (issue #14): a live interpreter's packets go to the worker tagged with their
+language (never into the floor's mix); the first one makes the language an audio rendition of
+the master playlist (``EXT-X-MEDIA TYPE=AUDIO``, the floor the default), which it stays until
+the stream ends. Viewers' pages reload the stream when the list of channels grows.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from media_server import SFU, MediaRoom, Publication
 
 from . import live_worker
 from .archive import Cue, render_webvtt
+from .channels import channel_name
 from .rtmp import redact
 
 if TYPE_CHECKING:
@@ -60,6 +66,8 @@ class _Stream:
     push: dict[str, Any] | None = None  # last RTMP status shown to the room
     prefix: str = ""  # makes this stream's file names unique
     unwatch: Callable[[], None] | None = None  # stops the SFU's calls about this room's media
+    channels: list[str] = field(default_factory=list)  # interpreter channels in the master, in order
+    opening: list[str] = field(default_factory=list)  # channels whose first segment is still to come
 
 
 class LiveManager:
@@ -72,8 +80,11 @@ class LiveManager:
         languages: Callable[[], list[str]],
         on_change: Callable[[str, dict[str, Any]], None],
         recordings: RecordingManager | None = None,
+        channels: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
+        """``channels(room)``: ``{language: live interpreter's id}`` (``RoomHub.live_channels``)."""
         self.root = root
+        self._channels = channels or (lambda room: {})
         self._sfu = sfu
         self._languages = languages
         self._on_change = on_change
@@ -153,6 +164,7 @@ class LiveManager:
             "ended": stream is None and room in self._ended,
             "viewers": len(seen or {}),
             "languages": stream.languages if stream else [],
+            "channels": list(stream.channels) if stream else [],
             "playlist": f"/live/{room}/hls/index.m3u8",
             "started_at": stream.started if stream else None,
         }
@@ -240,10 +252,15 @@ class LiveManager:
                 packet = await track.recv()
                 if not isinstance(packet, av.Packet):  # forwarded tracks carry encoded packets
                     continue
+                message: tuple[Any, ...] = (publication.kind, key, bytes(packet))
                 if publication.kind == "audio" and publication.owner in room.off_floor:
-                    continue  # an interpreter's voice is not the floor's (interpretation)
+                    # an interpreter's voice is not the floor's: it is their channel's, while live
+                    lang = self._live_channel(stream, room.name, publication.owner)
+                    if lang is None:
+                        continue
+                    message = ("chan", lang, key, message[2])
                 try:
-                    stream.queue.put_nowait((publication.kind, key, bytes(packet)))
+                    stream.queue.put_nowait(message)
                 except Exception:  # queue full: the worker is behind; drop rather than buffer
                     stream.dropped += 1
         except (MediaStreamError, asyncio.CancelledError):
@@ -252,6 +269,27 @@ class LiveManager:
             publication.unsubscribe(track)
             with contextlib.suppress(Exception):
                 stream.queue.put_nowait(("end", key))
+
+    def _live_channel(self, stream: _Stream, room: str, owner: str) -> str | None:
+        """The channel ``owner`` is live in now (None: not live), streamed from now on."""
+        lang = next((lang for lang, live in self._channels(room).items() if live == owner), None)
+        if lang is not None and lang not in stream.channels and lang not in stream.opening:
+            stream.opening.append(lang)
+            with contextlib.suppress(Exception):  # (its first packet opens it anyway)
+                stream.queue.put_nowait(("channel", lang))
+        return lang
+
+    def _announce_channels(self, stream: _Stream) -> None:
+        """Channels whose playlist exists go into the master playlist (a player never gets a 404)."""
+        if not all((stream.folder / f"{name}.m3u8").is_file()
+                   for name in ("video_only", f"audio_{live_worker.FLOOR_RENDITION}")):
+            return
+        ready = [lang for lang in stream.opening if (stream.folder / f"audio_{lang}.m3u8").is_file()]
+        if ready:
+            stream.opening = [lang for lang in stream.opening if lang not in ready]
+            stream.channels += ready
+            self._write_master(stream)
+            logger.info("room %s: live stream carries the %s channel(s)", stream.room, ", ".join(ready))
 
     # -- captions ---------------------------------------------------------------------------------
 
@@ -285,19 +323,32 @@ class LiveManager:
                 f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="{lang}",LANGUAGE="{lang}",'
                 f'DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="sub_{lang}.m3u8"'
             )
-        subs = ',SUBTITLES="subs"' if stream.languages else ""
+        groups = ',SUBTITLES="subs"' if stream.languages else ""
+        variant = "video.m3u8"
+        if stream.channels:  # video without audio, the floor and the channels each on its own
+            lines.append('#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Floor",DEFAULT=YES,AUTOSELECT=YES,'
+                         f'URI="audio_{live_worker.FLOOR_RENDITION}.m3u8"')
+            for lang in stream.channels:
+                name = channel_name(lang).replace('"', "'")
+                lines.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="{lang}",NAME="{name}",'
+                             f'DEFAULT=NO,AUTOSELECT=YES,URI="audio_{lang}.m3u8"')
+            groups += ',AUDIO="aud"'
+            variant = "video_only.m3u8"
         # H.264 High@3.1 and AAC-LC, as the worker encodes them: players pick (or skip) the variant
         # without downloading the init segment first.
         lines += [f'#EXT-X-STREAM-INF:BANDWIDTH=1200000,CODECS="avc1.64001f,mp4a.40.2",'
-                  f"RESOLUTION={live_worker.WIDTH}x{live_worker.HEIGHT},FRAME-RATE={live_worker.FPS:.3f}{subs}",
-                  "video.m3u8"]
-        (stream.folder / "index.m3u8").write_text("\n".join(lines) + "\n")
+                  f"RESOLUTION={live_worker.WIDTH}x{live_worker.HEIGHT},FRAME-RATE={live_worker.FPS:.3f}{groups}",
+                  variant]
+        tmp = stream.folder / "index.m3u8.tmp"  # rewritten mid-stream: never half a playlist
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(stream.folder / "index.m3u8")
 
     async def _subtitle_loop(self, stream: _Stream) -> None:
         while True:
             await asyncio.sleep(0.5)
             self._write_subtitles(stream, final=False)
             self._poll_push(stream)
+            self._announce_channels(stream)
 
     def _write_subtitles(self, stream: _Stream, final: bool) -> None:
         """Write every finished 2 s subtitle segment (and, at the end, the last partial one)."""

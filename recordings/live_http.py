@@ -16,9 +16,12 @@ from .live import LiveManager
 
 LIVE_KEY = web.AppKey("live", LiveManager)
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
-HLS_FILE = re.compile(r"(index|video|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)\.m3u8|init(-[0-9a-f]{8})?\.mp4"
+HLS_FILE = re.compile(r"(index|video|video_only|audio_floor|(sub|audio)_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)\.m3u8"
+                      r"|init(-[0-9a-f]{8})?\.mp4"
                       r"|seg(-[0-9a-f]{8})?\d{5}\.m4s"
-                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?(-[0-9a-f]{8})?_\d{5}\.vtt")
+                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?(-[0-9a-f]{8})?_\d{5}\.vtt"
+                      r"|audio_(floor|[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)-[0-9a-f]{8}(_\d{5}\.m4s|\.mp4)"  # channels
+                      r"|video_only-[0-9a-f]{8}(_\d{5}\.m4s|\.mp4)")
 TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment",
          ".vtt": "text/vtt"}
 
@@ -31,7 +34,8 @@ SEGMENT_CACHE = f"public, max-age={24 * 3600}, immutable"
 #: A name without the prefix could be reused by the next stream of the room.
 UNPREFIXED_CACHE = "max-age=60"
 PREFIXED = re.compile(r"init-[0-9a-f]{8}\.mp4|seg-[0-9a-f]{8}\d{5}\.m4s"
-                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?-[0-9a-f]{8}_\d{5}\.vtt")
+                      r"|sub_[a-z]{2,3}(-[A-Za-z0-9]{2,8})?-[0-9a-f]{8}_\d{5}\.vtt"
+                      r"|(audio_(floor|[a-z]{2,3}(-[A-Za-z0-9]{2,8})?)|video_only)-[0-9a-f]{8}(_\d{5}\.m4s|\.mp4)")
 
 
 def cache_control(name: str) -> str:

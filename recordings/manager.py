@@ -57,8 +57,11 @@ class RecordingManager:
         on_change: Callable[[str, dict[str, Any]], None],
         captions: CaptionSessions | None = None,
         auto_record: bool = False,
+        channels: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
+        """``channels(room)``: ``{language: live interpreter's id}`` (``RoomHub.live_channels``)."""
         self.root = root
+        self._channels = channels or (lambda room: {})
         self._sfu = sfu
         self._archive = archive
         self._names = names
@@ -88,8 +91,11 @@ class RecordingManager:
     def _on_publication(self, room: MediaRoom, publication: Publication) -> None:
         active = self._active.get(room.name)
         if active is not None:
-            active.recorder.add(publication, self._names(publication.owner) or "",
-                                on_floor=lambda: publication.owner not in room.off_floor)
+            owner = publication.owner
+            active.recorder.add(publication, self._names(owner) or "",
+                                on_floor=lambda: owner not in room.off_floor,
+                                channel=lambda: next((lang for lang, live in self._channels(room.name).items()
+                                                      if live == owner), None))
             active.participants.add(self._names(publication.owner) or publication.owner)
 
     # -- start / stop -------------------------------------------------------------------------

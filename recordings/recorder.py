@@ -5,6 +5,10 @@ and PLI handling as a browser) and muxes the encoded packets straight into WebM 
 clusters of at most one second are flushed as they close, so a ``kill -9`` loses at most the
 last second or two, and what is on disk stays readable. ``manifest.json`` (rewritten atomically
 whenever a track starts) has what is needed to align the tracks afterwards.
+
+Interpretation (issue #14): an interpreter's voice is never the floor's. While they are live in a
+channel, their packets go to a track file of that channel (``channel`` in the manifest), from
+which the composer makes the channel's own audio; off the floor and not live, they are dropped.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class TrackInfo:
     offset: float  # seconds from the recording's start to this track's first packet
     width: int = 0
     height: int = 0
+    channel: str | None = None  # the interpreter channel (a language) of this audio; None: the floor
 
 
 def vp8_size(data: bytes) -> tuple[int, int] | None:
@@ -139,50 +144,59 @@ class RoomRecorder:
         )
 
     def add(self, publication: Publication, name: str | None = None,
-            on_floor: Callable[[], bool] | None = None) -> None:
+            on_floor: Callable[[], bool] | None = None, channel: Callable[[], str | None] | None = None) -> None:
         """Start recording a publication (called for existing and new ones). ``on_floor``: whether
-        its audio belongs in the recording now (an interpreter's voice is not the floor's)."""
+        its audio belongs in the floor's recording now (an interpreter's voice is not the floor's);
+        ``channel``: the channel its owner is live in now, if any (their voice goes there)."""
         if self._stopped or publication.id in self._tasks:
             return
         self._count += 1
         safe = re.sub(r"[^A-Za-z0-9_-]", "", publication.owner)[:32]
         ext = "mkv" if publication.kind == "video" and self.codec == "h264" else "webm"
-        filename = f"{self._count:02d}-{safe}-{publication.source}.{ext}"
+        filename = f"{self._count:02d}-{safe}-{publication.source}"
         track = publication.subscribe()
         self._tasks[publication.id] = asyncio.create_task(
-            self._record(publication, track, filename, name or self._names.get(publication.owner, ""), on_floor),
+            self._record(publication, track, filename, ext, name or self._names.get(publication.owner, ""),
+                         on_floor, channel),
             name=f"record-{filename}",
         )
 
-    async def _record(self, publication: Publication, track: Any, filename: str, name: str,
-                      on_floor: Callable[[], bool] | None = None) -> None:
+    async def _record(self, publication: Publication, track: Any, filename: str, ext: str, name: str,
+                      on_floor: Callable[[], bool] | None = None,
+                      channel: Callable[[], str | None] | None = None) -> None:
         loop = asyncio.get_running_loop()
         kind = publication.kind
         clock = 90000 if kind == "video" else 48000
-        writer: TrackWriter | None = None
-        info: TrackInfo | None = None
+        writers: dict[str | None, TrackWriter] = {}  # by channel (None: the floor)
+        noted: set[str | None] = set()
         try:
             while True:
                 packet = await track.recv()
+                target: str | None = None
                 if kind == "audio" and on_floor is not None and not on_floor():
-                    continue  # interpreting now: silence in the floor's recording
+                    target = channel() if channel is not None else None
+                    if target is None:
+                        continue  # in a booth, not live: in no recording
                 data = bytes(packet)
+                writer = writers.get(target)
                 if writer is None:
                     codec = "opus" if kind == "audio" else self.codec
-                    writer = TrackWriter(self.folder / "tracks" / filename, kind, codec)
+                    file = f"{filename}.{ext}" if target is None else f"{filename}.{target}.{ext}"
+                    writer = writers[target] = TrackWriter(self.folder / "tracks" / file, kind, codec)
                 key = is_keyframe(writer.codec, data)
                 await loop.run_in_executor(self._io, writer.write, data, int(packet.pts), clock, key)
-                if info is None and writer.packets:
+                if target not in noted and writer.packets:
+                    noted.add(target)
                     size = vp8_size(data) or (0, 0)
-                    info = TrackInfo(filename, publication.owner, name, publication.source, kind,
-                                     writer.codec, round(time.monotonic() - self._t0, 3), *size)
-                    self.tracks.append(info)
+                    self.tracks.append(TrackInfo(writer.path.name, publication.owner, name, publication.source, kind,
+                                                 writer.codec, round(time.monotonic() - self._t0, 3), *size,
+                                                 channel=target))
                     await loop.run_in_executor(self._io, self._write_manifest)
         except (MediaStreamError, asyncio.CancelledError):
             pass
         finally:
             publication.unsubscribe(track)
-            if writer is not None:
+            for writer in writers.values():
                 with contextlib.suppress(RuntimeError):
                     await loop.run_in_executor(self._io, writer.close)
 

@@ -1,6 +1,10 @@
 // The live viewer page (/live/<room>): the room's HLS stream (video + audio) with a subtitle track
 // per caption language, a caption-language menu and the number of people watching.
 //
+// Interpretation: each interpreter channel is an audio rendition of the stream (the floor is the
+// default); "Listen to" picks one through hls.js's audioTracks — the viewer's own language when the
+// stream has it (or ?audio=<lang|floor>). The stream is reloaded when a channel is added.
+//
 // GET /api/live/<room>?viewer=<id> is polled every few seconds with a random id that stays the same
 // for this tab: it says whether the room is live (or has ended) and in which languages, and counts
 // this page as a viewer. Playback starts by itself when the room goes live. hls.js plays the stream
@@ -9,6 +13,8 @@
 
 import { languageName, make } from './dom.js';
 import { t } from './i18n.js';
+
+const FLOOR = 'floor';
 
 const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const POLL_MS = 5000; // the server counts viewers seen in the last 15 s
@@ -27,6 +33,8 @@ const titleNode = $('[data-testid="live-title"]');
 const note = $('[data-testid="live-note"]');
 const after = $('[data-testid="live-after"]');
 const errorBox = $('[data-testid="error"]');
+const channelMenu = $('[data-testid="audio-channel"]');
+const channelBox = $('[data-testid="audio-channel-box"]');
 
 const state = {
   room: null,
@@ -39,6 +47,7 @@ const state = {
   captionLang: '', // '' = captions off
   wantedLang: null, // ?lang= or the browser's languages, until the stream's languages are known
   userPicked: false,
+  audioChannel: null, // the channel picked ('floor' or a language); null: not yet decided
   failures: 0, // consecutive fatal stream errors
   mediaRecoveries: 0,
   restartTimer: 0,
@@ -175,7 +184,9 @@ function update(info) {
   if (live) {
     const playlist = withNode(typeof info.playlist === 'string' && info.playlist.startsWith('/')
       ? info.playlist : `/live/${encodeURIComponent(state.room)}/hls/index.m3u8`);
-    const stream = info.started_at ?? 'live';
+    // a new channel is a new master playlist: players read it once, so the stream is reloaded
+    const channels = Array.isArray(info.channels) ? info.channels.join(',') : '';
+    const stream = `${info.started_at ?? 'live'}|${channels}`;
     const restarting = state.restartTimer !== 0; // restartSoon() reloads it
     if (!restarting && (state.stream !== stream || !state.playlist || state.sawEnd)) start(playlist, stream);
   } else if (ended) {
@@ -253,8 +264,11 @@ function startHls(playlist) {
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     renderMenu();
     applyCaptionLanguage();
+    renderChannels();
     play();
   });
+  hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, () => renderChannels());
+  hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, () => renderChannels());
   for (const event of [Hls.Events.MEDIA_ATTACHED, Hls.Events.SUBTITLE_TRACKS_UPDATED]) {
     hls.on(event, () => {
       renderMenu();
@@ -333,6 +347,7 @@ function stop() {
   }
   state.stream = null;
   state.playlist = null;
+  renderChannels();
 }
 
 function play() {
@@ -474,6 +489,66 @@ menu.addEventListener('change', () => {
   history.replaceState(null, '', `${location.pathname}?${params}`);
 });
 
+// ---- interpreter channels (audio renditions) ------------------------------------------------------
+
+/** The stream's channels: the language of each audio rendition (the floor's has none). */
+function channelLanguages() {
+  const tracks = (state.hls && state.hls.audioTracks) || [];
+  return tracks.map((track) => track.lang || '').filter((lang) => lang);
+}
+
+function channelIndex(channel) {
+  const tracks = (state.hls && state.hls.audioTracks) || [];
+  return tracks.findIndex((track) => (channel === FLOOR ? !track.lang : track.lang === channel));
+}
+
+/** The channel a viewer who has not picked one hears: ?audio=, else their own language, else the floor. */
+function defaultChannel(langs) {
+  const lower = langs.map((l) => l.toLowerCase());
+  const find = (code) => {
+    const c = String(code || '').toLowerCase();
+    let i = lower.indexOf(c);
+    if (i < 0) i = lower.indexOf(c.split('-')[0]);
+    return i < 0 ? null : langs[i];
+  };
+  const wanted = new URLSearchParams(location.search).get('audio');
+  if (wanted) return find(wanted) || FLOOR;
+  for (const pref of navigator.languages || [navigator.language]) {
+    const hit = find(pref);
+    if (hit) return hit;
+  }
+  return FLOOR;
+}
+
+function renderChannels() {
+  const langs = channelLanguages();
+  channelBox.hidden = langs.length === 0;
+  const wantedOptions = [FLOOR, ...langs];
+  const current = [...channelMenu.options].map((o) => o.value);
+  if (current.length !== wantedOptions.length || current.some((v, i) => v !== wantedOptions[i])) {
+    const options = [make('option', { text: t('interp.floorOption'), attrs: { value: FLOOR } })];
+    for (const code of langs) {
+      options.push(make('option', { text: languageName(code), attrs: { value: code, lang: code } }));
+    }
+    channelMenu.replaceChildren(...options);
+  }
+  if (!langs.length) return;
+  if (state.audioChannel === null || (state.audioChannel !== FLOOR && !langs.includes(state.audioChannel))) {
+    state.audioChannel = defaultChannel(langs);
+  }
+  channelMenu.value = state.audioChannel;
+  const index = channelIndex(state.audioChannel);
+  if (index >= 0 && state.hls.audioTrack !== index) state.hls.audioTrack = index;
+}
+
+channelMenu.addEventListener('change', () => {
+  state.audioChannel = channelMenu.value;
+  renderChannels();
+  const params = new URLSearchParams(location.search);
+  params.set('audio', state.audioChannel);
+  history.replaceState(null, '', `${location.pathname}?${params}`);
+});
+
 // ---- start --------------------------------------------------------------------------------------
 
 function main() {
@@ -499,7 +574,9 @@ document.addEventListener('unionhub:locale', () => {
   titleNode.textContent = t('live.roomHeading', { room: state.room });
   document.title = `${t('live.roomHeading', { room: state.room })} — unionhub`;
   menu.replaceChildren();
+  channelMenu.replaceChildren();
   if (state.info) update(state.info);
+  renderChannels();
 });
 
 main();

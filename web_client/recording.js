@@ -2,6 +2,11 @@
 // a language menu, and a transcript that follows playback (click a line to jump there). Deep links:
 // ?t=90, ?t=1m30s or ?t=1:30 start at that time; ?lang=es picks the caption language.
 // API: recordings/http.py.
+//
+// Interpretation: a recording keeps the floor and each interpreter channel as files of their own
+// (the same video, each with its audio). "Listen to" switches file at the same moment, playing on if
+// it played; the default is the viewer's own language when there is a channel for it
+// (?audio=<lang|floor> picks one).
 
 import { languageName, make } from './dom.js';
 import { errorText, formatDateTime, formatNumber, t } from './i18n.js';
@@ -22,6 +27,9 @@ const transcriptNode = $('[data-testid="transcript"]');
 const transcriptEmpty = $('[data-testid="transcript-empty"]');
 const transcriptLang = $('[data-testid="transcript-language"]');
 const errorBox = $('[data-testid="error"]');
+const channelMenu = $('[data-testid="audio-channel"]');
+const channelBox = $('[data-testid="audio-channel-box"]');
+const FLOOR = 'floor';
 
 const state = {
   rec: null,
@@ -34,6 +42,7 @@ const state = {
   mediaAttached: false,
   userScrolledAt: 0,
   transcriptRequest: 0,
+  audioChannel: FLOOR, // 'floor' or the language of an interpreter channel
 };
 
 window.unionhubRecording = { state, video };
@@ -157,6 +166,15 @@ function renderDownloads(rec) {
   if (rec.status === 'ready' && rec.audio) {
     items.push(link(t('player.audioFile'), rec.audio, 'download-audio', fileName(rec.title, 'm4a')));
   }
+  for (const channel of rec.status === 'ready' ? channels(rec) : []) {
+    const li = make('li', { cls: 'download-channel' });
+    li.dataset.lang = channel.lang;
+    li.append(`${t('player.channelFiles', { language: languageName(channel.lang) })} `);
+    const name = `${rec.title} ${channel.lang}`;
+    li.append(make('a', { text: t('player.videoFile'), testid: 'download-channel-video', attrs: { href: channel.video, download: fileName(name, 'mp4') } }),
+      ' · ', make('a', { text: t('player.audioFile'), testid: 'download-channel-audio', attrs: { href: channel.audio, download: fileName(name, 'm4a') } }));
+    items.push(li);
+  }
   for (const lang of rec.languages || []) {
     const urls = (rec.captions || {})[lang];
     if (!urls) continue;
@@ -183,14 +201,17 @@ function renderMenu(rec) {
   menu.disabled = (rec.languages || []).length === 0;
 }
 
-function pickLanguage(languages, wanted) {
+/** The one of `languages` that is `code` (or its base language: es-MX → es); null if none. */
+function findLanguage(languages, code) {
   const lower = languages.map((l) => l.toLowerCase());
-  const find = (code) => {
-    const c = String(code || '').toLowerCase();
-    let i = lower.indexOf(c);
-    if (i < 0) i = lower.indexOf(c.split('-')[0]);
-    return i < 0 ? null : languages[i];
-  };
+  const c = String(code || '').toLowerCase();
+  let i = lower.indexOf(c);
+  if (i < 0) i = lower.indexOf(c.split('-')[0]);
+  return i < 0 ? null : languages[i];
+}
+
+function pickLanguage(languages, wanted) {
+  const find = (code) => findLanguage(languages, code);
   if (wanted) {
     const hit = find(wanted);
     if (hit) return hit;
@@ -200,6 +221,54 @@ function pickLanguage(languages, wanted) {
     if (hit) return hit;
   }
   return languages[0] || '';
+}
+
+// ---- interpreter channels -----------------------------------------------------------------------
+
+function channels(rec) {
+  return Array.isArray(rec.channels) ? rec.channels.filter((c) => c && typeof c.lang === 'string' && c.video) : [];
+}
+
+/** The file that plays `channel` (the floor's when the recording has no such channel). */
+function channelVideo(rec, channel) {
+  const found = channels(rec).find((c) => c.lang === channel);
+  return found ? found.video : rec.video;
+}
+
+function renderChannels(rec) {
+  const list = channels(rec);
+  channelBox.hidden = list.length === 0;
+  const options = [make('option', { text: t('interp.floorOption'), attrs: { value: FLOOR } })];
+  for (const c of list) options.push(make('option', { text: languageName(c.lang), attrs: { value: c.lang, lang: c.lang } }));
+  channelMenu.replaceChildren(...options);
+  channelMenu.value = state.audioChannel;
+}
+
+/** ?audio=, else the viewer's own language when a channel has it, else the floor. */
+function pickChannel(rec, wanted) {
+  const langs = channels(rec).map((c) => c.lang);
+  if (wanted) return findLanguage(langs, wanted) || FLOOR;
+  for (const pref of navigator.languages || [navigator.language]) {
+    const hit = findLanguage(langs, pref);
+    if (hit) return hit;
+  }
+  return FLOOR;
+}
+
+/** Play `channel` from where the viewer is now (and on, if it was playing). */
+function setAudioChannel(channel) {
+  const rec = state.rec;
+  state.audioChannel = channel;
+  channelMenu.value = channel;
+  updateMomentLink();
+  if (!rec || !state.mediaAttached) return;
+  const url = channelVideo(rec, channel);
+  if (video.getAttribute('src') === url) return;
+  const at = currentTime();
+  const playing = !video.paused && !video.ended;
+  state.pendingSeek = at; // (the loadedmetadata handler seeks there)
+  video.src = url;
+  if (playing) video.play().catch(() => { /* the viewer presses play */ });
 }
 
 // ---- video and subtitle tracks ------------------------------------------------------------------
@@ -215,7 +284,7 @@ function attachMedia(rec) {
     });
     video.append(track);
   }
-  video.src = rec.video;
+  video.src = channelVideo(rec, state.audioChannel);
   applyTrackModes();
 }
 
@@ -255,6 +324,7 @@ function currentTime() {
 function updateMomentLink(at = currentTime()) {
   const params = new URLSearchParams({ t: String(Math.floor(at)) });
   if (state.captionLang) params.set('lang', state.captionLang);
+  if (state.audioChannel !== FLOOR) params.set('audio', state.audioChannel);
   momentLink.href = `${location.pathname}?${params}`;
 }
 
@@ -373,7 +443,12 @@ async function refresh() {
     return;
   }
   const languagesChanged = JSON.stringify(rec.languages) !== JSON.stringify(state.rec.languages);
+  const channelsChanged = JSON.stringify(rec.channels) !== JSON.stringify(state.rec.channels);
   state.rec = rec;
+  if (channelsChanged) {
+    state.audioChannel = pickChannel(rec, new URLSearchParams(location.search).get('audio'));
+    renderChannels(rec);
+  }
   renderInfo(rec);
   renderStatus(rec);
   renderDownloads(rec);
@@ -391,6 +466,7 @@ async function refresh() {
 
 function wire() {
   menu.addEventListener('change', () => setCaptionLanguage(menu.value));
+  channelMenu.addEventListener('change', () => setAudioChannel(channelMenu.value));
   video.textTracks.addEventListener('addtrack', applyTrackModes);
   video.addEventListener('loadedmetadata', () => {
     applyTrackModes();
@@ -430,6 +506,7 @@ function relabel() {
   renderStatus(state.rec);
   renderDownloads(state.rec);
   renderMenu(state.rec);
+  renderChannels(state.rec);
   const lang = state.transcriptLang;
   state.transcriptLang = '';
   if (lang) loadTranscript(lang);
@@ -462,6 +539,8 @@ async function main() {
   const languages = Array.isArray(rec.languages) ? rec.languages : [];
   state.captionLang = pickLanguage(languages, params.get('lang'));
   renderMenu(rec);
+  state.audioChannel = pickChannel(rec, params.get('audio'));
+  renderChannels(rec);
   attachMedia(rec);
   if (state.captionLang) loadTranscript(state.captionLang);
   else renderTranscript([]);

@@ -157,13 +157,14 @@ function createItem(rec) {
   meta.append(date, duration, participants);
 
   const langs = make('p', { cls: 'rec-langs', testid: 'recording-languages' });
+  const channels = make('p', { cls: 'rec-channels', testid: 'recording-channels' });
   const state = make('p', { cls: 'rec-state' });
   const status = make('span', { cls: 'rec-status', testid: 'recording-status' });
   const progress = make('progress', { cls: 'rec-progress', testid: 'recording-progress', attrs: { max: '1' } });
   const published = make('span', { cls: 'badge rec-published', testid: 'recording-published' });
   state.append(status, progress, published);
   const match = make('p', { cls: 'rec-match', testid: 'recording-match' });
-  main.append(heading, renameForm, meta, langs, state, match);
+  main.append(heading, renameForm, meta, langs, channels, state, match);
 
   const actions = make('div', { cls: 'rec-actions' });
   const rename = make('button', { testid: 'recording-rename', text: t('library.rename'), attrs: { type: 'button' } });
@@ -182,7 +183,7 @@ function createItem(rec) {
   const entry = {
     li, rec, editing: false, confirming: false, busy: false,
     refs: {
-      title, renameForm, renameInput, date, duration, participants, langs, status, progress,
+      title, renameForm, renameInput, date, duration, participants, langs, channels, status, progress,
       published, match, actions, rename, publish, del, confirm, confirmYes,
     },
   };
@@ -244,6 +245,10 @@ function updateItem(entry, rec) {
   }));
   r.langs.hidden = languages.length === 0;
   r.langs.setAttribute('aria-label', t('library.captionsIn', { languages: listFormat().format(languages.map(languageName)) }));
+  // interpreter channels: the player's "Listen to" offers them
+  const channels = (Array.isArray(rec.channels) ? rec.channels : []).map((c) => c && c.lang).filter(Boolean);
+  r.channels.textContent = t('library.interpretation', { languages: listFormat().format(channels.map(languageName)) });
+  r.channels.hidden = channels.length === 0;
 
   r.status.textContent = statusText(rec);
   r.status.dataset.status = rec.status;
