@@ -203,6 +203,11 @@ async def stream_audio(pool: WorkerPool, audio: np.ndarray, language: str, chunk
         await stream.feed(audio[i : i + step])
         while scheduler.pending > 1:  # backpressure: never near the pending-audio cap
             await asyncio.sleep(0.005)
+        if stream.cutting:
+            # a run-on utterance waits for its cut while the speaker goes on talking: feed in
+            # real time until it is done, as a live microphone would (fast, the fallback cut
+            # at max_utterance + split_grace would always win)
+            await asyncio.sleep(step / SAMPLE_RATE)
         await asyncio.sleep(0)
     await stream.close(flush=True)
     stats = scheduler.stats()
@@ -276,6 +281,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench"))
     p.add_argument("--tag", default="", help="label stored with the results (e.g. before/after)")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a SpeakerStream option for this run, e.g. segment_cuts=false or max_utterance=20")
     return p.parse_args(argv)
 
 
@@ -287,8 +294,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{r['streaming']:>7.2f} {r['offline']:>7.2f} {diff:>+6.2f}{'  <-- over goal' if diff > 3 else ''}")
 
 
+def stream_options(pairs: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs as SpeakerStream keyword arguments (true/false, numbers)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        out[name] = value.lower() == "true" if value.lower() in ("true", "false") else float(value)
+    return out
+
+
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    options = stream_options(args.option)
     model_dir = resolve_asr_model(args.model, ModelDirs(args.models_dir))
     if model_dir is None:
         raise SystemExit(f"speech model {args.model!r} is not installed")
@@ -302,7 +319,7 @@ async def main(argv: list[str] | None = None) -> None:
     try:
         for shape in args.shapes.split(","):
             for lang, group in by_language(clips).items():
-                row = await measure_language(pool, group, offline, shape)
+                row = await measure_language(pool, group, offline, shape, **options)
                 rows.append(row)
                 print(f"{lang} {shape}: streaming {row['streaming']} offline {row['offline']} "
                       f"({row['wall_seconds']} s)", flush=True)
@@ -313,7 +330,7 @@ async def main(argv: list[str] | None = None) -> None:
     result = {
         "command": " ".join([".venv/bin/python", "bench/captions_accuracy.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "tag": args.tag, "model": args.model, "threads": args.threads, "hardware": machine,
+        "tag": args.tag, "options": options, "model": args.model, "threads": args.threads, "hardware": machine,
         "loadavg_end": os.getloadavg(), "wall_seconds": round(time.time() - started, 1), "results": rows,
     }
     path = args.out / "captions_accuracy.json"

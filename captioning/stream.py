@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .asr import Transcript
+from .asr import Segment, Transcript
 from .audio import SAMPLE_RATE
 from .language import LanguageHint, SpokenLanguage, fixed_language
+from .level import level_speech
 from .policy import LocalAgreement
 from .vad import WINDOW
 from .workers import WorkerCrashed
@@ -47,6 +48,7 @@ VadFn = Callable[[np.ndarray], Awaitable[list[float]]]
 
 SPEECH_ON = 0.5
 SPEECH_OFF = 0.35
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…", "؟", "।")
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ class _Utterance:
         self.language: str | None = None
         self.agreement = LocalAgreement()
         self.closed = False
+        self.split_requested = False
         self.shown = ""  # the last partial text listeners saw
 
     def append(self, window: np.ndarray, prob: float) -> None:
@@ -237,8 +240,60 @@ class _Utterance:
             return best_at
         return min(range(first, len(self.probs)), key=lambda i: self.probs[i])
 
-    def audio(self) -> np.ndarray:
-        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+    def audio(self, level: bool = True) -> np.ndarray:
+        """What Whisper hears: the utterance with its speech levelled (:mod:`captioning.level`)."""
+        if not level:
+            return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        return level_speech(self.chunks, [p >= SPEECH_OFF for p in self.probs])
+
+    def chunk_at(self, sample: int) -> int:
+        """Index of the first chunk that starts at or after ``sample`` (from the utterance's start)."""
+        at = 0
+        for i, chunk in enumerate(self.chunks):
+            if at >= sample:
+                return i
+            at += len(chunk)
+        return len(self.chunks)
+
+    def detach_tail(self, cut: int) -> _Utterance:
+        """Keep ``chunks[:cut]``; the rest, returned, starts the next utterance (nothing lost or
+        heard twice)."""
+        rest, rest_probs = self.chunks[cut:], self.probs[cut:]
+        self.chunks, self.probs = self.chunks[:cut], self.probs[:cut]
+        self.samples = sum(len(c) for c in self.chunks)
+        nxt = _Utterance(self.start_sample + self.samples, rest, rest_probs)
+        nxt.speech_windows = sum(p >= SPEECH_OFF for p in rest_probs)
+        return nxt
+
+    def trim(self, samples: int) -> np.ndarray:
+        """Drop the last ``samples`` (to the sample: where a cut falls changes what Whisper hears,
+        and a 32 ms shift alone moved French turns by 4 WER points); returns them."""
+        keep = max(0, self.samples - samples)
+        at = 0
+        for i, chunk in enumerate(self.chunks):
+            if at + len(chunk) > keep:
+                tail = np.concatenate([chunk[keep - at :], *self.chunks[i + 1 :]])
+                self.chunks = [*self.chunks[:i], chunk[: keep - at]] if keep > at else self.chunks[:i]
+                self.probs = self.probs[: len(self.chunks)]
+                self.samples = keep
+                return tail
+            at += len(chunk)
+        return np.zeros(0, np.float32)
+
+    def trailing_quiet(self) -> int:
+        quiet = 0
+        for p in reversed(self.probs):
+            if p >= SPEECH_OFF:
+                break
+            quiet += 1
+        return quiet * WINDOW
+
+
+@dataclass(frozen=True)
+class _SplitRequest:
+    """Queued with the finals: decode a run-on utterance and end it at a Whisper segment boundary."""
+
+    utterance: _Utterance
 
 
 class SpeakerStream:
@@ -258,6 +313,11 @@ class SpeakerStream:
         time_offset: float = 0.0,
         prompt_previous: bool = False,
         cut_lookback: float = 7.0,
+        segment_cuts: bool = True,
+        split_grace: float = 6.0,
+        min_head: float = 4.0,
+        level: bool = True,
+        redecode_head: bool = False,
     ) -> None:
         self._scheduler = scheduler
         self._vad = vad
@@ -268,6 +328,11 @@ class SpeakerStream:
         self._max_samples = int(max_utterance * SAMPLE_RATE)
         self._cut_lookback = max(1, int(cut_lookback * SAMPLE_RATE / WINDOW))
         self._prompt_previous = prompt_previous
+        self._segment_cuts = segment_cuts
+        self._split_grace = int(split_grace * SAMPLE_RATE)
+        self._min_head = min_head
+        self._level = level
+        self._redecode_head = redecode_head
         self._min_speech_windows = max(1, int(min_speech * SAMPLE_RATE / WINDOW))
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(pre_roll * SAMPLE_RATE / WINDOW)))
         self._time_offset = time_offset
@@ -276,9 +341,15 @@ class SpeakerStream:
         self._utterance: _Utterance | None = None
         self._silence = 0
         self._partial_task: asyncio.Task[None] | None = None
-        self._finals: asyncio.Queue[_Utterance | None] = asyncio.Queue()
+        self._finals: asyncio.Queue[_Utterance | _SplitRequest | None] = asyncio.Queue()
         self._final_task: asyncio.Task[None] | None = None
         self._context = ""  # last final text: the prompt for the next utterance (if prompt_previous)
+
+    @property
+    def cutting(self) -> bool:
+        """A run-on utterance is waiting for its segment cut (the finals loop decodes it)."""
+        utt = self._utterance
+        return utt is not None and utt.split_requested and not utt.closed
 
     def _seconds(self, sample: int) -> float:
         return round(self._time_offset + sample / SAMPLE_RATE, 3)
@@ -320,29 +391,92 @@ class SpeakerStream:
             utt.speech_windows += 1
         if self._silence >= self._silence_limit:
             self._end_utterance(trim=self._silence - int(0.2 * SAMPLE_RATE))
-        elif utt.samples >= self._max_samples:
-            self._cut_long_utterance(utt)
+        elif utt.samples >= self._max_samples and self._long_utterance(utt):
+            return
         elif utt.samples - utt.partial_at >= self._partial_samples and self._partial_task is None:
             utt.partial_at = utt.samples
             self._partial_task = asyncio.create_task(self._partial(utt), name="captions-partial")
 
+    def _long_utterance(self, utt: _Utterance) -> bool:
+        """Speech past ``max_utterance``: ask for a cut at a Whisper segment boundary (done by the
+        finals loop, in order); if that has not happened ``split_grace`` later, or segment cuts are
+        off, cut at the quietest recent moment now. True when the utterance was cut here."""
+        if self._segment_cuts and not utt.split_requested:
+            utt.split_requested = True
+            self._finals.put_nowait(_SplitRequest(utt))
+            return False
+        if self._segment_cuts and utt.samples < self._max_samples + self._split_grace:
+            return False
+        self._cut_long_utterance(utt)
+        return True
+
     def _cut_long_utterance(self, utt: _Utterance) -> None:
         """Speech with no pause: end the utterance at its quietest recent moment; the rest starts
         the next one (a hard cut at the limit splits a word, and both halves come out wrong)."""
-        cut = utt.quietest_cut(self._cut_lookback)
-        rest, rest_probs = utt.chunks[cut:], utt.probs[cut:]
-        utt.chunks, utt.probs = utt.chunks[:cut], utt.probs[:cut]
-        utt.samples = sum(len(c) for c in utt.chunks)
+        nxt = utt.detach_tail(utt.quietest_cut(self._cut_lookback))
         self._end_utterance(trim=0)
-        nxt = _Utterance(utt.start_sample + utt.samples, rest, rest_probs)
-        nxt.speech_windows = sum(p >= SPEECH_OFF for p in rest_probs)
         self._utterance = nxt
-        quiet = 0
-        for p in reversed(rest_probs):
-            if p >= SPEECH_OFF:
-                break
-            quiet += 1
-        self._silence = quiet * WINDOW
+        self._silence = nxt.trailing_quiet()
+
+    def _segment_cut(self, utt: _Utterance, segments: tuple[Segment, ...], decoded: int) -> tuple[int, int] | None:
+        """Where to end a run-on utterance: (chunk index, number of segments kept), before
+        Whisper's last segment that begins a sentence — else its last segment — at least
+        ``min_head`` seconds in. The exact chunk is the least speech-like from 0.3 s before that
+        boundary to 0.1 s after it (Whisper's timestamps are approximate)."""
+        last = decoded / SAMPLE_RATE - 0.3
+        candidates = [i for i in range(1, len(segments)) if self._min_head <= segments[i].start <= last]
+        if not candidates:
+            return None
+        sentences = [i for i in candidates if segments[i - 1].text.rstrip().endswith(SENTENCE_ENDS)]
+        keep = (sentences or candidates)[-1]
+        # the earlier of where the kept text ends and the next segment starts: when Whisper left
+        # words out in between (seen: "A parte central ... deity yoga" between two segments), they
+        # go to the next utterance instead of nowhere
+        start = min(segments[keep - 1].end, segments[keep].start)
+        first = max(1, utt.chunk_at(int((start - 0.3) * SAMPLE_RATE)))
+        stop = max(first + 1, utt.chunk_at(int((start + 0.1) * SAMPLE_RATE)))
+        cut = min(range(first, min(stop, len(utt.probs))), key=lambda i: utt.probs[i], default=first)
+        return cut, keep
+
+    async def _split(self, utt: _Utterance) -> None:
+        """Decode a run-on utterance and end it where Whisper's segments say a sentence ends: the
+        kept segments' text (decoded with the words after it as context) is its final caption,
+        and the audio from the cut on starts the next utterance."""
+        if utt.closed:
+            return
+        audio = utt.audio(self._level)
+        result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
+        if utt.closed or utt is not self._utterance:
+            return  # a pause ended it meanwhile: its own final is queued
+        found = self._segment_cut(utt, result.segments, len(audio)) if result is not None else None
+        if result is None or found is None:
+            self._cut_long_utterance(utt)
+            return
+        cut, keep = found
+        if self._redecode_head:
+            nxt = utt.detach_tail(cut)
+            self._end_utterance(trim=0)
+            self._utterance = nxt
+            self._silence = nxt.trailing_quiet()
+            return
+        nxt = utt.detach_tail(cut)
+        self._utterance = nxt  # before any await: audio arriving meanwhile belongs to the next one
+        self._silence = nxt.trailing_quiet()
+        utt.closed = True
+        if self._partial_task is not None:
+            self._partial_task.cancel()
+            self._partial_task = None
+        text = " ".join(s.text for s in result.segments[:keep]).strip()
+        if not text:
+            return
+        self._context = text[-200:]
+        utt.seq += 1
+        await self._on_caption(
+            CaptionEvent(utt.id, utt.seq, text, len(text), True,
+                         self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
+                         utt.language or result.language or fixed_language(self.language) or "und",
+                         utt.audio(self._level))
+        )
 
     def _end_utterance(self, trim: int) -> None:
         utt = self._utterance
@@ -355,12 +489,9 @@ class SpeakerStream:
             self._partial_task.cancel()
             self._partial_task = None
         if trim > 0:
-            whole = utt.audio()
-            audio = whole[: max(0, utt.samples - trim)]
-            utt.chunks, utt.samples = [audio], len(audio)
+            tail = utt.trim(trim)
             # The pause's tail is the next utterance's pre-roll: a soft onset that the VAD scored
             # as silence would otherwise be in neither utterance.
-            tail = whole[len(audio) :]
             for i in range(0, len(tail) - WINDOW + 1, WINDOW):
                 self._pre_roll.append(tail[i : i + WINDOW])
         if utt.speech_windows >= self._min_speech_windows or utt.shown:
@@ -368,7 +499,7 @@ class SpeakerStream:
 
     async def _partial(self, utt: _Utterance) -> None:
         try:
-            result = await self._scheduler.partial(utt.audio(), utt.language or self.language, self._prompt())
+            result = await self._scheduler.partial(utt.audio(self._level), utt.language or self.language, self._prompt())
             if result is None or utt.closed or not result.text:
                 return
             if not isinstance(self.language, LanguageHint):  # (detecting: the final decides, on it all)
@@ -396,8 +527,16 @@ class SpeakerStream:
 
     async def _final_loop(self) -> None:
         while (utt := await self._finals.get()) is not None:
+            if isinstance(utt, _SplitRequest):
+                try:
+                    await self._split(utt.utterance)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("cutting a long utterance failed")
+                continue
             try:
-                audio = utt.audio()
+                audio = utt.audio(self._level)
                 result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
                 text = result.text.strip() if result is not None else ""
                 if not text:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import logging
 import re
 import sqlite3
 import time
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,12 @@ MAX_TEXT = 2_000_000  # characters kept for search
 MAX_NAME = 120
 HEADER_WINDOW = 1024  # PDF 1.7, 7.5.2: the header may follow up to 1 KiB of other bytes
 WORD_RE = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY = 200  # characters of a search
+MAX_HITS = 50
+SNIPPET_TOKENS = 16
+#: FTS5 snippet markers around each match (private-use characters: no PDF text means them),
+#: taken out again as (start, end) offsets so that a page marks matches without parsing HTML.
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,19 @@ class Document:
             "uploaded_by": self.uploaded_by, "uploaded_at": self.uploaded_at,
             "url": f"/api/twinnings/{pair_id}/documents/{self.id}/file",
         }
+
+
+@dataclass(frozen=True)
+class Found:
+    """A document that matched a search: a snippet of its text and where the matches are in it."""
+
+    document: Document
+    snippet: str
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    def public(self, pair_id: str) -> dict[str, Any]:
+        return {**self.document.public(pair_id), "snippet": self.snippet,
+                "highlights": [list(h) for h in self.highlights]}
 
 
 def safe_name(raw: str | None) -> str:
@@ -103,6 +124,25 @@ def match_query(query: str) -> str | None:
     return " ".join(quoted)
 
 
+def parse_snippet(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Split the snippet markers out: (plain text, (start, end) of each match in it)."""
+    out: list[str] = []
+    highlights: list[tuple[int, int]] = []
+    start: int | None = None
+    length = 0
+    for ch in marked:
+        if ch == MARK_OPEN:
+            start = length
+        elif ch == MARK_CLOSE:
+            if start is not None and length > start:
+                highlights.append((start, length))
+            start = None
+        else:
+            out.append(ch)
+            length += 1
+    return "".join(out), tuple(highlights)
+
+
 class DocumentStore:
     """Documents' files under ``root`` and their rows (and search index) in the database."""
 
@@ -138,6 +178,14 @@ class DocumentStore:
         if match is None:
             return []
         return await self._db.run(_search, pair_id, match)
+
+    async def search_pairs(self, pair_ids: Collection[str], query: str) -> list[Found]:
+        """Documents of any of ``pair_ids`` whose name or text has every word, best first (at
+        most :data:`MAX_HITS`). The caller decides which pairs are the asker's: nothing else is searched."""
+        match = match_query(query)
+        if match is None or not pair_ids:
+            return []
+        return await self._db.run(_search_pairs, json.dumps(sorted(set(pair_ids))), match)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -193,3 +241,16 @@ def _search(conn: sqlite3.Connection, pair_id: str, match: str) -> list[tuple[Do
         if doc is not None:
             found.append((doc, snippet))
     return found
+
+
+def _search_pairs(conn: sqlite3.Connection, pair_ids: str, match: str) -> list[Found]:
+    rows = conn.execute(
+        "SELECT d.id, d.twinning_id, d.name, d.size, d.pages, d.uploaded_by, d.uploaded_at, "
+        "snippet(twinning_documents_fts, 3, ?, ?, '…', ?) "
+        "FROM twinning_documents_fts JOIN twinning_documents d "
+        "ON d.id = twinning_documents_fts.document AND d.twinning_id = twinning_documents_fts.twinning_id "
+        "WHERE twinning_documents_fts MATCH ? AND twinning_documents_fts.twinning_id IN (SELECT value FROM json_each(?)) "
+        "ORDER BY twinning_documents_fts.rank, d.uploaded_at DESC LIMIT ?",
+        (MARK_OPEN, MARK_CLOSE, SNIPPET_TOKENS, match, pair_ids, MAX_HITS),
+    ).fetchall()
+    return [Found(_row(r[:7]), *parse_snippet(r[7] or "")) for r in rows]

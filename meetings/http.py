@@ -22,7 +22,7 @@ from core.http import json_error
 from . import ics
 from .access import Caller, caller
 from .activity import entry
-from .documents import MAX_BYTES, DocumentStore
+from .documents import MAX_BYTES, MAX_QUERY, DocumentStore
 from .errors import TwinningError
 from .service import Twinnings
 from .vocabulary import Activity, PairRole
@@ -191,6 +191,22 @@ class TwinningRoutes:
             docs = [d.public(pair.id) for d in await self.documents.of_pair(pair.id)]
         return web.json_response({"documents": docs}, headers=NO_STORE)
 
+    async def search_documents(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/twinnings/documents/search?q=``: documents of every pair the caller belongs to
+        whose name or text has every word, best first, each with its pair, a snippet with the
+        matches' offsets, and its (members-only) download URL."""
+        who = await self._caller(request)
+        query = request.query.get("q", "")
+        if not query.strip():
+            raise TwinningError("bad-query", "Give the words to search for as ?q=…")
+        if len(query) > MAX_QUERY:
+            raise TwinningError("bad-query", f"A search has at most {MAX_QUERY} characters.")
+        pairs = {p.id: p for p in await self.twinnings.pairs_of(who)}
+        found = await self.documents.search_pairs(pairs.keys(), query)
+        hits = [{**f.public(f.document.pair_id), "pair": {"id": pair.id, "name": pair.name, "url": f"/t/{pair.id}"}}
+                for f in found if (pair := pairs.get(f.document.pair_id)) is not None]
+        return web.json_response({"query": query, "documents": hits}, headers=NO_STORE)
+
     async def download(self, request: web.Request) -> web.StreamResponse:
         who = await self._caller(request)
         pair, _ = await self.twinnings.pair(who, request.match_info["id"])
@@ -239,6 +255,7 @@ def add_routes(
     r.add_get("/t/{id}", routes.page)
     r.add_post("/api/twinnings", _errors(routes.create))
     r.add_get("/api/twinnings", _errors(routes.list))
+    r.add_get("/api/twinnings/documents/search", _errors(routes.search_documents))
     r.add_get("/api/twinnings/{id}", _errors(routes.get))
     r.add_patch("/api/twinnings/{id}", _errors(routes.change))
     r.add_post("/api/twinnings/{id}/members", _errors(routes.add_member))

@@ -86,6 +86,11 @@ class Twinnings:
             raise TwinningError("not-found", "There is no such twinning pair.", 404)
         return pair, require(who, pair, role)
 
+    async def pairs_of(self, who: Caller) -> list[Pair]:
+        """The pairs ``who`` belongs to now (every pair for the API key): a removed member's are not."""
+        pairs = await self.store.for_email(None if who.admin else who.email)
+        return [p for p in pairs if who.role_in(p) is not None]
+
     async def add_member(self, who: Caller, pair_id: str, body: Any) -> Member:
         pair, _ = await self.pair(who, pair_id, PairRole.ORGANISER)
         member = validation.member(body, len(pair.branches))

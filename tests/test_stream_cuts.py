@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from captioning.asr import Transcript
+from captioning.asr import Segment, Transcript
 from captioning.audio import SAMPLE_RATE
 from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream
 from captioning.vad import WINDOW
@@ -40,7 +41,9 @@ async def run(audio: np.ndarray, probs: list[float], **options: float) -> tuple[
             finals.append(event)
 
     scheduler = AsrScheduler(transcribe)
-    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, **options)
+    # (level=False: the samples' values are their positions, which levelling would change)
+    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, level=False,
+                           **options)
     for i in range(0, len(audio), 1600):
         await stream.feed(audio[i : i + 1600])
     await stream.close()
@@ -57,7 +60,7 @@ async def test_speech_without_pauses_is_cut_at_its_quietest_moment_and_nothing_i
         probs[i] = 0.1
     probs[int(16.8 * SAMPLE_RATE / WINDOW)] = 0.4  # a softer syllable: speech, not a pause
 
-    heard, finals = await run(audio, probs, max_utterance=20.0, min_silence=0.7)
+    heard, finals = await run(audio, probs, max_utterance=20.0, min_silence=0.7, segment_cuts=False)
 
     assert len(heard) == 2 and len(finals) == 2
     first, second = heard
@@ -104,3 +107,79 @@ async def test_a_soft_onset_inside_the_pause_that_ended_an_utterance_starts_the_
         f"{soft * WINDOW / SAMPLE_RATE:.2f} s"
     )
     assert int(first[-1]) < int(second[0])  # and the two do not overlap
+
+
+#: what a speaker says with no pause: (start in seconds, sentence)
+SCRIPT = [(0.0, "One two three."), (4.5, "Four five six."), (9.0, "Seven eight nine, um, and ten."),
+          (17.0, "Eleven twelve."), (22.0, "Thirteen.")]
+
+
+def whisper_like(script: list[tuple[float, str]]) -> Callable[[np.ndarray, str | None, str | None], Awaitable[Transcript]]:
+    """A recogniser that knows which sentence starts where (the audio's samples are their own
+    positions) and answers with one segment per sentence heard in the audio it gets."""
+
+    async def transcribe(x: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
+        start, end = x[0] / SAMPLE_RATE, (x[-1] + 1) / SAMPLE_RATE
+        ends = [t for t, _ in script[1:]] + [float("inf")]
+        inside = [(t, text) for (t, text), stop in zip(script, ends, strict=True) if t < end and stop > start + 0.35]
+        segments = tuple(
+            Segment(max(0.0, t - start), (inside[i + 1][0] if i + 1 < len(inside) else end) - start, text)
+            for i, (t, text) in enumerate(inside)
+        )
+        return Transcript(" ".join(s.text for s in segments), "en", 1.0, segments=segments)
+
+    return transcribe
+
+
+async def run_with(transcribe: Callable[[np.ndarray, str | None, str | None], Awaitable[Transcript]],
+                   audio: np.ndarray, probs: list[float], **options: float) -> list[CaptionEvent]:
+    finals: list[CaptionEvent] = []
+
+    async def on_caption(event: CaptionEvent) -> None:
+        if event.final:
+            finals.append(event)
+
+    scheduler = AsrScheduler(transcribe)
+    # (level=False: the samples' values are their positions, which levelling would change)
+    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, level=False,
+                           **options)
+    for i in range(0, len(audio), 1600):
+        await stream.feed(audio[i : i + 1600])
+        await asyncio.sleep(0)  # as the real VAD (in an executor) lets the finals run meanwhile
+    await stream.close()
+    await scheduler.close()
+    return finals
+
+
+async def test_run_on_speech_is_cut_where_a_sentence_starts_not_at_a_hesitation_inside_one() -> None:
+    per_s = SAMPLE_RATE / WINDOW
+    windows = int(25 * per_s)
+    audio = np.arange(windows * WINDOW, dtype=np.float32)
+    probs = [0.9] * windows
+    probs[int(8.95 * per_s)] = 0.6  # the softest moment just before "Seven"
+    for i in range(int(13.0 * per_s) - 2, int(13.0 * per_s) + 3):
+        probs[i] = 0.1  # "um": the longest lull, in the middle of a sentence
+
+    finals = await run_with(whisper_like(SCRIPT), audio, probs, max_utterance=15.0)
+
+    assert [f.text for f in finals] == [
+        "One two three. Four five six.", "Seven eight nine, um, and ten. Eleven twelve.", "Thirteen."
+    ]
+    assert abs(finals[0].end - 8.95) < 0.05, f"cut at {finals[0].end} s, not just before 'Seven' (9.0 s)"
+    assert finals[0].end == finals[1].start and finals[1].end == finals[2].start
+
+
+async def test_without_a_sentence_boundary_run_on_speech_is_still_cut_at_a_lull() -> None:
+    windows = 25 * SAMPLE_RATE // WINDOW
+    audio = np.arange(windows * WINDOW, dtype=np.float32)
+    probs = [0.9] * windows
+    dip = int(12.5 * SAMPLE_RATE / WINDOW)
+    for i in range(dip - 2, dip + 3):
+        probs[i] = 0.1
+    one_sentence = [(0.0, "A sentence that never ends")]
+
+    finals = await run_with(whisper_like(one_sentence), audio, probs, max_utterance=15.0)
+
+    assert len(finals) == 2
+    assert abs(finals[0].end - 12.5) < 0.1, f"cut at {finals[0].end} s, not in the lull at 12.5 s"
+    assert finals[0].end == finals[1].start

@@ -1,6 +1,7 @@
 // The recordings library (/recordings): every recording, newest first, searchable as you type
 // (titles, names and what was said, in any caption language), with rename / publish / delete for
-// those allowed to manage the archive. API: recordings/http.py.
+// those allowed to manage the archive. API: recordings/http.py. Someone signed in also finds the
+// PDFs of their twinning pairs (meetings/http.py, GET /api/twinnings/documents/search).
 
 import { languageName, make } from './dom.js';
 import { errorText, formatDateTime, formatNumber, formatRelative, t } from './i18n.js';
@@ -15,6 +16,8 @@ const form = $('#search-form');
 const summary = $('[data-testid="recording-count"]');
 const empty = $('[data-testid="recording-empty"]');
 const errorBox = $('[data-testid="error"]');
+const docsSection = $('[data-testid="pair-documents"]');
+const docsList = $('[data-testid="pair-document-list"]');
 
 /** id -> {li, rec, refs, editing, confirming, busy} */
 const items = new Map();
@@ -23,6 +26,9 @@ let query = '';
 let inflight = null; // AbortController of the list request in flight
 let debounceTimer = 0;
 let pollTimer = 0;
+let signedIn = Promise.resolve(false); // whether someone is signed in (asked once, as the pair page does)
+let docsQuery = ''; // the search the documents shown answer
+let docHits = [];
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -78,6 +84,7 @@ async function load() {
   const q = query.trim();
   const url = q ? `/api/recordings?q=${encodeURIComponent(q)}` : '/api/recordings';
   list.setAttribute('aria-busy', 'true');
+  const documents = loadDocuments(q, controller.signal);
   try {
     const data = await api(url, { signal: controller.signal });
     canManage = data.can_manage !== false;
@@ -87,6 +94,8 @@ async function load() {
     if (err.name === 'AbortError') return;
     showError(t('library.loadFailed', { reason: errorText(err) }));
   } finally {
+    const problem = await documents;
+    if (problem && inflight === controller) showError(problem);
     if (inflight === controller) {
       inflight = null;
       list.removeAttribute('aria-busy');
@@ -272,6 +281,17 @@ function updateItem(entry, rec) {
   r.confirm.hidden = !entry.confirming;
 }
 
+/** ``snippet`` with the ``[start, end)`` ranges of ``highlights`` in <mark>, appended to ``node``. */
+function appendMarked(node, snippet, highlights) {
+  let pos = 0;
+  for (const [start, end] of Array.isArray(highlights) ? highlights : []) {
+    if (!(start >= pos && end > start && end <= snippet.length)) continue;
+    node.append(snippet.slice(pos, start), make('mark', { text: snippet.slice(start, end) }));
+    pos = end;
+  }
+  node.append(snippet.slice(pos));
+}
+
 /** The search hit: time (a link to that moment), speaker and the snippet with its matches marked. */
 function renderMatch(node, rec) {
   const match = rec.match;
@@ -290,18 +310,81 @@ function renderMatch(node, rec) {
   const text = make('span', { cls: 'rec-match-text' });
   text.dir = 'auto';
   if (match.lang) text.lang = match.lang;
-  const snippet = String(match.snippet);
-  let pos = 0;
-  for (const [start, end] of Array.isArray(match.highlights) ? match.highlights : []) {
-    if (!(start >= pos && end > start && end <= snippet.length)) continue;
-    text.append(snippet.slice(pos, start), make('mark', { text: snippet.slice(start, end) }));
-    pos = end;
-  }
-  text.append(snippet.slice(pos));
+  appendMarked(text, String(match.snippet), match.highlights);
   parts.push(text);
   if (match.hits > 1) parts.push(make('span', { cls: 'rec-match-more', text: t('library.matches', { count: match.hits }) }));
   node.replaceChildren(...parts);
   node.hidden = false;
+}
+
+// ---- documents of the pairs one belongs to -------------------------------------------------------
+
+async function whoIsSignedIn() {
+  try {
+    const me = await api('/api/signin/me');
+    return !!(me && me.account);
+  } catch {
+    return false; // no sign-in on this hub: the library is the recordings only
+  }
+}
+
+/** Search the signed-in person's pairs' documents for ``q``; the error text to show, if any. */
+async function loadDocuments(q, signal) {
+  if (!q || !(await signedIn)) {
+    docsQuery = q;
+    docHits = [];
+    renderDocuments();
+    return null;
+  }
+  if (q === docsQuery) return null; // a poll of the recordings: the documents have not changed
+  try {
+    const data = await api(`/api/twinnings/documents/search?q=${encodeURIComponent(q)}`, { signal });
+    docsQuery = q;
+    docHits = Array.isArray(data.documents) ? data.documents : [];
+    renderDocuments();
+    return null;
+  } catch (err) {
+    if (err.name === 'AbortError') return null;
+    docHits = [];
+    renderDocuments();
+    if (err.code === 'sign-in-required') {
+      signedIn = Promise.resolve(false); // signed out in another tab: back to the recordings only
+      return null;
+    }
+    return t('library.documentsFailed', { reason: errorText(err) });
+  }
+}
+
+function renderDocuments() {
+  docsList.replaceChildren(...docHits.map(documentItem));
+  docsSection.hidden = docHits.length === 0;
+}
+
+/** One document: its name (the download link), pages, its pair (a link to the pair page), the snippet. */
+function documentItem(d) {
+  const li = make('li', { cls: 'document-hit', testid: 'pair-document' });
+  const name = make('a', {
+    cls: 'document-hit-name', testid: 'pair-document-link', text: d.name,
+    attrs: { href: d.url, download: d.name, title: t('library.downloadDocument', { name: d.name }) },
+  });
+  name.dir = 'auto';
+  const meta = make('p', { cls: 'document-hit-meta' });
+  meta.append(make('span', { text: t('library.documentPages', { count: d.pages }) }));
+  if (d.pair) {
+    const pair = make('a', {
+      testid: 'pair-document-pair', text: d.pair.name, attrs: { href: d.pair.url, title: t('library.openPair') },
+    });
+    pair.dir = 'auto';
+    meta.append(pair);
+  }
+  li.append(name, meta);
+  if (d.snippet) {
+    const snippet = make('p', { cls: 'document-hit-snippet', testid: 'pair-document-snippet' });
+    snippet.dir = 'auto';
+    appendMarked(snippet, String(d.snippet), d.highlights);
+    li.append(snippet);
+  }
+  return li;
 }
 
 // ---- actions ------------------------------------------------------------------------------------
@@ -408,10 +491,12 @@ function setQuery(value) {
 document.addEventListener('unionhub:locale', () => {
   items.clear();
   list.replaceChildren();
+  renderDocuments();
   load();
 });
 
 function main() {
+  signedIn = whoIsSignedIn();
   query = new URLSearchParams(location.search).get('q') || '';
   search.value = query;
   search.addEventListener('input', () => {

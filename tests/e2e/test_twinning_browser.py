@@ -1,5 +1,6 @@
 """The pair page /t/<id> in Chromium: an organiser signs in by e-mail link, sees the next session
 in both sides' local times, schedules another and invites a member; a stranger is sent to sign in.
+A member's search in the recordings library also finds their pairs' documents (and nobody else's).
 
 The hub is a real `unionhub serve` with an API key (a portal creates the pair) and aiosmtpd.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from i18nkit import run_axe
 from signinkit import SmtpServer, smtp_server
 from twinningkit import AGREEMENT, soon
 
@@ -186,3 +188,65 @@ def test_a_session_of_a_pair_that_records_shows_the_recording_sign(twinning_hub:
     indicator = page.get_by_test_id("recording-indicator")
     expect(indicator).to_be_visible()
     expect(indicator).to_have_text("Recording")
+
+
+def upload(hub: Any, pair_id: str, name: str, data: bytes) -> Any:
+    """A portal shares a PDF with the pair (multipart/form-data, as a browser's form sends it)."""
+    boundary = "unionhub-test-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{hub.url}/api/twinnings/{pair_id}/documents", data=body, method="POST",
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_a_member_finds_their_pairs_documents_in_the_library_search(
+    twinning_hub: Any, smtp: SmtpServer, new_page: Callable[[], Any]
+) -> None:
+    hub = twinning_hub
+    branches = [
+        {"name": "Leeds", "country": "GB", "timezone": "Europe/London", "languages": ["en"]},
+        {"name": "São Paulo", "country": "BR", "timezone": "America/Sao_Paulo", "languages": ["pt"]},
+    ]
+    ours = api(hub, "POST", "/api/twinnings", {"name": "Leeds–São Paulo", "branches": branches})
+    theirs = api(hub, "POST", "/api/twinnings", {"name": "Gent–Harare", "branches": branches})
+    api(hub, "POST", f"/api/twinnings/{ours['id']}/members", {"email": ORGANISER, "name": "Olu", "role": "member"})
+    doc = upload(hub, ours["id"], "Convenção coletiva.pdf", AGREEMENT)
+    upload(hub, theirs["id"], "Other pair.pdf", AGREEMENT)  # the same words, in a pair Olu is not in
+
+    # a visitor who is not signed in searches the library: recordings only, as before
+    visitor = new_page()
+    asked: list[str] = []
+    visitor.on("request", lambda request: asked.append(request.url))
+    visitor.goto(f"{hub.url}/recordings")
+    visitor.fill('[data-testid="recording-search"]', "salario minimo")
+    expect(visitor.locator('[data-testid="recording-count"]')).to_contain_text("salario minimo")
+    expect(visitor.locator("#recording-list")).not_to_have_attribute("aria-busy", "true")
+    expect(visitor.locator('[data-testid="pair-documents"]')).to_be_hidden()
+    expect(visitor.locator('[data-testid="error"]')).to_be_hidden()
+    assert not [url for url in asked if "/api/twinnings" in url]
+
+    page = new_page()
+    sign_in(page, hub, smtp, ORGANISER, "/recordings")
+    page.fill('[data-testid="recording-search"]', "salario minimo")
+    section = page.get_by_role("region", name="Documents from your twinning pairs")
+    expect(section).to_be_visible()
+    expect(section.get_by_role("heading", name="Documents from your twinning pairs")).to_be_visible()
+    hits = section.get_by_role("listitem")
+    expect(hits).to_have_count(1)
+    expect(hits.get_by_role("link", name="Leeds–São Paulo")).to_have_attribute("href", f"/t/{ours['id']}")
+    expect(hits.locator("mark").first).to_have_text("Salário")
+    expect(hits).to_contain_text("1 page")
+    link = hits.get_by_role("link", name="Convenção coletiva.pdf")
+    expect(link).to_have_attribute("href", doc["url"])
+    assert run_axe(page) == []
+    with page.expect_download() as download:
+        link.click()
+    assert Path(download.value.path()).read_bytes() == AGREEMENT
+
+    page.fill('[data-testid="recording-search"]', "pension")
+    expect(page.locator('[data-testid="recording-count"]')).to_contain_text("pension")
+    expect(section).to_be_hidden()
