@@ -140,7 +140,10 @@ async def _security_headers(request: web.Request, handler: Any) -> web.StreamRes
     try:
         response = await handler(request)
     except web.HTTPRequestEntityTooLarge as exc:  # aiohttp's own answer is text/plain
-        response = json_error(exc.status, "too-large", "The request body is too large.")
+        if request.path == "/translate":  # LibreTranslate's clients read {"error": "<message>"}
+            response = web.json_response({"error": "The request body is too large."}, status=exc.status)
+        else:
+            response = json_error(exc.status, "too-large", "The request body is too large.")
     except web.HTTPNotFound as exc:
         if not request.path.startswith("/api/"):
             _add_security_headers(request, exc)
