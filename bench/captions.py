@@ -49,7 +49,8 @@ from captioning.asr import AsrSpec  # noqa: E402
 from captioning.audio import SAMPLE_RATE, read_wav  # noqa: E402
 from captioning.metrics import wer, words  # noqa: E402
 from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
-from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream  # noqa: E402
+from captioning.scheduler import AsrScheduler  # noqa: E402
+from captioning.stream import CaptionEvent, SpeakerStream  # noqa: E402
 from captioning.vad import StreamingVad  # noqa: E402
 from captioning.workers import WorkerPool, _asr_info, _transcribe, asr_pool  # noqa: E402
 

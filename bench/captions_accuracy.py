@@ -2,7 +2,7 @@
 
 Every clip of ``MANIFEST.tsv`` (real speech, 10 languages) goes through the hub's own caption
 pipeline — streaming Silero VAD → :class:`~captioning.stream.SpeakerStream` (partials, finals,
-prompts) → :class:`~captioning.stream.AsrScheduler` → a real ASR worker process — in two shapes:
+prompts) → :class:`~captioning.scheduler.AsrScheduler` → a real ASR worker process — in two shapes:
 
 * ``turns``: one speaker per language reads its clips with 1.5 s of silence between them;
 * ``loop``: the same clips with their leading/trailing silence cut off, concatenated with no gap
@@ -12,12 +12,14 @@ The finals' WER (CER for ja/zh/ko) is compared with the same model run offline o
 (faster-whisper ``transcribe``, greedy: ``beam_size=1``, temperature 0, its default 30 s window).
 Text is normalised (case, punctuation) before scoring.
 
-Audio is fed as fast as the pipeline takes it, not in real time. That changes nothing the finals
-depend on: utterances are cut by counting VAD windows of the audio (samples, not wall-clock), the
-prompt is the previous final (finals run strictly in order) and the language is the speaker's
-profile language. The pipeline's only wall-clock decisions are skipping stale *partials* and
-dropping finals once 90 s of audio is queued; the feeder waits while finals are queued so none is
-ever dropped (checked: ``finals_dropped`` is reported and must be 0).
+Audio is fed as fast as the pipeline takes it, not in real time, except while a run-on utterance
+waits for its cut (``SpeakerStream.cutting``): then it is fed in real time, as a live microphone
+goes on while Whisper decodes, so how much more speech arrives before the cut is as live (with
+this machine's decode speed). Otherwise speed changes nothing the finals depend on: utterances are
+cut by counting VAD windows of the audio (samples, not wall-clock), finals run strictly in order
+and the language is the speaker's profile language. The pipeline's other wall-clock decisions are
+skipping stale *partials* and dropping finals once 90 s of audio is queued; the feeder waits while
+finals are queued so none is ever dropped (checked: ``finals_dropped`` is reported and must be 0).
 
     .venv/bin/python bench/captions_accuracy.py --model base --out docs/bench
     .venv/bin/python bench/captions_accuracy.py --model base --langs en,es --shapes loop
@@ -50,7 +52,8 @@ from captioning.asr import AsrSpec  # noqa: E402
 from captioning.audio import SAMPLE_RATE, read_wav  # noqa: E402
 from captioning.metrics import error_counts  # noqa: E402
 from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
-from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream  # noqa: E402
+from captioning.scheduler import AsrScheduler  # noqa: E402
+from captioning.stream import CaptionEvent, SpeakerStream  # noqa: E402
 from captioning.vad import WINDOW, StreamingVad  # noqa: E402
 from captioning.workers import WorkerPool, _asr_info, _transcribe, asr_pool  # noqa: E402
 

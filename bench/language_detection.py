@@ -52,7 +52,8 @@ from bench.captions_accuracy import PAUSE, SPEECH, Clip, hardware, load_manifest
 from captioning.audio import SAMPLE_RATE  # noqa: E402
 from captioning.language import LanguageHint, choose_language  # noqa: E402
 from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
-from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream  # noqa: E402
+from captioning.scheduler import AsrScheduler  # noqa: E402
+from captioning.stream import CaptionEvent, SpeakerStream  # noqa: E402
 from captioning.vad import StreamingVad  # noqa: E402
 from captioning.workers import WorkerPool, _detect_language, _transcribe  # noqa: E402
 

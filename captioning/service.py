@@ -27,8 +27,9 @@ from .audio import PcmConverter
 from .language import LanguageHint, SpokenLanguage
 from .models import ModelDirs, ModelError, model_label, resolve_asr_model
 from .remote import Kind, RemotePool
+from .scheduler import AsrScheduler
 from .store import CaptionStore, StoredCaption
-from .stream import AsrScheduler, CaptionEvent, SpeakerStream
+from .stream import CaptionEvent, SpeakerStream
 from .vad import StreamingVad
 from .vocabulary import CaptionState, TranslatedBy, Untranslated
 from .workers import (

@@ -14,7 +14,8 @@ from captioning.asr import AsrSpec, Transcript
 from captioning.audio import SAMPLE_RATE, read_wav
 from captioning.metrics import wer
 from captioning.models import ModelDirs, resolve_asr_model
-from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream
+from captioning.scheduler import AsrScheduler
+from captioning.stream import CaptionEvent, SpeakerStream
 from captioning.vad import StreamingVad
 from captioning.workers import WorkerCrashed, _asr_info, _transcribe, asr_pool
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from captioning.asr import Segment, Transcript
 from captioning.audio import SAMPLE_RATE
-from captioning.stream import AsrScheduler, CaptionEvent, SpeakerStream
+from captioning.scheduler import AsrScheduler
+from captioning.stream import CaptionEvent, SpeakerStream
 from captioning.vad import WINDOW
 
 
@@ -41,9 +42,7 @@ async def run(audio: np.ndarray, probs: list[float], **options: float) -> tuple[
             finals.append(event)
 
     scheduler = AsrScheduler(transcribe)
-    # (level=False: the samples' values are their positions, which levelling would change)
-    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, level=False,
-                           **options)
+    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, **options)
     for i in range(0, len(audio), 1600):
         await stream.feed(audio[i : i + 1600])
     await stream.close()
@@ -140,9 +139,7 @@ async def run_with(transcribe: Callable[[np.ndarray, str | None, str | None], Aw
             finals.append(event)
 
     scheduler = AsrScheduler(transcribe)
-    # (level=False: the samples' values are their positions, which levelling would change)
-    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, level=False,
-                           **options)
+    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, **options)
     for i in range(0, len(audio), 1600):
         await stream.feed(audio[i : i + 1600])
         await asyncio.sleep(0)  # as the real VAD (in an executor) lets the finals run meanwhile
