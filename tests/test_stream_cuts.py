@@ -29,25 +29,15 @@ def scripted(probs: list[float]) -> Callable[[np.ndarray], Awaitable[list[float]
 
 
 async def run(audio: np.ndarray, probs: list[float], **options: float) -> tuple[list[np.ndarray], list[CaptionEvent]]:
+    """Stream ``audio``; returns the audio of every transcription (finals only: partial_interval
+    is longer than the audio) and the finals."""
     heard: list[np.ndarray] = []
 
     async def transcribe(x: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
-        heard.append(x.copy())  # finals only: partial_interval is longer than the audio
+        heard.append(x.copy())
         return Transcript(f"words {len(x)}", "en", 1.0)
 
-    finals: list[CaptionEvent] = []
-
-    async def on_caption(event: CaptionEvent) -> None:
-        if event.final:
-            finals.append(event)
-
-    scheduler = AsrScheduler(transcribe)
-    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, **options)
-    for i in range(0, len(audio), 1600):
-        await stream.feed(audio[i : i + 1600])
-    await stream.close()
-    await scheduler.close()
-    return heard, finals
+    return heard, await run_with(transcribe, audio, probs, **options)
 
 
 async def test_speech_without_pauses_is_cut_at_its_quietest_moment_and_nothing_is_lost() -> None:
