@@ -313,7 +313,8 @@ class SpeakerStream:
         if self._partial_task is not None:
             self._partial_task.cancel()
             self._partial_task = None
-        text = " ".join(s.text for s in result.segments[:keep]).strip()
+        # (nothing decoded before the boundary: settle what listeners already see, as any final does)
+        text = " ".join(s.text for s in result.segments[:keep]).strip() or utt.shown
         if not text:
             return
         self._context = text[-200:]
