@@ -97,7 +97,14 @@ async def test_a_congested_listener_loses_video_lowest_first_keeps_audio_and_get
         await until(lambda: (forwarding(listener) or {}).get("video") == [cy.id], timeout=15)
         await until(lambda: (forwarding(listener) or {}).get("congested") is False, timeout=30)
         assert sorted((forwarding(listener) or {}).get("video") or []) == sorted(everyone)  # type: ignore[type-var]
-        assert await flowing(listener, pubs, "video") == everyone
+        # (the video added last may still wait for its keyframe: a few seconds, not one, under load;
+        # thumbnails arrive at the base layer's 7.5 fps, near flowing()'s 5-frames-a-second bar)
+        seen: set[str] = set()
+        for _ in range(4):
+            seen = await flowing(listener, pubs, "video")
+            if seen == everyone:
+                break
+        assert seen == everyone
         for p in pubs:  # each resumed at a keyframe
             last = listener.received_from(p.id or "", "video")[0].frames
             assert any(f.keyframe for f in last[-60:])
