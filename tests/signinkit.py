@@ -101,11 +101,18 @@ def oidc_provider(users: Iterable[oidc_provider_mock.User]) -> Iterator[Provider
         start_response(captured[0], [*headers, ("Content-Length", str(len(body)))])
         return [body]
 
-    server = werkzeug.serving.make_server("127.0.0.1", port, recording, threaded=True)
+    with serving(recording, port):
+        yield provider
+
+
+@contextmanager
+def serving(app: Any, port: int) -> Iterator[None]:
+    """A WSGI app (the provider, or a wrapper around it) on 127.0.0.1:``port`` for the block."""
+    server = werkzeug.serving.make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield provider
+        yield
     finally:
         server.shutdown()
         thread.join(5)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import oidc_provider_mock
 import pytest
-import werkzeug.serving
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from joserfc import jwt
@@ -28,7 +26,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from core.database import Database
 from meetings import signin
-from signinkit import CLIENT_ID, CLIENT_SECRET, free_port
+from signinkit import CLIENT_ID, CLIENT_SECRET, free_port, serving
 
 WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 ONLY_IN_USERINFO = ("email", "email_verified", "name")
@@ -84,15 +82,8 @@ def provider() -> Iterator[SubOnlyProvider]:
                 doc["sub"] = provider.userinfo_sub
         return answer(start_response, captured[0], captured[1], json.dumps(doc).encode())
 
-    server = werkzeug.serving.make_server("127.0.0.1", port, wrapped, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(wrapped, port):
         yield provider
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
 
 
 @pytest.fixture
