@@ -416,14 +416,17 @@ function languages() {
   return langs;
 }
 
-function pickLanguage(langs) {
+/** The entry of ``langs`` that is ``code`` (any case), else its base language ("pt-BR" → "pt"), else null. */
+function matchLanguage(langs, code) {
   const lower = langs.map((l) => l.toLowerCase());
-  const find = (code) => {
-    const c = String(code || '').toLowerCase();
-    let i = lower.indexOf(c);
-    if (i < 0) i = lower.indexOf(c.split('-')[0]);
-    return i < 0 ? null : langs[i];
-  };
+  const c = String(code || '').toLowerCase();
+  let i = lower.indexOf(c);
+  if (i < 0) i = lower.indexOf(c.split('-')[0]);
+  return i < 0 ? null : langs[i];
+}
+
+function pickLanguage(langs) {
+  const find = (code) => matchLanguage(langs, code);
   const wanted = new URLSearchParams(location.search).get('lang');
   if (wanted === 'off' || wanted === '') return '';
   if (wanted) return find(wanted) || '';
@@ -504,13 +507,7 @@ function channelIndex(channel) {
 
 /** The channel a viewer who has not picked one hears: ?audio=, else their own language, else the floor. */
 function defaultChannel(langs) {
-  const lower = langs.map((l) => l.toLowerCase());
-  const find = (code) => {
-    const c = String(code || '').toLowerCase();
-    let i = lower.indexOf(c);
-    if (i < 0) i = lower.indexOf(c.split('-')[0]);
-    return i < 0 ? null : langs[i];
-  };
+  const find = (code) => matchLanguage(langs, code);
   const wanted = new URLSearchParams(location.search).get('audio');
   if (wanted) return find(wanted) || FLOOR;
   for (const pref of navigator.languages || [navigator.language]) {
