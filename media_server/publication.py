@@ -127,6 +127,13 @@ class Publication:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone receives this track now: a subscription that last-N (or a congested
+        link) has not paused — recorders and live streams are never paused. Relay mode (the
+        benchmark baseline): always."""
+        return self._relay is not None or any(not t.paused for t in self._subscribers)
+
     def downstream_loss(self) -> float:
         """The worst fraction lost (0..1) a subscriber reported recently, at most
         :data:`MAX_UPSTREAM_LOSS` (told to the publisher: see ``feedback.py``)."""

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCRtpReceiver
 
 from . import lastn
+from .demand import CameraDemand
 from .forwarding import ForwardedTrack
 from .network import MediaNetwork
 from .peer import Peer
@@ -30,6 +31,9 @@ PublicationHook = Callable[["MediaRoom", Publication], None]
 #: ``(room, subscriber, participants whose video it now receives, whether its link holds
 #: back others it would receive: see ``congestion.py``)``
 OnForwarding = Callable[[str, str, list[str], bool], None]
+#: ``(publisher, wanted)``: ask a publisher to stop sending its camera, which reaches nobody
+#: (False), or to send it again (True); see ``demand.py``
+OnCameraWanted = Callable[[str, bool], None]
 #: Seconds between two looks at every subscriber's downlink.
 DOWNLINK_TICK = 0.5
 
@@ -84,7 +88,8 @@ class SFU:
     """Forwards each publisher's encoded frames to every other participant of its room.
 
     The signalling layer drives it (join, answer, publish, leave) and is called back to
-    deliver offers (``send_offer``) and active-speaker changes (``on_active_speaker``).
+    deliver offers (``send_offer``) and active-speaker changes (``on_active_speaker``), and to
+    ask publishers to stop or resume sending a camera nobody receives (``on_camera_wanted``).
     Other components (captions, recordings) :meth:`watch` it to get every publication, those
     already published and each new one, with its :class:`~media_server.audio_tap.AudioTap`.
     """
@@ -95,6 +100,7 @@ class SFU:
         on_active_speaker: Callable[[str, str | None], None] | None = None,
         on_publications_changed: Callable[[str, str], None] | None = None,
         on_forwarding: OnForwarding | None = None,
+        on_camera_wanted: OnCameraWanted | None = None,
         codec: str = "vp8",
         mode: Mode = "forward",
         ice_servers: list[RTCIceServer] | None = None,
@@ -108,6 +114,9 @@ class SFU:
         self._on_active_speaker = on_active_speaker
         self._on_publications_changed = on_publications_changed
         self._on_forwarding = on_forwarding
+        self._on_camera_wanted = on_camera_wanted
+        #: cameras nobody receives, whose publishers were asked to stop sending them
+        self.camera_demand = CameraDemand(self._tell_camera_wanted)
         self._prefs: dict[str, VideoPrefs] = {}
         self._camera_off: set[str] = set()  # participants whose camera is switched off (last-N skips them)
         self._video_pauses = 0
@@ -247,6 +256,7 @@ class SFU:
         self._prefs.pop(participant, None)
         self._camera_off.discard(participant)
         self._sent.pop(participant, None)
+        self.camera_demand.forget(participant)
         if room_name is None:
             return
         room = self.rooms[room_name]
@@ -345,6 +355,8 @@ class SFU:
             room.speaker.remove(publication.owner)
             room.off_floor.discard(publication.owner)
         await publication.close()
+        if publication.source == "camera":
+            self.camera_demand.forget(publication.owner)
         if publication.kind == "video":
             self._refresh(room)
         if self._on_publications_changed is not None:
@@ -509,6 +521,18 @@ class SFU:
                 room.congested.discard(subscriber)
             if subscriber != quiet and self._on_forwarding is not None:
                 self._on_forwarding(room.name, subscriber, sorted(selection), congested)
+        self._update_camera_demand(room, time.monotonic())
+
+    def _update_camera_demand(self, room: MediaRoom, now: float) -> None:
+        """Tell ``demand.py`` which of the room's cameras anyone receives (forward mode: the
+        relay baseline's subscriptions are not the SFU's to pause)."""
+        if self.mode == "forward":
+            wanted = {p.owner: p.wanted for p in room.publications.values() if p.source == "camera"}
+            self.camera_demand.update(wanted, now)
+
+    def _tell_camera_wanted(self, publisher: str, wanted: bool) -> None:
+        if self._on_camera_wanted is not None and publisher in self._room_of:
+            self._on_camera_wanted(publisher, wanted)
 
     @staticmethod
     def _set_frame_rates(peer: Peer, layers: dict[str, int]) -> None:
@@ -527,13 +551,22 @@ class SFU:
 
     async def _watch_downlinks(self) -> None:
         """Every :data:`DOWNLINK_TICK`, ask each subscriber's :class:`~congestion.Downlink`
-        how many videos its link carries, and re-select where that changed."""
+        how many videos its link carries, and re-select where that changed; release the cameras
+        nobody has received for a while (``demand.py``)."""
         while True:
             await asyncio.sleep(DOWNLINK_TICK)
+            now = time.monotonic()
             try:
-                self._check_downlinks(time.monotonic())
+                self._check_downlinks(now)
             except Exception:  # the policy's bug must not stop forwarding
                 logger.exception("downlink check failed")
+            try:
+                # a recorder or live stream subscribes without the SFU's knowing: look again
+                for room in list(self.rooms.values()):
+                    self._update_camera_demand(room, now)
+                self.camera_demand.tick(now)
+            except Exception:
+                logger.exception("camera demand check failed")
 
     def _check_downlinks(self, now: float) -> None:
         for room in list(self.rooms.values()):
@@ -622,6 +655,10 @@ class SFU:
             ),
             "video_pauses": self._video_pauses,
             "video_resumes": self._video_resumes,
+            # cameras reaching nobody: publishers asked to stop sending now, and how often
+            "cameras_released": len(self.camera_demand.released),
+            "camera_releases": self.camera_demand.releases,
+            "camera_recalls": self.camera_demand.recalls,
             # temporal layers: frames above a subscriber's layer not sent (current subscriptions)
             "frames_thinned": sum(
                 t.thinned_frames

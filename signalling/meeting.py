@@ -376,6 +376,13 @@ class Meeting:
             payload = {"video": video, "congested": congested}
             self.spawn(self.sio.emit("forwarding", payload, to=participant.sid))
 
+    def camera_wanted(self, participant_id: str, wanted: bool) -> None:
+        """The SFU asks a publisher to stop sending its camera, which reaches nobody now, or to
+        send it again (``camera-wanted``; the browser's encoder pauses, or restarts on a keyframe)."""
+        participant = self.store.participant_by_id(participant_id)
+        if participant is not None:
+            self.spawn(self.sio.emit("camera-wanted", {"wanted": wanted}, to=participant.sid))
+
     def publications_changed(self, room_name: str, participant_id: str) -> None:
         """The SFU saw a publication come or go: a screen share shows on the participant."""
         participant = self.store.participant_by_id(participant_id)

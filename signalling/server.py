@@ -61,6 +61,7 @@ class SignallingServer:
             on_active_speaker=self._on_active_speaker,
             on_publications_changed=self._on_publications_changed,
             on_forwarding=self._on_forwarding,
+            on_camera_wanted=self._on_camera_wanted,
             **(sfu_options or {}),
         )
         self.meeting = Meeting(self.sio, self.store, self.sfu, self.security, self.features)
@@ -88,6 +89,9 @@ class SignallingServer:
 
     def _on_forwarding(self, room_name: str, participant_id: str, video: list[str], congested: bool) -> None:
         self.meeting.forwarding_changed(participant_id, video, congested)
+
+    def _on_camera_wanted(self, participant_id: str, wanted: bool) -> None:
+        self.meeting.camera_wanted(participant_id, wanted)
 
     # -- RoomHub: what features use --------------------------------------------------------------
 

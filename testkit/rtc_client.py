@@ -139,6 +139,8 @@ class PreEncodedTrack(MediaStreamTrack):
     with a keyframe at once: the clip jumps ahead to its next keyframe, timestamps running on
     (by default requests are only counted and subscribers wait for the clip's next keyframe).
     ``send_log``: if a list, (:func:`~testkit.lightreceive.frame_key`, send time) per frame.
+    :meth:`set_active` stops and restarts sending as a browser's ``encodings[].active`` does
+    (the hub's ``camera-wanted``).
     """
 
     def __init__(self, kind: str, packets: list[av.Packet], clock_rate: int, answer_keyframes: bool = False) -> None:
@@ -162,6 +164,29 @@ class PreEncodedTrack(MediaStreamTrack):
         self.keyframe_requests = 0
         self.keyframes_answered = 0
         self.send_log: list[tuple[int, float]] | None = None
+        self._active = asyncio.Event()
+        self._active.set()
+        self.deactivations = 0
+
+    @property
+    def active(self) -> bool:
+        return self._active.is_set()
+
+    def set_active(self, active: bool) -> None:
+        """Stop sending (``recv`` waits), or send again: as a browser's encoder restarted, the
+        first frame is a keyframe and the timestamps run on in real time."""
+        if active == self.active:
+            return
+        if active:
+            self._keyframe_due = bool(self._keyframes)  # a restarted encoder starts on one
+            self._active.set()
+        else:
+            self.deactivations += 1
+            self._active.clear()
+
+    def stop(self) -> None:
+        super().stop()
+        self._active.set()  # a recv() waiting for activation ends
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
@@ -213,6 +238,12 @@ class PreEncodedTrack(MediaStreamTrack):
             raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
+        if not self._active.is_set():
+            stopped = time.monotonic()
+            await self._active.wait()
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._offset += round((time.monotonic() - stopped) * self._clock_rate)  # time ran on
         if self._keyframe_due:
             self._jump_to_keyframe()
         data, pts = self._payloads[self._index]
@@ -306,6 +337,7 @@ class HubClient:
         self.sio.on("joined", self._joined)
         self.sio.on("sdp", self._offer)
         self.sio.on("send-limits", self._send_limits)
+        self.sio.on("camera-wanted", self._camera_wanted)
         self.sio.on("error", self._error)
 
     async def _record(self, event: str, data: Any = None) -> None:
@@ -321,6 +353,13 @@ class HubClient:
     async def _send_limits(self, data: dict[str, Any]) -> None:
         self.events.append(("send-limits", data))
         self._camera_limit(data)
+
+    async def _camera_wanted(self, data: dict[str, Any]) -> None:
+        """As the web client: stop the camera's encoder while it reaches nobody."""
+        self.events.append(("camera-wanted", data))
+        camera = self.tracks.get("camera")
+        if isinstance(camera, PreEncodedTrack):
+            camera.set_active(data.get("wanted") is not False)
 
     def _camera_limit(self, limits: dict[str, Any]) -> None:
         self.camera_limit = limits.get("camera")

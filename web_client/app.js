@@ -161,6 +161,7 @@ function connectSocket() {
   socket.on('active-speaker', (msg) => ui.setActiveSpeaker((msg && msg.id) || null));
   socket.on('forwarding', (msg) => lastn.setForwarding(msg));
   socket.on('send-limits', (msg) => { if (msg && state.call) state.call.setCameraLimit(msg.camera); });
+  socket.on('camera-wanted', (msg) => { if (msg && state.call) state.call.setCameraWanted(msg.wanted); });
   socket.on('chat', showChat);
   socket.on('caption', captions.showCaption);
   socket.on('captions-status', (msg) => { // the models finished loading (or failed to)

@@ -34,6 +34,7 @@ export class Call {
     this.closed = false;
     this.cameraLimit = null; // {maxBitrate, scaleResolutionDownBy} the server asked for (send-limits)
     this.cameraLayers = true; // ask for temporal layers until the browser refuses them once
+    this.cameraWanted = true; // false: our camera reaches nobody, its encoder rests (camera-wanted)
     this.pc.addEventListener('connectionstatechange', () => {
       if (this.pc.connectionState === 'failed' && !this.closed) {
         // ICE gave up (network change, NAT rebinding) while signalling is still up
@@ -89,6 +90,18 @@ export class Call {
     return this.queue;
   }
 
+  /**
+   * Whether anyone receives our camera (`camera-wanted`): while nobody does, its encoder is
+   * stopped (`active: false`: no frames, no uplink); started again, it begins with a keyframe.
+   * The local preview is not affected.
+   */
+  setCameraWanted(wanted) {
+    this.cameraWanted = wanted !== false;
+    this.queue = this.queue.then(() => this.#applyCameraLimit())
+      .catch((err) => { if (!this.closed) this.opts.onError(err); });
+    return this.queue;
+  }
+
   async #applyCameraLimit() {
     for (const t of this.pc.getTransceivers()) {
       const slot = t.mid != null ? this.slots[t.mid] : null;
@@ -121,6 +134,7 @@ export class Call {
         enc.scaleResolutionDownBy = 1;
       }
       if (scalability) enc.scalabilityMode = scalability;
+      enc.active = this.cameraWanted;
     }
     return params;
   }
