@@ -33,6 +33,7 @@ from .leases import Lease, RoomLeases
 from .nodes import Load, NodeRegistry
 from .placement import Placement
 from .pubsub import ResilientRedisManager
+from .spanning import Spanning
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class ClusterConfig:
     heartbeat: float = 1.0  # seconds between heartbeats
     node_ttl: float = 5.0  # a node silent this long is not used
     lease_ttl: float = 6.0  # a dead owner's rooms are free again after this long
+    #: participants of one room on its owner before the room spans onto a relay node
+    #: (``spanning.py``; None: never)
+    room_capacity: int | None = None
+    #: where this node's pipes to other nodes listen (loopback, or a private network address)
+    pipe_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class ClusterNode(Feature):
         )
         self.leases = RoomLeases(self.redis, config.node_id, config.lease_ttl, on_lost=self._lease_lost)
         self.placement = Placement()
+        self.spanning = Spanning(self.redis, self.registry, config.room_capacity, config.pipe_host)
         self._server: SignallingServer | None = None
         self._cpu_at = (time.monotonic(), time.process_time())
         self.redirects = 0
@@ -123,11 +130,13 @@ class ClusterNode(Feature):
     def bind(self, server: SignallingServer) -> None:
         """Attach to the node's signalling server (its load is reported; it calls us back)."""
         self._server = server
+        self.spanning.bind(server)
         server.add(self)
 
     async def start(self) -> None:
         self.registry.start()
         self.leases.start()
+        self.spanning.start()
         task = asyncio.create_task(self._sweep_loop(), name=f"lease-sweep-{self.node_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -227,10 +236,11 @@ class ClusterNode(Feature):
                 if self.draining:
                     return await self._hand_over(room)
                 self.leases.hold(lease)
-                return None
+                return await self._relay(room) if self.spanning.full(room) else None
             url = await self.registry.url_of(lease.node)
             if url is not None:
-                return Owner(lease.node, url)
+                # a room this node relays: its owner sends people past its capacity here
+                return None if self.spanning.relays(room) else Owner(lease.node, url)
             # the owner stopped beating (killed): take its room over
             logger.warning("room %s: owner %s is gone; placing the room again", room, lease.node)
             lease = await self._place(room, replacing=lease)
@@ -240,6 +250,13 @@ class ClusterNode(Feature):
             return None
         url = await self.registry.url_of(lease.node)
         return Owner(lease.node, url) if url is not None else None
+
+    async def _relay(self, room: str) -> Owner | None:
+        """Where people of a full room owned here go: its relay (None: here after all, past
+        capacity — there is no other node, or it did not answer)."""
+        relay = await self.spanning.relay_for(room)
+        url = await self.registry.url_of(relay) if relay is not None else None
+        return Owner(relay, url) if relay is not None and url is not None else None
 
     async def _place(self, room: str, replacing: Lease | None = None) -> Lease:
         nodes = await self.registry.live()
@@ -348,13 +365,14 @@ class ClusterNode(Feature):
             logger.warning("room %s: state not saved in the cluster (%s)", room, exc)
 
     async def room_ended(self, room: str) -> None:
+        await self.spanning.room_ended(room)
         await self.leases.release(room)
 
     def stats(self) -> dict[str, Any]:
         return {
             "node": self.node_id, "redis": self.registry.healthy, "rooms_owned": len(self.leases.held),
             "placed": self.placed, "redirects": self.redirects, "restored": self.restored,
-            "moved": self.moved, "draining": self.draining,
+            "moved": self.moved, "draining": self.draining, **self.spanning.stats(),
         }
 
     async def close(self) -> None:
@@ -362,6 +380,7 @@ class ClusterNode(Feature):
         for task in tuple(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.spanning.close()
         await self.leases.close()
         await self.registry.close()
         await self.redis.aclose()

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Literal, TypeGuard, get_args
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
@@ -64,17 +65,22 @@ class Publication:
         self,
         owner: str,
         source: Source,
-        receiver: RTCRtpReceiver,
-        track: MediaStreamTrack,
+        receiver: RTCRtpReceiver | None,
+        track: MediaStreamTrack | None,
         mode: Mode = "forward",
+        *,
+        kind: str | None = None,
+        keyframes: Callable[[], None] | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.owner = owner
         self.source = source
-        self.kind = track.kind
+        self.kind = track.kind if track is not None else str(kind)
         self.mode = mode
         self._receiver = receiver
         self._track = track
+        #: piped (:meth:`piped`): frames come through :meth:`push`, keyframe requests go here
+        self._keyframes = keyframes
         self._subscribers: set[ForwardedTrack] = set()
         self._relay: MediaRelay | None = None
         self._receiver_tap: ReceiverTap | None = None
@@ -85,7 +91,9 @@ class Publication:
         self.plis = 0
         self._gated = False  # after ingress loss: hold video until the next keyframe
         self._muted = False
-        if mode == "relay":
+        if receiver is None:
+            pass  # piped: no receiver of ours
+        elif mode == "relay":
             self._relay = MediaRelay()
         else:
             self._receiver_tap = ReceiverTap(receiver, self._on_frame)
@@ -94,12 +102,32 @@ class Publication:
         self.levels: AudioLevels | None = None
         self._silence: SilenceGate | None = None
         if self.kind == "audio":
-            self.audio = AudioTap(track, self._receiver_tap)
+            if track is not None:
+                self.audio = AudioTap(track, self._receiver_tap)
             self.levels = AudioLevels()
             self._silence = SilenceGate()
-            if mode == "forward":
+            if mode == "forward" and receiver is not None:
                 # the publisher's Opus encoder sizes its in-band FEC from the loss we report
                 report_loss_upstream(receiver, self.downstream_loss)
+
+    @classmethod
+    def piped(
+        cls, owner: str, source: Source, kind: str, request_keyframe: Callable[[], None]
+    ) -> Publication:
+        """A publication whose publisher is on another hub process (``pipe.py``): its frames
+        arrive through :meth:`push`, its keyframe requests (merged as usual) go to
+        ``request_keyframe``. Nothing is decoded here (no :attr:`audio` tap: captions are made
+        where the publisher is); levels, silence suppression and last-N work as usual."""
+        return cls(owner, source, None, None, kind=kind, keyframes=request_keyframe)
+
+    @property
+    def is_piped(self) -> bool:
+        """Whether the publisher is on another hub process (see :meth:`piped`)."""
+        return self._receiver is None
+
+    def push(self, frame: EncodedFrame) -> None:
+        """One frame of a piped publication, forwarded like a local publisher's."""
+        self._on_frame(frame)
 
     # -- subscribers -------------------------------------------------------------------
 
@@ -109,7 +137,7 @@ class Publication:
         ``suppress_silence``: audio only while the publisher speaks (for participants'
         browsers); by default every frame (recordings, live streams).
         """
-        if self._relay is not None:
+        if self._relay is not None and self._track is not None:
             return self._relay.subscribe(self._track, buffered=False)
         forwarded = ForwardedTrack(
             self.kind, self.request_keyframe, suppress_silence=suppress_silence, publisher=self.owner,
@@ -220,6 +248,12 @@ class Publication:
     def _send_pli(self) -> None:
         self._pli_pending = None
         self._last_pli = time.monotonic()
+        if self._keyframes is not None:
+            self.plis += 1
+            self._keyframes()
+            return
+        if self._receiver is None:
+            return
         for ssrc in media_ssrcs(self._receiver):
             self.plis += 1
             task = asyncio.ensure_future(send_pli(self._receiver, ssrc))

@@ -203,12 +203,7 @@ class SFU:
         reported through ``on_forwarding``: the caller tells it when it answers the join).
         """
         lease = self.network.reserve()  # first: a full port range refuses the join, changing nothing
-        room = self.rooms.get(room_name)
-        if room is None:
-            room = MediaRoom(room_name, self.codec)
-            if self._on_active_speaker is not None or self._on_forwarding is not None:
-                room.speaker = ActiveSpeakerDetector(self._speaker_notifier(room_name))
-            self.rooms[room_name] = room
+        room = self._open_room(room_name)
         if last_n is not None:
             room.last_n = last_n
 
@@ -238,6 +233,15 @@ class SFU:
         # a listener in an empty room is offered a connection once there is media to receive
         return peer
 
+    def _open_room(self, room_name: str) -> MediaRoom:
+        room = self.rooms.get(room_name)
+        if room is None:
+            room = MediaRoom(room_name, self.codec)
+            if self._on_active_speaker is not None or self._on_forwarding is not None:
+                room.speaker = ActiveSpeakerDetector(self._speaker_notifier(room_name))
+            self.rooms[room_name] = room
+        return room
+
     def _speaker_notifier(self, room_name: str) -> Callable[[str | None], None]:
         notify = self._on_active_speaker
 
@@ -266,7 +270,8 @@ class SFU:
         room.wanted.pop(participant, None)
         room.congested.discard(participant)
         publications = room.publications_of(participant)
-        empty = not room.peers
+        # a room kept by tracks piped from another hub process stays until they end
+        empty = not room.peers and not any(p.is_piped for p in room.publications.values())
         if empty:
             del self.rooms[room_name]
         for publication in publications:
@@ -316,30 +321,54 @@ class SFU:
         room_name = self._room_of.get(peer.participant)
         if room_name is None:
             return
-        room = self.rooms[room_name]
         publication = Publication(peer.participant, source, receiver, track, self.mode)
+        self._publish(self.rooms[room_name], publication)
+
+    def _publish(self, room: MediaRoom, publication: Publication) -> None:
         room.publications[publication.id] = publication
-        logger.info("room %s: %s publishes %s", room_name, peer.participant, source)
+        logger.info("room %s: %s publishes %s", room.name, publication.owner, publication.source)
         for other in room.peers.values():
-            if other is not peer:
+            if other.participant != publication.owner:
                 self._subscribe(other, publication)
-        if publication.audio is not None and room.speaker is not None:
+        if publication.kind == "audio" and room.speaker is not None:
             if self._on_floor(publication):
-                room.speaker.add(peer.participant, publication)  # its levels; decoded only if it sends none
+                room.speaker.add(publication.owner, publication)  # its levels; decoded only if it sends none
             else:
-                room.off_floor.add(peer.participant)
+                room.off_floor.add(publication.owner)
         for hook in tuple(self._hooks):
             self._notify(hook, room, publication)
         if publication.kind == "video":
             self._refresh(room)
         if self._on_publications_changed is not None:
-            self._on_publications_changed(room_name, peer.participant)
+            self._on_publications_changed(room.name, publication.owner)
+
+    # -- piped publications (a room spanning hub processes: pipe.py) --------------------------
+
+    def add_publication(self, room_name: str, publication: Publication) -> None:
+        """Publish a track no peer of this SFU sends (:meth:`Publication.piped`: its publisher
+        is on another hub process); the room's browsers subscribe to it like to any other,
+        watchers hear of it, and the room lasts while it has such tracks, even with no peer."""
+        self._publish(self._open_room(room_name), publication)
+
+    async def remove_publication(self, room_name: str, publication: Publication) -> None:
+        """End a track :meth:`add_publication` published (closing it); a room left with no
+        peer and no track ends."""
+        room = self.rooms.get(room_name)
+        if room is None or room.publications.get(publication.id) is not publication:
+            await publication.close()
+            return
+        await self._unpublish(room, publication)
+        if not room.peers and not room.publications and self.rooms.get(room_name) is room:
+            del self.rooms[room_name]
+            if room.speaker is not None:
+                await room.speaker.close()
 
     def _subscribe(self, peer: Peer, publication: Publication) -> None:
         if publication.kind == "video" and peer.participant in self._no_video:
             return  # audio only: not a byte of video
-        if publication.kind == "audio" and self._audience is not None and not self._audience.hears(
-            peer.participant, publication
+        # (a piped publisher is not known above this process: its voice is the floor's here)
+        if publication.kind == "audio" and self._audience is not None and not publication.is_piped and not (
+            self._audience.hears(peer.participant, publication)
         ):
             return
         track = publication.subscribe(suppress_silence=True)  # a browser: audio only while they speak
@@ -351,7 +380,7 @@ class SFU:
             track = peer.remove_subscribe_slot(publication.id)
             if track is not None:
                 publication.unsubscribe(track)
-        if publication.audio is not None and room.speaker is not None:
+        if publication.kind == "audio" and room.speaker is not None:
             room.speaker.remove(publication.owner)
             room.off_floor.discard(publication.owner)
         await publication.close()
@@ -370,7 +399,7 @@ class SFU:
         self._audience = audience
 
     def _on_floor(self, publication: Publication) -> bool:
-        return self._audience is None or self._audience.on_floor(publication)
+        return self._audience is None or publication.is_piped or self._audience.on_floor(publication)
 
     def apply_audience(self, room_name: str) -> int:
         """Subscribe and unsubscribe the room's browsers to audio as the audience now says (a
@@ -384,7 +413,7 @@ class SFU:
             for subscriber, peer in room.peers.items():
                 if subscriber == publication.owner:
                     continue
-                wanted = self._audience is None or self._audience.hears(subscriber, publication)
+                wanted = self._audience is None or publication.is_piped or self._audience.hears(subscriber, publication)
                 if wanted and not peer.subscribes_to(publication.id):
                     self._subscribe(peer, publication)
                     changed += 1
@@ -493,6 +522,8 @@ class SFU:
             if p.source == "screen" or not (p.muted or p.owner in self._camera_off)
         }
         candidates = [p for p in room.peers if p in owners]  # in the order people joined
+        # then publishers on another hub process (piped), in the order they published
+        candidates += [p for p in dict.fromkeys(v.owner for v in videos) if p in owners and p not in room.peers]
         screens = {p.owner for p in videos if p.source == "screen"}
         recency = room.speaker.recency() if room.speaker is not None else []
         for subscriber, peer in list(room.peers.items()):

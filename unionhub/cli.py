@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     clu.add_argument("--front-proxy", action="store_true",
                      help="every node is reached through one front proxy at --public-url, which routes on the "
                           "`node` query parameter (docs/DEPLOYMENT.md)")
+    clu.add_argument("--room-capacity", type=int, metavar="N",
+                     help="participants of one room on its owner node; past N, the room spans onto the least "
+                          "loaded other node, which serves its new participants (docs/DEPLOYMENT.md)")
+    clu.add_argument("--pipe-host", default="127.0.0.1", metavar="ADDR",
+                     help="the loopback or private-network address this node's media pipes to other nodes use "
+                          "(plain RTP, unencrypted: never a public address)")
     serve.add_argument("--log-level", default="info")
     ops = serve.add_argument_group("operations", "TLS without a proxy, logs, shutdown (docs/DEPLOYMENT.md)")
     ops.add_argument("--tls-cert", type=Path, metavar="FILE",
@@ -341,9 +347,14 @@ def main(argv: list[str] | None = None) -> int:
             args.node_id or f"{socket.gethostname()}-{args.port}",
             args.public_url or f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}",
             front=args.front_proxy,
+            room_capacity=args.room_capacity,
+            pipe_host=args.pipe_host,
         )
-    elif args.node_id or args.public_url or args.front_proxy:
-        print("unionhub: --node-id, --public-url and --front-proxy need --redis", file=sys.stderr)
+    elif args.node_id or args.public_url or args.front_proxy or args.room_capacity is not None:
+        print("unionhub: --node-id, --public-url, --front-proxy and --room-capacity need --redis", file=sys.stderr)
+        return 2
+    if args.room_capacity is not None and args.room_capacity < 1:
+        print("unionhub: --room-capacity must be at least 1", file=sys.stderr)
         return 2
     try:
         app = create_app(

@@ -1,0 +1,237 @@
+"""Rooms bigger than one process: past its owner's capacity, a room spans onto a relay node.
+
+``unionhub serve --redis URL --room-capacity N``: once N participants of a room are on its owner,
+the owner asks the least-loaded other live node to relay the room and sends every new page load
+and join of the room there (the ``moved`` routing the cluster already uses). The two halves are
+joined by a :class:`~media_server.pipe.Pipe` (plain RTP over UDP, on ``--pipe-host``: loopback or
+the private network), both ways: the owner's publishers reach the relay's browsers, a publisher
+on the relay reaches the owner's. One relay per room; the owner is the pipe's hub.
+
+The handshake goes through Redis, with no secret in it — each pipe end accepts datagrams only
+from the address the other end published:
+
+1. the owner opens its end and writes its address into the relay's requests
+   (``HSET uh:node:<relay>:relay-requests <room> host:port``);
+2. the relay, polling its requests every :data:`POLL_S`, opens its end, connects it to the owner's
+   and answers with its own address (``uh:room:<room>:pipe:<relay>``);
+3. the owner connects its end and names the relay of the room (``uh:room:<room>:relay``), which
+   routes people there. When the room ends on the owner, the request goes and the relay's end
+   closes; a relay that stops beating is replaced at the next page load past capacity; an owner
+   killed leaves a pipe that falls silent, which the relay closes after :data:`OWNER_SILENT_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from core.tasks import cancel
+from media_server.pipe import Address, Pipe
+from signalling.server import SignallingServer
+
+from .nodes import NodeRegistry, text
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between a relay's looks at the rooms it is asked to relay.
+POLL_S = 0.25
+#: Seconds an owner waits for a relay to answer before serving the room itself, past capacity.
+ANSWER_S = 5.0
+#: How long the routing key lives without the owner renewing it (the room's state TTL).
+RELAY_TTL_S = 24 * 3600
+#: A relay whose owner's end of the pipe has been silent this long (the owner was killed) lets
+#: the room go: people who open it again are placed wherever the room is placed next.
+OWNER_SILENT_S = 10.0
+
+
+def requests_key(node_id: str) -> str:
+    """The rooms ``node_id`` is asked to relay: ``{room: owner's pipe address}``."""
+    return f"uh:node:{node_id}:relay-requests"
+
+
+def pipe_key(room: str, node_id: str) -> str:
+    """The relay's pipe address for ``room``."""
+    return f"uh:room:{room}:pipe:{node_id}"
+
+
+def relay_key(room: str) -> str:
+    """The node that relays ``room`` (people past the owner's capacity go there)."""
+    return f"uh:room:{room}:relay"
+
+
+def format_address(address: Address) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def parse_address(value: str) -> Address:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class Span:
+    """An owned room that spans: its relay node and this node's end of the pipe."""
+
+    relay: str
+    pipe: Pipe
+
+
+class Spanning:
+    """Both roles of a node in spanned rooms: owner (:meth:`relay_for`) and relay (:meth:`relays`)."""
+
+    def __init__(
+        self, redis: Redis, registry: NodeRegistry, capacity: int | None, pipe_host: str = "127.0.0.1"
+    ) -> None:
+        self.redis = redis
+        self.registry = registry
+        self.node_id = registry.node_id
+        self.capacity = capacity
+        self.pipe_host = pipe_host
+        self._server: SignallingServer | None = None
+        self._spans: dict[str, Span] = {}  # rooms owned here that span, by name
+        self._relayed: dict[str, tuple[Address, Pipe]] = {}  # rooms relayed here: (owner's end, ours)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.spanned = 0  # rooms this node made span, in all
+
+    def bind(self, server: SignallingServer) -> None:
+        self._server = server
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._relay_loop(), name=f"relay-requests-{self.node_id}")
+
+    # -- the owner's side ----------------------------------------------------------------------
+
+    def full(self, room: str) -> bool:
+        """Whether ``room`` has as many participants here as this node takes in one room."""
+        if self.capacity is None or self._server is None:
+            return False
+        found = self._server.store.room(room)
+        return found is not None and len(found.participants) >= self.capacity
+
+    async def relay_for(self, room: str) -> str | None:
+        """The node that relays ``room`` (owned here and full), asking one now if there is none
+        yet; None: no other live node, or none answered within :data:`ANSWER_S`."""
+        lock = self._locks.setdefault(room, asyncio.Lock())
+        async with lock:
+            span = self._spans.get(room)
+            if span is not None:
+                if await self.registry.url_of(span.relay) is not None:
+                    return span.relay
+                logger.warning("room %s: relay %s is gone", room, span.relay)
+                await self._end_span(room)
+            return await self._span(room)
+
+    async def _span(self, room: str) -> str | None:
+        server = self._server
+        others = [n for n in await self.registry.live() if n.id != self.node_id]
+        if server is None or not others:
+            return None
+        relay = min(others, key=lambda n: (n.load.score, n.id)).id
+        pipe = Pipe(server.sfu, room, host=self.pipe_host)
+        ours = await pipe.open()
+        answered: str | None = None
+        try:
+            await self.redis.hset(requests_key(relay), room, format_address(ours))
+            for _ in range(int(ANSWER_S / POLL_S * 2)):
+                found = await self.redis.get(pipe_key(room, relay))
+                if found is not None:
+                    answered = text(found)
+                    break
+                await asyncio.sleep(POLL_S / 2)
+        except (RedisError, OSError):
+            answered = None
+        if answered is None:
+            logger.warning("room %s: node %s did not answer a relay request", room, relay)
+            await pipe.close()
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.hdel(requests_key(relay), room)
+            return None
+        pipe.connect(parse_address(answered))
+        self._spans[room] = Span(relay, pipe)
+        self.spanned += 1
+        with contextlib.suppress(RedisError, OSError):  # (routing works from memory here)
+            await self.redis.set(relay_key(room), relay, ex=RELAY_TTL_S)
+        logger.info("room %s spans onto %s (pipe %s <-> %s)", room, relay, format_address(ours), answered)
+        return relay
+
+    async def _end_span(self, room: str) -> None:
+        span = self._spans.pop(room, None)
+        if span is None:
+            return
+        await span.pipe.close()
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.hdel(requests_key(span.relay), room)
+            await self.redis.delete(relay_key(room))
+
+    async def room_ended(self, room: str) -> None:
+        """The room ended here: if it spanned from here, the relay lets its half go."""
+        await self._end_span(room)
+        self._locks.pop(room, None)
+
+    # -- the relay's side ------------------------------------------------------------------------
+
+    def relays(self, room: str) -> bool:
+        """Whether this node relays ``room`` (its people past the owner's capacity come here)."""
+        return room in self._relayed
+
+    async def _relay_loop(self) -> None:
+        while True:
+            try:
+                await self.serve_requests()
+            except (RedisError, OSError) as exc:  # calls in progress keep their pipes meanwhile
+                logger.debug("relay requests unreadable (%s)", exc)
+            except Exception:  # a bad request must not stop this node relaying the others
+                logger.exception("relay requests failed")
+            await asyncio.sleep(POLL_S)
+
+    async def serve_requests(self) -> None:
+        """Open a pipe end for each room this node is newly asked to relay, close those no
+        longer asked (the room ended on its owner, or the owner's end changed)."""
+        server = self._server
+        if server is None:
+            return
+        asked = {text(k): parse_address(text(v)) for k, v in (await self.redis.hgetall(requests_key(self.node_id))).items()}
+        for room, (owner_end, pipe) in list(self._relayed.items()):
+            if pipe.silent_for > OWNER_SILENT_S and asked.get(room) == owner_end:
+                logger.warning("room %s: its owner's end of the pipe went silent", room)
+                await self.redis.hdel(requests_key(self.node_id), room)  # (a killed owner cannot)
+                asked.pop(room)
+            if asked.get(room) != owner_end:
+                del self._relayed[room]
+                await pipe.close()
+                with contextlib.suppress(RedisError, OSError):
+                    await self.redis.delete(pipe_key(room, self.node_id))
+                logger.info("room %s: no longer relayed here", room)
+        for room, owner_end in asked.items():
+            if room in self._relayed:
+                continue
+            pipe = Pipe(server.sfu, room, host=self.pipe_host)
+            ours = await pipe.open()
+            pipe.connect(owner_end)
+            self._relayed[room] = (owner_end, pipe)
+            await self.redis.set(pipe_key(room, self.node_id), format_address(ours), ex=RELAY_TTL_S)
+            logger.info("room %s: relayed here (pipe %s <-> %s)", room, format_address(ours),
+                        format_address(owner_end))
+
+    # -- both ----------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        return {"spanning": len(self._spans), "relaying": len(self._relayed), "spanned": self.spanned}
+
+    async def close(self) -> None:
+        await cancel(self._task)
+        self._task = None
+        for room in list(self._spans):
+            await self._end_span(room)
+        for room, (_, pipe) in list(self._relayed.items()):
+            await pipe.close()
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.delete(pipe_key(room, self.node_id))
+        self._relayed.clear()
