@@ -25,7 +25,7 @@ from aiortc.codecs import HEADER_EXTENSIONS
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtcpParameters, RTCRtpCodecParameters, RTCRtpSendParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpSrPacket, RtpPacket, is_rtcp, unwrap_rtx
+from aiortc.rtp import HeaderExtensionsMap, RtcpByePacket, RtcpPacket, RtcpSrPacket, RtpPacket, is_rtcp, unwrap_rtx
 from pylibsrtp import Policy, Session
 
 from hubtest import RunningHub as Hub
@@ -332,6 +332,48 @@ async def test_sender_report_and_stats_count_what_was_sent(
     assert (info.packet_count, info.octet_count) == (len(packets), octets)
     assert info.rtp_timestamp == packets[-1].timestamp
     assert abs(info.ntp_timestamp / (1 << 32) - fastsend.NTP_OFFSET - time.time()) < 60
+
+
+class Rtcp:
+    """The RTCP a link sent, each packet unprotected once (SRTCP refuses a replay)."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.items: list[Any] = []
+        self._read = 0
+
+    def read(self) -> list[Any]:
+        sent = self.link.socket.sent
+        for data in sent[self._read:]:
+            if is_rtcp(data):
+                self.items.extend(RtcpPacket.parse(self.link.rx.unprotect_rtcp(data)))
+        self._read = len(sent)
+        return self.items
+
+    def reports(self) -> list[RtcpSrPacket]:
+        return [item for item in self.read() if isinstance(item, RtcpSrPacket)]
+
+
+async def test_a_sender_with_nothing_to_send_sends_no_reports(
+    make_link: Callable[..., Link], vp8: list[av.Packet]
+) -> None:
+    """A paused video (last-N) or a silent speaker's audio: aiortc would send a report about
+    nothing every second, from each of a subscriber's N senders."""
+    link = make_link()
+    rtcp = Rtcp(link)
+    await link.start()
+    await asyncio.sleep(3.2)  # at least two of aiortc's intervals (0.5–1.5 s)
+    assert rtcp.reports() == []
+    for frame in frames_of(vp8)[:5]:
+        link.track.push(frame)
+    deadline = time.monotonic() + 5
+    while not rtcp.reports() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert len(rtcp.reports()) == 1  # sending again: reported within an interval
+    await asyncio.sleep(3.2)
+    assert len(rtcp.reports()) == 1  # nothing new sent: nothing new reported
+    await link.sender.stop()
+    assert [item.sources for item in rtcp.read() if isinstance(item, RtcpByePacket)] == [[link.sender._ssrc]]
 
 
 # -- a subscriber that cannot keep up -------------------------------------------------------------
