@@ -12,12 +12,11 @@ The finals' WER (CER for ja/zh/ko) is compared with the same model run offline o
 (faster-whisper ``transcribe``, greedy: ``beam_size=1``, temperature 0, its default 30 s window).
 Text is normalised (case, punctuation) before scoring.
 
-Audio is fed as fast as the pipeline takes it, not in real time, except while a run-on utterance
-waits for its cut (``SpeakerStream.cutting``): then it is fed in real time, as a live microphone
-goes on while Whisper decodes, so how much more speech arrives before the cut is as live (with
-this machine's decode speed). Otherwise speed changes nothing the finals depend on: utterances are
-cut by counting VAD windows of the audio (samples, not wall-clock), finals run strictly in order
-and the language is the speaker's profile language. The pipeline's other wall-clock decisions are
+Audio is fed as fast as the pipeline takes it, not in real time: speed changes nothing the finals
+depend on. Utterances end by counting VAD windows of the audio (samples, not wall-clock), a
+run-on utterance's cuts are decided from its first ``max_utterance`` seconds whenever their decode
+comes back (``--realtime`` feeds in real time to check: the same finals), finals run strictly in
+order and the language is the speaker's profile language. The pipeline's other wall-clock decisions are
 skipping stale *partials* and dropping finals once 90 s of audio is queued; the feeder waits while
 finals are queued so none is ever dropped (checked: ``finals_dropped`` is reported and must be 0).
 
@@ -183,8 +182,9 @@ class StreamRun:
 
 
 async def stream_audio(pool: WorkerPool, audio: np.ndarray, language: str, chunk: float = 0.1,
-                       **stream_options: Any) -> StreamRun:
-    """``audio`` through a fresh SpeakerStream + AsrScheduler on ``pool``, as fast as it keeps up."""
+                       realtime: bool = False, **stream_options: Any) -> StreamRun:
+    """``audio`` through a fresh SpeakerStream + AsrScheduler on ``pool``, as fast as it keeps up
+    (or in real time)."""
 
     async def transcribe(x: np.ndarray, lang: str | None, prompt: str | None) -> Any:
         return await pool.call(_transcribe, x, lang, prompt)
@@ -206,12 +206,7 @@ async def stream_audio(pool: WorkerPool, audio: np.ndarray, language: str, chunk
         await stream.feed(audio[i : i + step])
         while scheduler.pending > 1:  # backpressure: never near the pending-audio cap
             await asyncio.sleep(0.005)
-        if stream.cutting:
-            # a run-on utterance waits for its cut while the speaker goes on talking: feed in
-            # real time until it is done, as a live microphone would (fast, the fallback cut
-            # at max_utterance + split_grace would always win)
-            await asyncio.sleep(step / SAMPLE_RATE)
-        await asyncio.sleep(0)
+        await asyncio.sleep(step / SAMPLE_RATE if realtime else 0)
     await stream.close(flush=True)
     stats = scheduler.stats()
     await scheduler.close()
@@ -227,12 +222,12 @@ async def start_pool(model_dir: Path, threads: int) -> WorkerPool:
 
 
 async def measure_language(pool: WorkerPool, clips: list[Clip], offline: dict[str, str], shape: str,
-                           **stream_options: Any) -> dict[str, Any]:
+                           realtime: bool = False, **stream_options: Any) -> dict[str, Any]:
     """Streaming vs offline error rate for one language's clips in one shape."""
     lang = clips[0].lang
     audio, spans = build_track(clips, shape)
     started = time.monotonic()
-    run = await stream_audio(pool, audio, lang, **stream_options)
+    run = await stream_audio(pool, audio, lang, realtime=realtime, **stream_options)
     elapsed = time.monotonic() - started
     refs = [c.reference for c in clips]
     off_errors, units = score(lang, refs, [offline[c.name] for c in clips])
@@ -284,6 +279,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench"))
     p.add_argument("--tag", default="", help="label stored with the results (e.g. before/after)")
+    p.add_argument("--realtime", action="store_true",
+                   help="feed the audio in real time (a live microphone) instead of as fast as it keeps up")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a SpeakerStream option for this run, e.g. segment_cuts=false or max_utterance=20")
     return p.parse_args(argv)
@@ -322,7 +319,7 @@ async def main(argv: list[str] | None = None) -> None:
     try:
         for shape in args.shapes.split(","):
             for lang, group in by_language(clips).items():
-                row = await measure_language(pool, group, offline, shape, **options)
+                row = await measure_language(pool, group, offline, shape, realtime=args.realtime, **options)
                 rows.append(row)
                 print(f"{lang} {shape}: streaming {row['streaming']} offline {row['offline']} "
                       f"({row['wall_seconds']} s)", flush=True)
@@ -333,7 +330,8 @@ async def main(argv: list[str] | None = None) -> None:
     result = {
         "command": " ".join([".venv/bin/python", "bench/captions_accuracy.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "tag": args.tag, "options": options, "model": args.model, "threads": args.threads, "hardware": machine,
+        "tag": args.tag, "options": options, "realtime": args.realtime, "model": args.model, "threads": args.threads,
+        "hardware": machine,
         "loadavg_end": os.getloadavg(), "wall_seconds": round(time.time() - started, 1), "results": rows,
     }
     path = args.out / "captions_accuracy.json"

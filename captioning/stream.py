@@ -3,21 +3,29 @@
 Audio is cut into utterances by the streaming VAD. While an utterance grows, it is
 re-transcribed every ``partial_interval`` seconds and the LocalAgreement-2 policy turns the
 hypotheses into a stable prefix plus a tentative tail (the partial caption). At a pause the whole
-utterance is transcribed once more and becomes the final caption. Speech that never pauses is cut
-soon after ``max_utterance``, where Whisper's own segments say a sentence starts: the utterance is
-decoded (in order with the finals), the segments before that boundary are its final caption, and
-the audio from there on carries over into the next utterance. Without such a boundary — or if the
-decode has not come back ``split_grace`` seconds later — the cut goes at the quietest moment of
-the last few seconds instead, never mid-word. Cutting at VAD lulls alone split sentences at
-hesitations, and Whisper then lost the words on both sides (no-gap loops: English +9.2 WER
-points over offline with lull cuts, +0.7 with sentence cuts).
+utterance is transcribed once more and becomes the final caption. Speech that never pauses is
+captioned in pieces: once the piece being shown reaches ``max_utterance``, exactly its first
+``max_utterance`` seconds are decoded (in order with the finals), and it is cut before Whisper's
+last segment that starts a sentence; the segments before that are the piece's final caption, and
+the rest goes on as the next piece of the same utterance. Without such a boundary the cut goes at
+the quietest moment of the last few seconds instead, never mid-word. Cutting at VAD lulls alone
+split sentences at hesitations, and Whisper then lost the words on both sides (German no-gap
+loop: +6.4 WER points over offline with lull cuts, −4.3 with sentence cuts).
+
+The same audio always gives the same captions, however fast the machine: a cut never ends an
+utterance (pauses are counted across cuts, as if there were none), what a cut decodes is fixed
+when the piece reaches ``max_utterance``, and a cut still pending when a pause ends the utterance
+is made all the same when its turn comes — as is any further cut of a closed utterance that is
+longer than ``max_utterance``. (Before, a pause that came while the cut's decode was running
+dropped the cut: English loops scored +1.0 or +10.2 WER points over offline by machine speed.)
 
 What keeps the finals as accurate as Whisper offline (docs/BENCHMARKS.md, "Caption accuracy"):
 the pre-roll (a second of audio before the VAD fires: soft onsets score under the speech
 threshold; the trimmed end of the pause that closed an utterance is part of it), a 1 s pause to
-end an utterance (0.7 s split phrases, and each half decodes worse alone), the lull-seeking cut
-above, and no previous-final prompt by default (measured: it made Spanish and Portuguese finals
-worse and let one bad final, e.g. "...", repeat into the next).
+end an utterance (0.7 s split phrases, and each half decodes worse alone), the cuts above, and no
+previous-final prompt by default (measured: it made Spanish and Portuguese finals worse and let
+one bad final, e.g. "...", repeat into the next), and a quiet speaker next to a loud one raised
+before Whisper hears them (:func:`~captioning.audio.level_quiet_speech`).
 
 Transcription goes through :class:`~captioning.scheduler.AsrScheduler`, shared by all speakers.
 """
@@ -34,8 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .asr import Segment
-from .audio import SAMPLE_RATE
+from .asr import Segment, Transcript
+from .audio import SAMPLE_RATE, level_quiet_speech
 from .language import LanguageHint, SpokenLanguage, fixed_language
 from .policy import LocalAgreement
 from .scheduler import AsrScheduler
@@ -64,19 +72,26 @@ class CaptionEvent:
 
 
 class _Utterance:
+    """Speech between two pauses. Run-on speech is captioned in pieces: a cut hands the captioned
+    head over as a piece of its own (:meth:`split_head`) and this goes on with the rest, under a
+    new caption id — the pause that ends it is counted as if no cut had been made."""
+
     def __init__(self, start_sample: int, audio: list[np.ndarray], probs: list[float] | None = None) -> None:
-        self.id = uuid.uuid4().hex[:12]
-        self.start_sample = start_sample
+        self.start_sample = start_sample  # of the current piece
         self.chunks = audio
         self.probs = probs if probs is not None else [0.0] * len(audio)  # VAD probability per chunk
         self.samples = sum(len(a) for a in audio)
-        self.speech_windows = 0
+        self.end: int | None = None  # once closed: where its speech ends (the closing pause trimmed)
+        self.closed = False
+        self.cut_asked = False  # a cut of the current piece is queued with the finals
+        self._new_piece()
+
+    def _new_piece(self) -> None:
+        self.id = uuid.uuid4().hex[:12]
         self.partial_at = 0
         self.seq = 0
         self.language: str | None = None
         self.agreement = LocalAgreement()
-        self.closed = False
-        self.split_requested = False
         self.shown = ""  # the last partial text listeners saw
 
     def append(self, window: np.ndarray, prob: float) -> None:
@@ -84,24 +99,31 @@ class _Utterance:
         self.probs.append(prob)
         self.samples += len(window)
 
-    def quietest_cut(self, lookback: int) -> int:
+    @property
+    def speech_windows(self) -> int:
+        return sum(p >= SPEECH_OFF for p in self.probs)
+
+    def quietest_cut(self, lookback: int, upto: int) -> int:
         """Index of the chunk to cut before: the middle of the longest run of non-speech chunks
-        in the last ``lookback`` chunks, else the least speech-like chunk there."""
-        first = max(1, len(self.probs) - lookback)
+        in the ``lookback`` chunks before ``upto``, else the least speech-like chunk there."""
+        upto = max(2, min(upto, len(self.probs)))
+        first = max(1, upto - lookback)
         best_len, best_at, run = 0, -1, 0
-        for i in range(first, len(self.probs)):
+        for i in range(first, upto):
             run = run + 1 if self.probs[i] < SPEECH_OFF else 0
             if run > best_len:
                 best_len, best_at = run, i - run // 2
         if best_at >= 0:
             return best_at
-        return min(range(first, len(self.probs)), key=lambda i: self.probs[i])
+        return min(range(first, upto), key=lambda i: self.probs[i])
 
-    def audio(self) -> np.ndarray:
-        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+    def audio(self, samples: int | None = None) -> np.ndarray:
+        """The current piece's audio (its first ``samples`` only, if given)."""
+        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        return audio if samples is None else audio[:samples]
 
     def chunk_at(self, sample: int) -> int:
-        """Index of the first chunk that starts at or after ``sample`` (from the utterance's start)."""
+        """Index of the first chunk that starts at or after ``sample`` (from the piece's start)."""
         at = 0
         for i, chunk in enumerate(self.chunks):
             if at >= sample:
@@ -109,46 +131,28 @@ class _Utterance:
             at += len(chunk)
         return len(self.chunks)
 
-    def detach_tail(self, cut: int) -> _Utterance:
-        """Keep ``chunks[:cut]``; the rest, returned, starts the next utterance (nothing lost or
-        heard twice)."""
-        rest, rest_probs = self.chunks[cut:], self.probs[cut:]
-        self.chunks, self.probs = self.chunks[:cut], self.probs[:cut]
-        self.samples = sum(len(c) for c in self.chunks)
-        nxt = _Utterance(self.start_sample + self.samples, rest, rest_probs)
-        nxt.speech_windows = sum(p >= SPEECH_OFF for p in rest_probs)
-        return nxt
-
-    def trim(self, samples: int) -> np.ndarray:
-        """Drop the last ``samples`` (to the sample: where a cut falls changes what Whisper hears,
-        and a 32 ms shift alone moved French turns by 4 WER points); returns them."""
-        keep = max(0, self.samples - samples)
-        at = 0
-        for i, chunk in enumerate(self.chunks):
-            if at + len(chunk) > keep:
-                tail = np.concatenate([chunk[keep - at :], *self.chunks[i + 1 :]])
-                self.chunks = [*self.chunks[:i], chunk[: keep - at]] if keep > at else self.chunks[:i]
-                self.probs = self.probs[: len(self.chunks)]
-                self.samples = keep
-                return tail
-            at += len(chunk)
-        return np.zeros(0, np.float32)
-
-    def trailing_quiet(self) -> int:
-        quiet = 0
-        for p in reversed(self.probs):
-            if p >= SPEECH_OFF:
-                break
-            quiet += 1
-        return quiet * WINDOW
+    def split_head(self, cut: int) -> _Utterance:
+        """Hand ``chunks[:cut]`` over as a closed piece (with this piece's id, seq, partial text and
+        language); this goes on from there as a new piece. Nothing is lost or heard twice."""
+        head = _Utterance(self.start_sample, self.chunks[:cut], self.probs[:cut])
+        head.id, head.seq, head.shown, head.language = self.id, self.seq, self.shown, self.language
+        head.closed, head.end = True, head.samples
+        self.chunks, self.probs = self.chunks[cut:], self.probs[cut:]
+        self.samples -= head.samples
+        self.start_sample += head.samples
+        if self.end is not None:
+            self.end = max(0, self.end - head.samples)
+        self.cut_asked = False
+        self._new_piece()
+        return head
 
 
 @dataclass(frozen=True)
-class _SplitRequest:
-    """Queued with the finals: decode a run-on utterance and end it at a Whisper segment boundary."""
+class _CutRequest:
+    """Queued with the finals: caption the first ``max_utterance`` of a run-on utterance's current
+    piece and cut it there (whether or not a pause has ended the utterance meanwhile)."""
 
     utterance: _Utterance
-    samples: int  # the audio decoded: as long as it was when asked, however late the decode runs
 
 
 class SpeakerStream:
@@ -169,8 +173,8 @@ class SpeakerStream:
         prompt_previous: bool = False,
         cut_lookback: float = 7.0,
         segment_cuts: bool = True,
-        split_grace: float = 6.0,
         min_head: float = 4.0,
+        level_speech: bool = True,
     ) -> None:
         self._scheduler = scheduler
         self._vad = vad
@@ -182,8 +186,8 @@ class SpeakerStream:
         self._cut_lookback = max(1, int(cut_lookback * SAMPLE_RATE / WINDOW))
         self._prompt_previous = prompt_previous
         self._segment_cuts = segment_cuts
-        self._split_grace = int(split_grace * SAMPLE_RATE)
         self._min_head = min_head
+        self._level_speech = level_speech
         self._min_speech_windows = max(1, int(min_speech * SAMPLE_RATE / WINDOW))
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(pre_roll * SAMPLE_RATE / WINDOW)))
         self._time_offset = time_offset
@@ -192,15 +196,9 @@ class SpeakerStream:
         self._utterance: _Utterance | None = None
         self._silence = 0
         self._partial_task: asyncio.Task[None] | None = None
-        self._finals: asyncio.Queue[_Utterance | _SplitRequest | None] = asyncio.Queue()
+        self._finals: asyncio.Queue[_Utterance | _CutRequest | None] = asyncio.Queue()
         self._final_task: asyncio.Task[None] | None = None
         self._context = ""  # last final text: the prompt for the next utterance (if prompt_previous)
-
-    @property
-    def cutting(self) -> bool:
-        """A run-on utterance is waiting for its segment cut (the finals loop decodes it)."""
-        utt = self._utterance
-        return utt is not None and utt.split_requested and not utt.closed
 
     def _seconds(self, sample: int) -> float:
         return round(self._time_offset + sample / SAMPLE_RATE, 3)
@@ -228,7 +226,6 @@ class SpeakerStream:
                 pre = list(self._pre_roll)
                 self._pre_roll.clear()
                 utt = _Utterance(start - sum(len(p) for p in pre), [*pre, window], [0.0] * len(pre) + [prob])
-                utt.speech_windows = 1
                 self._utterance = utt
                 self._silence = 0
             else:
@@ -239,41 +236,21 @@ class SpeakerStream:
             self._silence += len(window)
         else:
             self._silence = 0
-            utt.speech_windows += 1
         if self._silence >= self._silence_limit:
             self._end_utterance(trim=self._silence - int(0.2 * SAMPLE_RATE))
-        elif utt.samples >= self._max_samples and self._long_utterance(utt):
             return
-        elif utt.samples - utt.partial_at >= self._partial_samples and self._partial_task is None:
+        if utt.samples >= self._max_samples and not utt.cut_asked:
+            utt.cut_asked = True
+            self._finals.put_nowait(_CutRequest(utt))
+        if utt.samples - utt.partial_at >= self._partial_samples and self._partial_task is None:
             utt.partial_at = utt.samples
             self._partial_task = asyncio.create_task(self._partial(utt), name="captions-partial")
 
-    def _long_utterance(self, utt: _Utterance) -> bool:
-        """Speech past ``max_utterance``: ask for a cut at a Whisper segment boundary (done by the
-        finals loop, in order); if that has not happened ``split_grace`` later, or segment cuts are
-        off, cut at the quietest recent moment now. True when the utterance was cut here."""
-        if self._segment_cuts and not utt.split_requested:
-            utt.split_requested = True
-            self._finals.put_nowait(_SplitRequest(utt, utt.samples))
-            return False
-        if self._segment_cuts and utt.samples < self._max_samples + self._split_grace:
-            return False
-        self._cut_long_utterance(utt)
-        return True
-
-    def _cut_long_utterance(self, utt: _Utterance) -> None:
-        """Speech with no pause: end the utterance at its quietest recent moment; the rest starts
-        the next one (a hard cut at the limit splits a word, and both halves come out wrong)."""
-        nxt = utt.detach_tail(utt.quietest_cut(self._cut_lookback))
-        self._end_utterance(trim=0)
-        self._utterance = nxt
-        self._silence = nxt.trailing_quiet()
-
     def _segment_cut(self, utt: _Utterance, segments: tuple[Segment, ...], decoded: int) -> tuple[int, int] | None:
-        """Where to end a run-on utterance: (chunk index, number of segments kept), before
-        Whisper's last segment that begins a sentence — else its last segment — at least
-        ``min_head`` seconds in. The exact chunk is the least speech-like from 0.3 s before that
-        boundary to 0.1 s after it (Whisper's timestamps are approximate)."""
+        """Where to cut a run-on piece: (chunk index, number of segments kept), before Whisper's
+        last segment that begins a sentence — else its last segment — at least ``min_head``
+        seconds in. The exact chunk is the least speech-like from 0.3 s before that boundary to
+        0.1 s after it (Whisper's timestamps are approximate), within the ``decoded`` samples."""
         last = decoded / SAMPLE_RATE - 0.3
         candidates = [i for i in range(1, len(segments)) if self._min_head <= segments[i].start <= last]
         if not candidates:
@@ -282,49 +259,42 @@ class SpeakerStream:
         keep = (sentences or candidates)[-1]
         # the earlier of where the kept text ends and the next segment starts: when Whisper left
         # words out in between (seen: "A parte central ... deity yoga" between two segments), they
-        # go to the next utterance instead of nowhere
+        # go to the next piece instead of nowhere
         start = min(segments[keep - 1].end, segments[keep].start)
         first = max(1, utt.chunk_at(int((start - 0.3) * SAMPLE_RATE)))
-        stop = max(first + 1, utt.chunk_at(int((start + 0.1) * SAMPLE_RATE)))
-        cut = min(range(first, min(stop, len(utt.probs))), key=lambda i: utt.probs[i], default=first)
+        stop = min(max(first + 1, utt.chunk_at(int((start + 0.1) * SAMPLE_RATE))), utt.chunk_at(decoded))
+        cut = min(range(first, stop), key=lambda i: utt.probs[i], default=first)
         return cut, keep
 
-    async def _split(self, utt: _Utterance, samples: int) -> None:
-        """Decode a run-on utterance and end it where Whisper's segments say a sentence ends: the
-        kept segments' text (decoded with the words after it as context) is its final caption,
-        and the audio from the cut on starts the next utterance."""
-        if utt.closed:
+    async def _cut(self, utt: _Utterance) -> None:
+        """Caption the first ``max_utterance`` of a run-on piece up to where Whisper's segments say
+        its last sentence starts (the kept segments' text, decoded with the words after it as
+        context, is the final caption); the rest goes on as the next piece. What is decoded
+        depends on the audio alone — never on how long the finals before it took, nor on whether
+        a pause has closed the utterance meanwhile — so the same speech gives the same captions."""
+        audio = self._heard(utt, self._max_samples)
+        result: Transcript | None = None
+        found = None
+        if self._segment_cuts:
+            result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
+            found = self._segment_cut(utt, result.segments, len(audio)) if result is not None else None
+        if found is None:  # no boundary to cut at (or segment cuts off): the quietest recent moment
+            head = self._split(utt, utt.quietest_cut(self._cut_lookback, utt.chunk_at(len(audio))))
+            await self._finalise(head)
             return
-        # (the first ``samples`` only: what is decoded, and so where the cut falls, must not
-        # depend on how long the finals before it took — the same speech, the same captions)
-        audio = utt.audio()[:samples]
-        result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
-        if utt.closed or utt is not self._utterance:
-            return  # a pause ended it meanwhile: its own final is queued
-        found = self._segment_cut(utt, result.segments, len(audio)) if result is not None else None
-        if result is None or found is None:
-            self._cut_long_utterance(utt)
-            return
+        assert result is not None
         cut, keep = found
-        nxt = utt.detach_tail(cut)
-        self._utterance = nxt  # before any await: audio arriving meanwhile belongs to the next one
-        self._silence = nxt.trailing_quiet()
-        utt.closed = True
-        if self._partial_task is not None:
-            self._partial_task.cancel()
-            self._partial_task = None
+        head = self._split(utt, cut)
         # (nothing decoded before the boundary: settle what listeners already see, as any final does)
-        text = " ".join(s.text for s in result.segments[:keep]).strip() or utt.shown
-        if not text:
-            return
-        self._context = text[-200:]
-        utt.seq += 1
-        await self._on_caption(
-            CaptionEvent(utt.id, utt.seq, text, len(text), True,
-                         self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
-                         utt.language or result.language or fixed_language(self.language) or "und",
-                         utt.audio())
-        )
+        text = " ".join(s.text for s in result.segments[:keep]).strip() or head.shown
+        if text:
+            await self._emit_final(head, text, result.language, self._heard(head))
+
+    def _split(self, utt: _Utterance, cut: int) -> _Utterance:
+        if self._partial_task is not None and utt is self._utterance:
+            self._partial_task.cancel()  # (of the piece being cut: its result would be stale)
+            self._partial_task = None
+        return utt.split_head(cut)
 
     def _end_utterance(self, trim: int) -> None:
         utt = self._utterance
@@ -336,19 +306,20 @@ class SpeakerStream:
             # its result would be thrown away: free the worker for the final instead
             self._partial_task.cancel()
             self._partial_task = None
+        utt.end = max(0, utt.samples - trim)
         if trim > 0:
-            tail = utt.trim(trim)
+            tail = utt.audio()[utt.end :]
             # The pause's tail is the next utterance's pre-roll: a soft onset that the VAD scored
             # as silence would otherwise be in neither utterance.
             for i in range(0, len(tail) - WINDOW + 1, WINDOW):
                 self._pre_roll.append(tail[i : i + WINDOW])
-        if utt.speech_windows >= self._min_speech_windows or utt.shown:
-            self._finals.put_nowait(utt)  # (a shown partial always gets settled by a final)
+        self._finals.put_nowait(utt)
 
     async def _partial(self, utt: _Utterance) -> None:
+        piece = utt.id
         try:
-            result = await self._scheduler.partial(utt.audio(), utt.language or self.language, self._prompt())
-            if result is None or utt.closed or not result.text:
+            result = await self._scheduler.partial(self._heard(utt), utt.language or self.language, self._prompt())
+            if result is None or utt.closed or utt.id != piece or not result.text:
                 return
             if not isinstance(self.language, LanguageHint):  # (detecting: the final decides, on it all)
                 utt.language = utt.language or result.language
@@ -370,37 +341,52 @@ class SpeakerStream:
             if self._partial_task is asyncio.current_task():
                 self._partial_task = None
 
+    def _heard(self, utt: _Utterance, samples: int | None = None) -> np.ndarray:
+        """What Whisper gets of a piece: its audio, a quiet speaker next to a loud one raised."""
+        audio = utt.audio(samples)
+        if not self._level_speech:
+            return audio
+        return level_quiet_speech(audio, [p >= SPEECH_OFF for p in utt.probs], WINDOW)
+
     def _prompt(self) -> str | None:
         return self._context if self._prompt_previous and self._context else None
 
+    async def _finish(self, utt: _Utterance) -> None:
+        """A closed utterance: the cuts it still needs (as if it had gone on), then its last piece."""
+        while utt.samples >= self._max_samples:
+            await self._cut(utt)
+        await self._finalise(utt)
+
+    async def _finalise(self, utt: _Utterance) -> None:
+        """Decode a closed piece (up to its end) as one final caption."""
+        end = utt.samples if utt.end is None else utt.end
+        if end <= 0 or (utt.speech_windows < self._min_speech_windows and not utt.shown):
+            return  # (a shown partial always gets settled by a final)
+        audio = self._heard(utt, end)
+        result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
+        text = result.text.strip() if result is not None else ""
+        # transcription failed, was dropped or heard nothing: settle what listeners already see
+        # rather than leaving a partial on screen forever
+        text = text or utt.shown
+        if text:
+            await self._emit_final(utt, text, result.language if result else None, audio)
+
+    async def _emit_final(self, utt: _Utterance, text: str, language: str | None, audio: np.ndarray) -> None:
+        self._context = text[-200:]
+        utt.seq += 1
+        await self._on_caption(
+            CaptionEvent(utt.id, utt.seq, text, len(text), True,
+                         self._seconds(utt.start_sample), self._seconds(utt.start_sample + len(audio)),
+                         utt.language or language or fixed_language(self.language) or "und", audio)
+        )
+
     async def _final_loop(self) -> None:
-        while (utt := await self._finals.get()) is not None:
-            if isinstance(utt, _SplitRequest):
-                try:
-                    await self._split(utt.utterance, utt.samples)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("cutting a long utterance failed")
-                continue
+        while (item := await self._finals.get()) is not None:
             try:
-                audio = utt.audio()
-                result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
-                text = result.text.strip() if result is not None else ""
-                if not text:
-                    # transcription failed, was dropped or heard nothing: settle what listeners
-                    # already see rather than leaving a partial on screen forever
-                    text = utt.shown
-                if not text:
-                    continue
-                self._context = text[-200:]
-                utt.seq += 1
-                await self._on_caption(
-                    CaptionEvent(utt.id, utt.seq, text, len(text), True,
-                                 self._seconds(utt.start_sample), self._seconds(utt.start_sample + utt.samples),
-                                 utt.language or (result.language if result else None)
-                                 or fixed_language(self.language) or "und", audio)
-                )
+                if isinstance(item, _CutRequest):
+                    await self._cut(item.utterance)
+                else:
+                    await self._finish(item)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from captioning.asr import AsrSpec, Transcript
-from captioning.audio import SAMPLE_RATE, read_wav
+from captioning.audio import SAMPLE_RATE, level_quiet_speech, read_wav
 from captioning.metrics import wer
 from captioning.models import ModelDirs, resolve_asr_model
 from captioning.scheduler import AsrScheduler
 from captioning.stream import CaptionEvent, SpeakerStream
-from captioning.vad import StreamingVad
+from captioning.vad import WINDOW, StreamingVad
 from captioning.workers import WorkerCrashed, _asr_info, _transcribe, asr_pool
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
@@ -187,3 +187,35 @@ async def test_a_crashed_speech_worker_is_restarted_and_keeps_transcribing(tiny_
         assert pool.restarts == 1
     finally:
         pool.close()
+
+
+def _dbfs(x: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12))
+
+
+def test_a_quiet_speaker_next_to_a_loud_one_is_raised_before_whisper_hears_it() -> None:
+    rng = np.random.default_rng(1)
+    quiet = rng.standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.001  # -60 dBFS
+    loud = rng.standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.1  # -20 dBFS
+    audio = np.concatenate([quiet, loud])
+    speech = [True] * (len(audio) // WINDOW)
+
+    heard = level_quiet_speech(audio, speech, WINDOW)
+
+    assert _dbfs(heard[SAMPLE_RATE : 2 * SAMPLE_RATE]) == pytest.approx(-26, abs=1)  # 6 dB under the loud one
+    assert np.array_equal(heard[-2 * SAMPLE_RATE :], audio[-2 * SAMPLE_RATE :])  # the loud one untouched
+    # (and no step where the gain changes: a click is a syllable to Whisper)
+    assert np.abs(np.diff(heard[: 3 * SAMPLE_RATE])).max() < 0.5
+
+
+def test_levels_within_twenty_db_and_quiet_pauses_are_left_as_they_are() -> None:
+    rng = np.random.default_rng(2)
+    softer = rng.standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.01  # -40 dBFS
+    loud = rng.standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.08  # -22 dBFS
+    audio = np.concatenate([softer, loud])
+    assert level_quiet_speech(audio, [True] * (len(audio) // WINDOW), WINDOW) is audio  # 18 dB: as it was
+    hiss = rng.standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.0001  # a pause's noise, -80 dBFS
+    with_pause = np.concatenate([hiss, loud])
+    flags = [False] * (len(hiss) // WINDOW) + [True] * (len(loud) // WINDOW)
+    heard = level_quiet_speech(with_pause, flags, WINDOW)
+    assert _dbfs(heard[: 2 * SAMPLE_RATE]) == pytest.approx(-80, abs=1)  # noise is not raised into "speech"
