@@ -20,7 +20,13 @@ Per speech model (faster-whisper, int8 on CPU, in the hub's own worker processes
    same test applied to it.
 5. faster-whisper vs openai-whisper, when openai-whisper and a ``.pt`` checkpoint exist offline.
 
+With 1, a latency profile (``profile``): where each word's and each final's time went — waiting
+for the partial interval or the end-of-utterance pause, queued for a worker, decoding.
+``--variant`` compares pipeline settings in one run, taking turns clip by clip and K by K (the
+machine is shared: load that changes between two runs would decide a comparison).
+
     .venv/bin/python bench/captions.py --models tiny.en,base --seconds 30 --speakers 1,2,3,4,6
+    .venv/bin/python bench/captions.py --models base --variant before:drafts=False --variant drafts
     .venv/bin/python bench/captions.py --quick --out /tmp/bench   # tiny.en, one clip, K=1
 
 Writes <out>/captions.json and <out>/captions.png.
@@ -29,12 +35,16 @@ Writes <out>/captions.json and <out>/captions.png.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import bisect
+import inspect
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +55,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from captioning.asr import AsrSpec  # noqa: E402
+from captioning.asr import AsrSpec, Transcript  # noqa: E402
 from captioning.audio import SAMPLE_RATE, read_wav  # noqa: E402
 from captioning.metrics import wer, words  # noqa: E402
 from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
-from captioning.scheduler import AsrScheduler  # noqa: E402
+from captioning.scheduler import AsrScheduler, JobKind, JobTiming  # noqa: E402
 from captioning.stream import CaptionEvent, SpeakerStream  # noqa: E402
 from captioning.vad import StreamingVad  # noqa: E402
-from captioning.workers import WorkerPool, _asr_info, _transcribe, asr_pool  # noqa: E402
+from captioning.workers import WorkerPool, _asr_info, _transcribe, _transcribe_draft, asr_pool  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NO_OPENAI = "not measured: no openai-whisper weights offline"
@@ -265,22 +275,44 @@ def make_track(clips: list[Clip], seconds: float, rotate: int = 0) -> Track:
     return Track("+".join(names), np.concatenate(parts), " ".join(refs), ws, ends)
 
 
-class CountingScheduler(AsrScheduler):
-    """The hub's scheduler, timing every worker call (wall seconds) by kind: partial or final."""
+@dataclass(frozen=True)
+class Variant:
+    """A labelled set of pipeline options to compare in the same run (``--variant``)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls = {"partial": 0, "final": 0}
-        self.compute = {"partial": 0.0, "final": 0.0}
+    label: str
+    stream: dict[str, Any] = field(default_factory=dict)  # SpeakerStream keyword arguments
+    scheduler: dict[str, Any] = field(default_factory=dict)  # AsrScheduler keyword arguments
+    drafts: bool = True  # partials decoded as drafts (the hub's way), or as full decodes
 
-    async def _call(self, job: Any) -> Any:
-        kind = "final" if job.priority == 0 else "partial"
-        t = time.perf_counter()
+    def options(self) -> dict[str, Any]:
+        return {**self.stream, **self.scheduler, "drafts": self.drafts}
+
+
+def parse_variant(text: str) -> Variant:
+    """``LABEL`` (the defaults) or ``LABEL:NAME=VALUE,NAME=VALUE``; each NAME is a keyword of
+    SpeakerStream or AsrScheduler, or ``drafts`` (False: partials decoded in full, as before
+    drafts), each VALUE a Python literal (else a string)."""
+    label, _, spec = text.partition(":")
+    stream_names = set(inspect.signature(SpeakerStream).parameters)
+    scheduler_names = set(inspect.signature(AsrScheduler).parameters) - {"transcribe", "slots", "history", "draft"}
+    stream: dict[str, Any] = {}
+    scheduler: dict[str, Any] = {}
+    drafts = True
+    for item in filter(None, spec.split(",")):
+        name, _, raw = item.partition("=")
         try:
-            return await super()._call(job)
-        finally:
-            self.calls[kind] += 1
-            self.compute[kind] += time.perf_counter() - t
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        if name == "drafts":
+            drafts = bool(value)
+        elif name in stream_names:
+            stream[name] = value
+        elif name in scheduler_names:
+            scheduler[name] = value
+        else:
+            raise SystemExit(f"--variant {text!r}: {name!r} is not an option of SpeakerStream or AsrScheduler")
+    return Variant(label or "default", stream, scheduler, drafts)
 
 
 @dataclass
@@ -298,6 +330,16 @@ class StreamRun:
             firsts = [min((t for t in pair if t is not None), default=None) for pair in zip(shown, firsts)]
         return [None if t is None else round(t - (self.started + end), 3) for t, end in zip(firsts, self.track.ends)]
 
+    def first_shown(self) -> list[tuple[float, JobKind] | None]:
+        """Per reference word: when the captions first showed it, and whether a partial or a final did."""
+        finals = first_cover_times(self.track.words, caption_timeline(self.events, True))
+        shown = first_cover_times(self.track.words, caption_timeline(self.events, False))
+        out: list[tuple[float, JobKind] | None] = []
+        for s, f in zip(shown, finals):
+            t = min((x for x in (s, f) if x is not None), default=None)
+            out.append(None if t is None else (t, JobKind.FINAL if f is not None and f <= t else JobKind.PARTIAL))
+        return out
+
     def utterance_lags(self) -> list[float]:
         """Per final caption: seconds from the end of its utterance's audio to its arrival."""
         return [round(t - (self.started + ev.end), 3) for t, ev in self.events if ev.final]
@@ -308,7 +350,7 @@ class StreamRun:
 
 async def stream_track(
     scheduler: AsrScheduler, vad_executor: ThreadPoolExecutor, track: Track, start_at: float,
-    chunk: float, tail: float,
+    chunk: float, tail: float, options: dict[str, Any] | None = None,
 ) -> StreamRun:
     """Plays ``track`` into a SpeakerStream in real time from ``start_at`` (monotonic)."""
     loop = asyncio.get_running_loop()
@@ -321,7 +363,7 @@ async def stream_track(
     async def run_vad(x: np.ndarray) -> list[float]:
         return await loop.run_in_executor(vad_executor, vad.process, x)
 
-    stream = SpeakerStream(scheduler, run_vad, on_caption, language="en")
+    stream = SpeakerStream(scheduler, run_vad, on_caption, language="en", **(options or {}))
     step = int(round(chunk * SAMPLE_RATE))
     audio = np.concatenate([track.audio, np.zeros(int(tail * SAMPLE_RATE), np.float32)])
     for i in range(0, len(audio), step):
@@ -396,19 +438,84 @@ class Model:
     def cpu(self) -> float:
         return sum(proc_cpu_seconds(p) for p in self.pids)
 
-    def scheduler(self) -> CountingScheduler:
+    def scheduler(self, variant: Variant) -> AsrScheduler:
         pool = self.pool
-        return CountingScheduler(lambda a, lang, p: pool.call(_transcribe, a, lang, p), slots=pool.size)
+        def draft(a: np.ndarray, lang: Any, p: str | None) -> Awaitable[Transcript]:
+            return pool.call(_transcribe_draft, a, lang, p)
+
+        return AsrScheduler(lambda a, lang, p: pool.call(_transcribe, a, lang, p), slots=pool.size,
+                            history=100_000, draft=draft if variant.drafts else None, **variant.scheduler)
 
 
 def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-async def measure_model(model: Model, clips: list[Clip], args: argparse.Namespace) -> dict[str, Any]:
-    await model.start()
-    out: dict[str, Any] = {"path": str(model.path)}
+def latency_profile(runs: list[StreamRun], jobs: list[JobTiming]) -> dict[str, Any]:
+    """Where one speaker's caption latency goes (the runs were streamed one at a time, so each
+    caption comes from the last decode that ended before it).
 
+    A word first shown by a partial waited ``wait`` from its end in the audio until a decode
+    that included it was asked for (the partial interval), then ``missed`` while decodes that
+    included it did not show it yet, then ``queued`` for a worker, ``decode`` and ``deliver``
+    (decode to caption). A final caption waited ``detect`` from the end of its utterance's audio
+    (the pause that ends an utterance, less the 0.2 s of it kept), then ``queued``, ``decode``.
+    """
+    jobs = sorted(jobs, key=lambda j: j.ended)
+    ended = [j.ended for j in jobs]
+    created = sorted(j.created for j in jobs)
+    words: dict[str, list[float]] = {k: [] for k in ("wait", "missed", "queued", "decode", "deliver")}
+    finals: dict[str, list[float]] = {k: [] for k in ("detect", "queued", "decode", "deliver")}
+    shown_by = dict.fromkeys(map(str, JobKind), 0)
+
+    def decoded_before(t: float, kind: JobKind | None = None) -> JobTiming | None:
+        i = bisect.bisect_right(ended, t + 1e-6)
+        while i > 0:
+            i -= 1
+            if kind is None or jobs[i].kind is kind:
+                return jobs[i]
+        return None
+
+    for run in runs:
+        for end, shown in zip(run.track.ends, run.first_shown()):
+            if shown is None:
+                continue
+            t, kind = shown
+            shown_by[str(kind)] += 1
+            job = decoded_before(t)
+            if kind is JobKind.FINAL or job is None:
+                continue
+            said = run.started + end
+            i = bisect.bisect_left(created, said)
+            first = created[i] if i < len(created) else job.created
+            first = min(first, job.created)
+            words["wait"].append(first - said)
+            words["missed"].append(job.created - first)
+            words["queued"].append(job.queued)
+            words["decode"].append(job.decode)
+            words["deliver"].append(t - job.ended)
+        for t, ev in run.events:
+            job = decoded_before(t, JobKind.FINAL) if ev.final else None
+            if job is None:
+                continue
+            finals["detect"].append(job.created - (run.started + ev.end))
+            finals["queued"].append(job.queued)
+            finals["decode"].append(job.decode)
+            finals["deliver"].append(t - job.ended)
+
+    def parts(d: dict[str, list[float]]) -> dict[str, dict[str, float | None]]:
+        return {k: {"p50": pct(v, 50), "mean": round(float(np.mean(v)), 3) if v else None} for k, v in d.items()}
+
+    return {"partial_words": parts(words), "finals": parts(finals), "words_first_shown_by": shown_by,
+            "decode_seconds_by_audio": [[round(j.audio_seconds, 2), round(j.decode, 3), str(j.kind)] for j in jobs]}
+
+
+async def measure_model(
+    model: Model, clips: list[Clip], args: argparse.Namespace, variants: list[Variant]
+) -> dict[str, dict[str, Any]]:
+    """Every variant's figures (by label). The variants take turns clip by clip and K by K, so a
+    change in the machine's load (it is shared) falls on all of them alike."""
+    await model.start()
     for _ in model.pool.workers:  # warm-up: the first call of a fresh worker is slower
         await model.pool.call(_transcribe, clips[0].audio[: 2 * SAMPLE_RATE], "en", None)
     # offline transcription of each whole clip
@@ -420,23 +527,54 @@ async def measure_model(model: Model, clips: list[Clip], args: argparse.Namespac
     progress(f"[{model.name}] offline transcription done")
 
     # 1-3: each clip streamed in real time, one after the other
-    scheduler = model.scheduler()
-    cpu0 = model.cpu()
-    runs: list[StreamRun] = []
+    schedulers = {v.label: model.scheduler(v) for v in variants}
+    cpu = dict.fromkeys(schedulers, 0.0)
+    runs: dict[str, list[StreamRun]] = {v.label: [] for v in variants}
     for clip in clips:
-        track = Track(clip.name, clip.audio, clip.reference, clip.words, clip.ends)
-        start = time.monotonic() + 0.2
-        runs.append(await stream_track(scheduler, model.executor, track, start, args.chunk, args.tail))
-        progress(f"[{model.name}] streamed {clip.name}")
-    worker_cpu = model.cpu() - cpu0
-    stats = scheduler.stats()
-    await scheduler.close()
+        for v in variants:
+            track = Track(clip.name, clip.audio, clip.reference, clip.words, clip.ends)
+            cpu0 = model.cpu()
+            start = time.monotonic() + 0.2
+            runs[v.label].append(await stream_track(schedulers[v.label], model.executor, track, start,
+                                                    args.chunk, args.tail, v.stream))
+            cpu[v.label] += model.cpu() - cpu0
+            progress(f"[{model.name}/{v.label}] streamed {clip.name}")
+    out: dict[str, dict[str, Any]] = {v.label: {"path": str(model.path), "options": v.options()}
+                                      for v in variants}
+    for v in variants:
+        scheduler = schedulers[v.label]
+        out[v.label].update(single_speaker(runs[v.label], clips, offline, scheduler, cpu[v.label]))
+        await scheduler.close()
 
+    # 4: K simultaneous speakers sharing one scheduler
+    speakers: dict[str, list[dict[str, Any]]] = {v.label: [] for v in variants}
+    for k in args.speakers:
+        for v in variants:
+            row = await simultaneous(model, clips, args, v, k)
+            speakers[v.label].append(row)
+            progress(f"[{model.name}/{v.label}] K={k}: final p95 {row['final']['p95']} s, utterance lag p95 "
+                     f"{row['utterance_lag']['p95']} s, dropped {row['finals_dropped']}, keeps up: {row['keeps_up']}")
+    for v in variants:
+        rows = speakers[v.label]
+        out[v.label]["speakers"] = rows
+        out[v.label]["max_speakers_realtime"] = max_realtime_speakers([(r["k"], r["keeps_up"]) for r in rows])
+        out[v.label]["max_speakers_realtime_by_utterance_lag"] = max_realtime_speakers(
+            [(r["k"], r["keeps_up_by_utterance_lag"]) for r in rows])
+    return out
+
+
+def single_speaker(
+    runs: list[StreamRun], clips: list[Clip], offline: dict[str, tuple[str, float]], scheduler: AsrScheduler,
+    worker_cpu: float,
+) -> dict[str, Any]:
+    """Sections 1-3 and the latency profile for one variant's runs (one per clip)."""
+    stats = scheduler.stats()
+    jobs = list(scheduler.history)
     partial_all: list[float] = []
     final_all: list[float] = []
     lags_all: list[float] = []
     per_clip_latency = {}
-    wer_rows = []
+    wer_rows: list[dict[str, Any]] = []
     total_words = sum(len(c.words) for c in clips)
     for run, clip in zip(runs, clips):
         partial = [x for x in run.latencies(finals_only=False) if x is not None]
@@ -453,81 +591,79 @@ async def measure_model(model: Model, clips: list[Clip], args: argparse.Namespac
                          "offline": round(wer(clip.reference, text), 4),
                          "streaming_text": run.text(), "offline_text": text})
     audio_s = sum(c.seconds for c in clips)
-    compute_s = sum(scheduler.compute.values())
-    out["latency"] = {
-        "partial": summary(partial_all, total_words),
-        "final": summary(final_all, total_words),
-        "utterance_lag": {"p50": pct(lags_all, 50), "p95": pct(lags_all, 95), "finals": len(lags_all)},
-        "per_clip": per_clip_latency,
-        "samples": {"partial": sorted(partial_all), "final": sorted(final_all)},
-    }
-    out["wer"] = {
-        "per_clip": wer_rows,
-        "overall": {
-            "streaming": weighted_wer([(r["words"], r["streaming"]) for r in wer_rows]),
-            "offline": weighted_wer([(r["words"], r["offline"]) for r in wer_rows]),
+    compute = {str(kind): sum(j.decode for j in jobs if j.kind is kind) for kind in JobKind}
+    compute_s = sum(compute.values())
+    return {
+        "latency": {
+            "partial": summary(partial_all, total_words),
+            "final": summary(final_all, total_words),
+            "utterance_lag": {"p50": pct(lags_all, 50), "p95": pct(lags_all, 95), "finals": len(lags_all)},
+            "per_clip": per_clip_latency,
+            "samples": {"partial": sorted(partial_all), "final": sorted(final_all)},
         },
-    }
-    out["rtf"] = {
-        "audio_s": round(audio_s, 2),
-        "compute_s": round(compute_s, 3),
-        "rtf": round(compute_s / audio_s, 4),
-        "worker_cpu_s": round(worker_cpu, 2),
-        "worker_cpu_per_audio_s": round(worker_cpu / audio_s, 4),
-        "calls": dict(scheduler.calls),
-        "compute_by_kind_s": {k: round(v, 3) for k, v in scheduler.compute.items()},
-        "partials_skipped": stats["partials_skipped"],
-        "finals_dropped": stats["finals_dropped"],
-        "crashes": stats["crashes"],
-        "offline_compute_s": round(sum(s for _, s in offline.values()), 3),
-        "offline_rtf": round(sum(s for _, s in offline.values()) / audio_s, 4),
-    }
-
-    # 4: K simultaneous speakers sharing one scheduler
-    speakers = []
-    for k in args.speakers:
-        tracks = [make_track(clips, args.seconds, rotate=j) for j in range(k)]
-        scheduler = model.scheduler()
-        cpu0 = model.cpu()
-        t0 = time.monotonic() + 0.5
-        runs = await asyncio.gather(*(
-            stream_track(scheduler, model.executor, tr, t0 + j * args.stagger, args.chunk, args.tail)
-            for j, tr in enumerate(tracks)
-        ))
-        worker_cpu = model.cpu() - cpu0
-        stats = scheduler.stats()
-        await scheduler.close()
-        final = [x for r in runs for x in r.latencies(finals_only=True) if x is not None]
-        partial = [x for r in runs for x in r.latencies(finals_only=False) if x is not None]
-        n_words = sum(len(t.words) for t in tracks)
-        audio_s = sum(t.seconds for t in tracks)
-        fin = summary(final, n_words)
-        lags = [x for r in runs for x in r.utterance_lags()]
-        lag = {"p50": pct(lags, 50), "p95": pct(lags, 95), "finals": len(lags)}
-        row = {
-            "k": k,
-            "seconds_per_speaker": round(float(np.mean([t.seconds for t in tracks])), 2),
-            "final": fin,
-            "partial": summary(partial, n_words),
+        "profile": latency_profile(runs, jobs),
+        "wer": {
+            "per_clip": wer_rows,
+            "overall": {
+                "streaming": weighted_wer([(r["words"], r["streaming"]) for r in wer_rows]),
+                "offline": weighted_wer([(r["words"], r["offline"]) for r in wer_rows]),
+            },
+        },
+        "rtf": {
+            "audio_s": round(audio_s, 2),
+            "compute_s": round(compute_s, 3),
+            "rtf": round(compute_s / audio_s, 4),
+            "worker_cpu_s": round(worker_cpu, 2),
+            "worker_cpu_per_audio_s": round(worker_cpu / audio_s, 4),
+            "calls": dict(scheduler.calls),
+            "compute_by_kind_s": {k: round(v, 3) for k, v in compute.items()},
             "partials_skipped": stats["partials_skipped"],
             "finals_dropped": stats["finals_dropped"],
-            "calls": dict(scheduler.calls),
-            "rtf": round(sum(scheduler.compute.values()) / audio_s, 4),
-            "worker_cpu_per_audio_s": round(worker_cpu / audio_s, 4),
-            "wer": weighted_wer([(len(t.words), wer(t.reference, r.text())) for t, r in zip(tracks, runs)]),
-            "feed_lag_max_s": round(max(r.feed_lag_max for r in runs), 3),
-            "utterance_lag": lag,
-            "keeps_up": keeps_up(fin["p95"], int(stats["finals_dropped"]), args.keep_up_p95),
-            "keeps_up_by_utterance_lag": keeps_up(lag["p95"], int(stats["finals_dropped"]), args.keep_up_p95),
-        }
-        speakers.append(row)
-        progress(f"[{model.name}] K={k}: final p95 {fin['p95']} s, dropped {row['finals_dropped']}, "
-                 f"keeps up: {row['keeps_up']}")
-    out["speakers"] = speakers
-    out["max_speakers_realtime"] = max_realtime_speakers([(r["k"], r["keeps_up"]) for r in speakers])
-    out["max_speakers_realtime_by_utterance_lag"] = max_realtime_speakers(
-        [(r["k"], r["keeps_up_by_utterance_lag"]) for r in speakers])
-    return out
+            "crashes": stats["crashes"],
+            "offline_compute_s": round(sum(s for _, s in offline.values()), 3),
+            "offline_rtf": round(sum(s for _, s in offline.values()) / audio_s, 4),
+        },
+    }
+
+
+async def simultaneous(model: Model, clips: list[Clip], args: argparse.Namespace, v: Variant, k: int) -> dict[str, Any]:
+    """Section 4 for one K: K looped real-time speakers share one scheduler."""
+    tracks = [make_track(clips, args.seconds, rotate=j) for j in range(k)]
+    scheduler = model.scheduler(v)
+    cpu0 = model.cpu()
+    t0 = time.monotonic() + 0.5
+    runs = await asyncio.gather(*(
+        stream_track(scheduler, model.executor, tr, t0 + j * args.stagger, args.chunk, args.tail, v.stream)
+        for j, tr in enumerate(tracks)
+    ))
+    worker_cpu = model.cpu() - cpu0
+    stats = scheduler.stats()
+    await scheduler.close()
+    final = [x for r in runs for x in r.latencies(finals_only=True) if x is not None]
+    partial = [x for r in runs for x in r.latencies(finals_only=False) if x is not None]
+    n_words = sum(len(t.words) for t in tracks)
+    audio_s = sum(t.seconds for t in tracks)
+    fin = summary(final, n_words)
+    lags = [x for r in runs for x in r.utterance_lags()]
+    lag = {"p50": pct(lags, 50), "p95": pct(lags, 95), "finals": len(lags)}
+    return {
+        "k": k,
+        "seconds_per_speaker": round(float(np.mean([t.seconds for t in tracks])), 2),
+        "final": fin,
+        "partial": summary(partial, n_words),
+        "partials_skipped": stats["partials_skipped"],
+        "finals_dropped": stats["finals_dropped"],
+        "calls": dict(scheduler.calls),
+        "queued_p50": {str(kind): stats[f"{kind}_queued_p50"] for kind in JobKind},
+        "decode_p50": {str(kind): stats[f"{kind}_decode_p50"] for kind in JobKind},
+        "rtf": round(sum(j.decode for j in scheduler.history) / audio_s, 4),
+        "worker_cpu_per_audio_s": round(worker_cpu / audio_s, 4),
+        "wer": weighted_wer([(len(t.words), wer(t.reference, r.text())) for t, r in zip(tracks, runs)]),
+        "feed_lag_max_s": round(max(r.feed_lag_max for r in runs), 3),
+        "utterance_lag": lag,
+        "keeps_up": keeps_up(fin["p95"], int(stats["finals_dropped"]), args.keep_up_p95),
+        "keeps_up_by_utterance_lag": keeps_up(lag["p95"], int(stats["finals_dropped"]), args.keep_up_p95),
+    }
 
 
 def openai_whisper_checkpoints(models_dir: Path) -> tuple[str | None, dict[str, Path]]:
@@ -584,6 +720,15 @@ def print_tables(result: dict[str, Any]) -> None:
         shown = f"{p['words']}/{p['words_total']} {f['words']}/{f['words_total']}"
         print(f"{name:10} {p['p50']!s:>11} {p['p95']!s:>6} {f['p50']!s:>9} {f['p95']!s:>6} {u['p50']!s:>11} "
               f"{u['p95']!s:>6} {shown:>26}")
+
+    print("\n1b. where single-speaker latency goes (p50 seconds; bench/captions.py latency_profile)")
+    print(f"{'model':10} {'partial: wait':>13} {'missed':>6} {'queued':>6} {'decode':>6} {'deliver':>7} "
+          f"{'final: detect':>13} {'queued':>6} {'decode':>6} {'shown first by partial/final':>29}")
+    for name, m in models.items():
+        w, f, by = m["profile"]["partial_words"], m["profile"]["finals"], m["profile"]["words_first_shown_by"]
+        print(f"{name:10} {w['wait']['p50']!s:>13} {w['missed']['p50']!s:>6} {w['queued']['p50']!s:>6} "
+              f"{w['decode']['p50']!s:>6} {w['deliver']['p50']!s:>7} {f['detect']['p50']!s:>13} "
+              f"{f['queued']['p50']!s:>6} {f['decode']['p50']!s:>6} {by['partial']!s:>15}/{by['final']!s:<13}")
 
     print("\n2. WER: streamed captions (finals) vs offline whole clip, same model and decoding")
     print(f"{'model':10} {'clip':24} {'words':>5} {'streaming':>9} {'offline':>7}")
@@ -685,7 +830,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench")
     parser.add_argument("--name", default="captions")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny.en, one clip, K=1")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL[:NAME=VALUE,...]",
+                        help="pipeline options to measure, e.g. 'short:partial_interval=0.4' (SpeakerStream or "
+                             "AsrScheduler keywords); repeat to compare variants in the same run, taking turns "
+                             "clip by clip (default: one variant, the defaults)")
     args = parser.parse_args(argv)
+    args.variants = [parse_variant(v) for v in args.variant] or [Variant("default")]
+    if len({v.label for v in args.variants}) != len(args.variants):
+        parser.error("--variant labels must differ")
     args.models = [m for m in args.models.split(",") if m]
     args.clips = [c for c in args.clips.split(",") if c]
     args.speakers = sorted({int(k) for k in args.speakers.split(",") if k})
@@ -722,14 +874,16 @@ async def main() -> None:
     progress(f"reference word times from {args.timing_model} ({time.monotonic() - began:.1f} s)")
 
     vad_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
-    results: dict[str, dict[str, Any]] = {}
+    by_variant: dict[str, dict[str, dict[str, Any]]] = {v.label: {} for v in args.variants}
     for name, path in paths.items():
         model = Model(name, path, args.asr_workers, args.asr_threads, vad_executor)
         try:
-            results[name] = await measure_model(model, clips, args)
+            for label, figures in (await measure_model(model, clips, args, args.variants)).items():
+                by_variant[label][name] = figures
         finally:
             model.pool.close()
     vad_executor.shutdown(wait=False)
+    results = by_variant[args.variants[0].label]
     openai = await compare_openai_whisper(results, clips[0], args.models_dir, args.asr_threads)
 
     result = {
@@ -748,11 +902,16 @@ async def main() -> None:
         },
         "clips": [{"name": c.name, "seconds": round(c.seconds, 2), "reference": c.reference,
                    "word_ends": c.ends} for c in clips],
-        "models": results,
+        "models": results,  # the first variant's
+        "variants": {v.label: {"options": v.options(), "models": by_variant[v.label]}
+                     for v in args.variants},
         "openai_whisper": openai,
         "elapsed_s": round(time.monotonic() - began, 1),
     }
-    print_tables(result)
+    for v in args.variants:
+        if len(args.variants) > 1:
+            print(f"\n=== variant {v.label}: {json.dumps(v.options())}")
+        print_tables({**result, "models": by_variant[v.label]})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / f"{args.name}.png")

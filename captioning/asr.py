@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,12 +89,38 @@ class AsrSpec:
 
 class AsrBackend(Protocol):
     def transcribe(
-        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None
+        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None, draft: bool = False
     ) -> Transcript: ...
 
     def translate(self, audio: np.ndarray, language: str) -> str: ...
 
     def detect_language(self, audio: np.ndarray) -> list[tuple[str, float]]: ...
+
+
+#: mel frames the encoder sees in a draft decode (100 a second); None: Whisper's 30 s window
+_encoder_frames: ContextVar[int | None] = ContextVar("encoder_frames", default=None)
+
+
+def _install_short_window() -> None:
+    """Let draft decodes encode only their own window instead of 30 s.
+
+    faster-whisper 1.2 pads every window's features to 30 s (``pad_or_trim``) whatever
+    ``chunk_length`` says, so the encoder — 80 % of a live call, measured — costs the same for
+    1 s of audio as for 30 s. CTranslate2 encodes shorter inputs (base, 2 threads: 1.22 s for
+    3000 frames, 0.13 s for 1000); Whisper, trained on 30 s windows, transcribes a little worse
+    that way (47 clips: the same or within about a word), so only partials — drafts, replaced by
+    the final — use it (docs/BENCHMARKS.md, "Live captions")."""
+    import faster_whisper.transcribe as fw
+
+    if getattr(fw.pad_or_trim, "short_window", False):
+        return
+    original = fw.pad_or_trim
+
+    def pad_or_trim(array: np.ndarray, length: int = 3000, *, axis: int = -1) -> np.ndarray:
+        return original(array, _encoder_frames.get() or length, axis=axis)
+
+    pad_or_trim.short_window = True  # type: ignore[attr-defined]
+    fw.pad_or_trim = pad_or_trim
 
 
 def _cuda_available() -> bool:
@@ -117,20 +144,32 @@ class FasterWhisperBackend:
             spec.model, device=device, compute_type=compute, cpu_threads=spec.threads, num_workers=1
         )
         self.multilingual = self.model.model.is_multilingual
+        _install_short_window()
 
     def transcribe(
-        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None
+        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None, draft: bool = False
     ) -> Transcript:
+        """``draft``: a partial caption, soon replaced by the final: the encoder sees a window of
+        at least 10 s (:meth:`_draft_frames`) instead of Whisper's 30 s, for a fraction of the cost
+        — only when the language is known: a partial's detected language can become its
+        utterance's (``SpeakerStream``), and detection is not to change with the window."""
         if not self.multilingual:
             language = "en"
-        # Whisper pads every input to a 30 s window; a live utterance is a few seconds long, and
-        # a window just longer than the audio halves the cost of each call (docs/BENCHMARKS.md).
+        # The decode window (``chunk_length``) just longer than the audio. (It once halved the
+        # cost of a call; faster-whisper 1.2 pads each window's features to 30 s again, so now
+        # only drafts encode less: _install_short_window.)
         window = self._window(audio)
         hint = language if isinstance(language, LanguageHint) else None
         fixed = None if isinstance(language, LanguageHint) else language
         if hint is not None and not hint.detects(len(audio) / 16000):
             fixed = hint.fallback  # too little audio to tell (captioning/language.py)
             hint = None
+        if draft and hint is None and fixed is not None:
+            token = _encoder_frames.set(self._draft_frames(audio))
+            try:
+                return self.transcribe(audio, fixed, prompt)
+            finally:
+                _encoder_frames.reset(token)
         text, segments, info = self._decode(audio, fixed, prompt, window, beam=1)
         probs: tuple[tuple[str, float], ...] = ()
         if hint is not None:
@@ -151,6 +190,14 @@ class FasterWhisperBackend:
             text = collapse_repeats(text)
         return Transcript(text, str(fixed or info.language), float(info.language_probability),
                           language_probs=probs, segments=segments)
+
+    @staticmethod
+    def _draft_frames(audio: np.ndarray) -> int:
+        """At least 10 s: in a window just longer than the audio Whisper's timestamps ran short
+        and faster-whisper decoded the rest again (a sentence two or three times over, 2 of 47
+        clips; without timestamps 2 others looped to the token limit instead). With >= 10 s no clip
+        looped and the text was within about a word of the 30 s window's (BENCHMARKS.md)."""
+        return min(3000, max(1000, FasterWhisperBackend._window(audio) * 100))
 
     @staticmethod
     def _window(audio: np.ndarray) -> int:
@@ -212,7 +259,7 @@ class OpenAIWhisperBackend:
         self.multilingual = self.model.is_multilingual
 
     def transcribe(
-        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None
+        self, audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None, draft: bool = False
     ) -> Transcript:
         hint = language if isinstance(language, LanguageHint) else None
         fixed = None if isinstance(language, LanguageHint) else language

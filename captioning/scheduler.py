@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -28,6 +29,30 @@ from .workers import WorkerCrashed
 logger = logging.getLogger(__name__)
 
 TranscribeFn = Callable[[np.ndarray, SpokenLanguage, str | None], Awaitable[Transcript]]
+
+
+class JobKind(StrEnum):
+    FINAL = "final"
+    PARTIAL = "partial"
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """Where one transcription's time went: waiting for a worker, then decoding (monotonic s)."""
+
+    kind: JobKind
+    audio_seconds: float
+    created: float
+    started: float
+    ended: float
+
+    @property
+    def queued(self) -> float:
+        return self.started - self.created
+
+    @property
+    def decode(self) -> float:
+        return self.ended - self.started
 
 
 @dataclass(order=True)
@@ -46,6 +71,17 @@ class AsrScheduler:
 
     Pending final audio is capped at ``max_pending_seconds``; past it the oldest final is
     dropped (and counted) rather than letting memory and lag grow without bound.
+
+    Partials go to ``draft`` when given: a cheaper decode (the ASR backend's draft mode), as a
+    partial is shown for a second or two and then replaced by its final.
+
+    At most ``partial_slots`` workers decode partials at once (default: all of them). A running
+    decode cannot be interrupted, so a final that arrives while every worker is busy with a
+    partial waits for one to finish: the profile found that wait in most finals (the partials
+    keep coming during the pause that ends an utterance). With more than one worker,
+    ``partial_slots=slots - 1`` keeps one for finals: measured, no final queued then, but on
+    2 cores two one-thread workers decoded finals slower than one two-thread worker, so it is
+    not the default (docs/BENCHMARKS.md, "Live captions").
     """
 
     def __init__(
@@ -54,9 +90,15 @@ class AsrScheduler:
         slots: int = 1,
         max_partial_age: float = 1.5,
         max_pending_seconds: float = 90.0,
+        history: int = 200,
+        partial_slots: int | None = None,
+        draft: TranscribeFn | None = None,
     ) -> None:
         self._transcribe = transcribe
+        self._draft = draft or transcribe
         self._slots = slots
+        self._partial_slots = max(1, min(slots, partial_slots)) if partial_slots is not None else slots
+        self._partials_running = 0
         self._max_partial_age = max_partial_age
         self._max_pending = int(max_pending_seconds * SAMPLE_RATE)
         self._heap: list[_Job] = []
@@ -68,8 +110,10 @@ class AsrScheduler:
         self.crashes = 0
         self.final_lag: deque[float] = deque(maxlen=100)
         self.busy = 0
-        self.calls = {"partial": 0, "final": 0}
+        self.calls = {str(JobKind.PARTIAL): 0, str(JobKind.FINAL): 0}
         self.compute_seconds = 0.0
+        #: the latest decoded jobs' timings: how long they queued and decoded (the latency profile)
+        self.history: deque[JobTiming] = deque(maxlen=history)
 
     def start(self) -> None:
         if not self._runners:
@@ -93,6 +137,11 @@ class AsrScheduler:
 
     def stats(self) -> dict[str, float | int]:
         lag = sorted(self.final_lag)
+
+        def p50(kind: JobKind, what: str) -> float:
+            xs = sorted(getattr(j, what) for j in self.history if j.kind is kind)
+            return round(xs[len(xs) // 2], 3) if xs else 0.0
+
         return {
             "pending": len(self._heap),
             "busy": self.busy,
@@ -103,6 +152,7 @@ class AsrScheduler:
             "partial_calls": self.calls["partial"],
             "final_calls": self.calls["final"],
             "compute_seconds": round(self.compute_seconds, 3),
+            **{f"{kind}_{what}_p50": p50(kind, what) for kind in JobKind for what in ("queued", "decode")},
         }
 
     def _submit(
@@ -133,12 +183,20 @@ class AsrScheduler:
     async def partial(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Transcript | None:
         return await self._submit(1, audio, language, prompt)
 
+    def _next(self) -> _Job | None:
+        """The job this runner may start now: the first in line, unless it is a partial and
+        ``partial_slots`` workers are decoding partials already (finals are always first in line)."""
+        if not self._heap:
+            return None
+        if self._heap[0].priority == 1 and self._partials_running >= self._partial_slots:
+            return None
+        return heapq.heappop(self._heap)
+
     async def _run(self) -> None:
         while True:
-            while not self._heap:
+            while (job := self._next()) is None:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            job = heapq.heappop(self._heap)
             if job.future.done():
                 continue
             age = time.monotonic() - job.created
@@ -148,12 +206,18 @@ class AsrScheduler:
                 continue
             self.busy += 1
             started = time.monotonic()
+            kind = JobKind.FINAL if job.priority == 0 else JobKind.PARTIAL
+            self._partials_running += kind is JobKind.PARTIAL
             try:
                 result = await self._call(job)
             finally:
                 self.busy -= 1
-                self.calls["final" if job.priority == 0 else "partial"] += 1
-                self.compute_seconds += time.monotonic() - started
+                self._partials_running -= kind is JobKind.PARTIAL
+                self._wakeup.set()  # a partial's slot is free: a runner waiting for one may go on
+                ended = time.monotonic()
+                self.calls[str(kind)] += 1
+                self.compute_seconds += ended - started
+                self.history.append(JobTiming(kind, len(job.audio) / SAMPLE_RATE, job.created, started, ended))
             if job.priority == 0:
                 self.final_lag.append(time.monotonic() - job.created)
             if not job.future.done():
@@ -161,9 +225,10 @@ class AsrScheduler:
 
     async def _call(self, job: _Job) -> Transcript | None:
         attempts = 2 if job.priority == 0 else 1  # a final is retried once after a crash
+        transcribe = self._transcribe if job.priority == 0 else self._draft
         for _ in range(attempts):
             try:
-                return await self._transcribe(job.audio, job.language, job.prompt)
+                return await transcribe(job.audio, job.language, job.prompt)
             except WorkerCrashed:
                 self.crashes += 1
             except Exception:

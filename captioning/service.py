@@ -39,6 +39,7 @@ from .workers import (
     WorkerPool,
     _asr_info,
     _transcribe,
+    _transcribe_draft,
     _translate_many,
     _translate_speech,
     _translation_info,
@@ -168,7 +169,7 @@ class CaptionService:
             else:
                 self._asr = pool
                 self.multilingual = bool(info["multilingual"])
-                self._scheduler = AsrScheduler(self._transcribe, slots=pool.size)
+                self._scheduler = AsrScheduler(self._transcribe, slots=pool.size, draft=self._transcribe_draft)
                 self._scheduler.start()
                 self.available = True
                 self.message = f"Captions on ({model_label(Path(model))})."
@@ -379,6 +380,11 @@ class CaptionService:
     async def _transcribe(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Any:
         assert self._asr is not None
         return await self._asr.call(_transcribe, audio, language, prompt)
+
+    async def _transcribe_draft(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Any:
+        """A partial's decode in a local worker (a cluster's caption pool serves full decodes only)."""
+        assert self._asr is not None
+        return await self._asr.call(_transcribe_draft, audio, language, prompt)
 
     # -- translation and delivery ----------------------------------------------------------------
 

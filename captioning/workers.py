@@ -73,6 +73,12 @@ def _transcribe(audio: np.ndarray, language: str | LanguageHint | None, prompt: 
     return _asr.transcribe(audio, language, prompt)
 
 
+def _transcribe_draft(audio: np.ndarray, language: str | LanguageHint | None, prompt: str | None) -> Transcript:
+    """A partial caption's decode: cheaper, a little less exact (``AsrBackend.transcribe``'s draft)."""
+    assert _asr is not None
+    return _asr.transcribe(audio, language, prompt, draft=True)
+
+
 def _translate_speech(audio: np.ndarray, language: str) -> str:
     """Whisper's speech translation into English (the fallback when Argos has no model)."""
     assert _asr is not None

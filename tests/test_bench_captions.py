@@ -51,7 +51,22 @@ def test_quick_caption_bench_writes_well_formed_results(tmp_path: Path) -> None:
     assert isinstance(k1["keeps_up"], bool)
     assert m["max_speakers_realtime"] in (0, 1)
 
+    # where the latency goes: a final waits for the pause that ends its utterance, then decodes
+    profile = m["profile"]
+    assert profile["finals"]["detect"]["p50"] > 0.5 and profile["finals"]["decode"]["p50"] > 0
+    assert sum(profile["words_first_shown_by"].values()) == m["latency"]["partial"]["words"]
+    assert data["variants"] == {"default": {"options": {"drafts": True}, "models": data["models"]}}
+
     ow = data["openai_whisper"]
     assert isinstance(ow["measured"], bool)
     if not ow["measured"]:
         assert ow["status"] == "not measured: no openai-whisper weights offline"
+
+
+def test_a_variant_naming_an_unknown_option_is_refused_before_any_model_loads() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "captions.py"), "--quick", "--variant", "x:partial_intreval=0.4"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "'partial_intreval' is not an option of SpeakerStream or AsrScheduler" in proc.stderr
