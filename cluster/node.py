@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -26,13 +25,15 @@ from redis.exceptions import RedisError
 
 from core.redis import connect as redis_connect
 from signalling.errors import SignallingError
-from signalling.features import Feature
+from signalling.features import Control, Distributed
 from signalling.server import SignallingServer
 
 from .leases import Lease, RoomLeases
 from .nodes import Load, NodeRegistry
+from .people import SpannedPeople
 from .placement import Placement
 from .pubsub import ResilientRedisManager
+from .roomstate import SharedState
 from .spanning import Spanning
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ logger = logging.getLogger(__name__)
 SOCKETIO_CHANNEL = "uh:socketio"
 #: Seconds any call to Redis may take before it counts as unreachable.
 REDIS_TIMEOUT = 2.0
-#: How long a room's durable state is kept in Redis after its last change.
-STATE_TTL_S = 24 * 3600
 #: Seconds a draining node (SIGTERM) spends handing its rooms on before it lets them end.
 DRAIN_SECONDS = 10.0
 #: Seconds a room placed here may stay empty before its lease is let go (a page opened, nobody
@@ -51,10 +50,6 @@ UNUSED_LEASE_S = 30.0
 
 MOVING = "This meeting is moving to another server of this hub; you will be back in a moment."
 RESTARTING = "This server is restarting; the page will reconnect in a few seconds."
-
-
-def state_key(room: str) -> str:
-    return f"uh:room:{room}:state"
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ class Unavailable(SignallingError):
     """Redis cannot be reached: no new room can be placed (HTTP 503)."""
 
 
-class ClusterNode(Feature):
+class ClusterNode(Distributed):
     """This process as a node of the cluster (see the module docstring)."""
 
     name = "cluster"
@@ -106,7 +101,9 @@ class ClusterNode(Feature):
         )
         self.leases = RoomLeases(self.redis, config.node_id, config.lease_ttl, on_lost=self._lease_lost)
         self.placement = Placement()
-        self.spanning = Spanning(self.redis, self.registry, config.room_capacity, config.pipe_host)
+        self.people = SpannedPeople(self.redis, config.node_id, self._spans)
+        self.states = SharedState(self.redis, self._spans)
+        self.spanning = Spanning(self.redis, self.registry, config.room_capacity, config.pipe_host, self.people)
         self._server: SignallingServer | None = None
         self._cpu_at = (time.monotonic(), time.process_time())
         self.redirects = 0
@@ -131,12 +128,14 @@ class ClusterNode(Feature):
         """Attach to the node's signalling server (its load is reported; it calls us back)."""
         self._server = server
         self.spanning.bind(server)
+        self.people.bind(server)
         server.add(self)
 
     async def start(self) -> None:
         self.registry.start()
         self.leases.start()
         self.spanning.start()
+        self.people.start()
         task = asyncio.create_task(self._sweep_loop(), name=f"lease-sweep-{self.node_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -339,11 +338,18 @@ class ClusterNode(Feature):
         local = store is not None and store.room(room) is not None
         try:
             owner = await self._route(room)
-            if owner is None and store is not None and store.find(room) is None:
+            if owner is None and store is not None and self._spans(room):
+                # both halves change the room's state (roles, bans, the lock): each join is
+                # decided on both halves' changes
+                here = store.find(room)
+                merged = await self.states.pull(room, here.durable() if here is not None else None)
+                if merged is not None:
+                    self._take(room, merged)
+            elif owner is None and store is not None and store.find(room) is None:
                 # the room is new here: it may have lived on another node (settings, bans, roles)
-                saved = await self.redis.get(state_key(room))
+                saved = await self.states.load(room)
                 if saved:
-                    store.stage(room, json.loads(saved))
+                    store.stage(room, saved)
                     self.restored += 1
                     logger.info("room %s: state restored from the cluster", room)
         except (RedisError, OSError) as exc:
@@ -360,11 +366,40 @@ class ClusterNode(Feature):
         """Keep the room's durable state in Redis (the passcode only hashed: ``Room.durable``),
         for the node that owns it next."""
         try:
-            await self.redis.set(state_key(room), json.dumps(state), ex=STATE_TTL_S)
+            merged = await self.states.push(room, state)
         except (RedisError, OSError) as exc:
             logger.warning("room %s: state not saved in the cluster (%s)", room, exc)
+            return
+        if merged != state:  # the other half of a spanned room changed it too
+            self._take(room, merged)
+
+    def _take(self, room: str, state: dict[str, Any]) -> None:
+        """The room's durable state as both halves of a spanned room made it, here."""
+        server = self._server
+        if server is None:
+            return
+        here = server.store.room(room)
+        last_n = here.settings.last_n if here is not None else None
+        server.store.refresh(room, state)
+        here = server.store.room(room)
+        if here is not None and here.settings.last_n != last_n:
+            server.sfu.set_last_n(room, here.settings.last_n)
+
+    def _spans(self, room: str) -> bool:
+        """Whether ``room`` has people on another node too (it spans from here, or is relayed here)."""
+        return self.spanning.spans(room) or self.spanning.relays(room)
+
+    async def participant_changed(self, room: str, participant_id: str, public: dict[str, Any] | None) -> None:
+        await self.people.changed(room, participant_id, public)
+
+    async def remote_participants(self, room: str) -> list[dict[str, Any]]:
+        return list((await self.people.elsewhere(room)).values())
+
+    async def control(self, control: Control) -> bool:
+        return await self.people.carry(control)
 
     async def room_ended(self, room: str) -> None:
+        self.states.forget(room)
         await self.spanning.room_ended(room)
         await self.leases.release(room)
 
@@ -372,7 +407,7 @@ class ClusterNode(Feature):
         return {
             "node": self.node_id, "redis": self.registry.healthy, "rooms_owned": len(self.leases.held),
             "placed": self.placed, "redirects": self.redirects, "restored": self.restored,
-            "moved": self.moved, "draining": self.draining, **self.spanning.stats(),
+            "moved": self.moved, "draining": self.draining, **self.spanning.stats(), **self.people.stats(),
         }
 
     async def close(self) -> None:
@@ -381,6 +416,7 @@ class ClusterNode(Feature):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.spanning.close()
+        await self.people.close()
         await self.leases.close()
         await self.registry.close()
         await self.redis.aclose()

@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core.tasks import cancel
+from core.tasks import cancel, cancelled
 from media_server.pipe import Address, Pipe
 from signalling.server import SignallingServer
 
 from .nodes import NodeRegistry, text
+from .people import SpannedPeople
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +86,11 @@ class Spanning:
     """Both roles of a node in spanned rooms: owner (:meth:`relay_for`) and relay (:meth:`relays`)."""
 
     def __init__(
-        self, redis: Redis, registry: NodeRegistry, capacity: int | None, pipe_host: str = "127.0.0.1"
+        self, redis: Redis, registry: NodeRegistry, capacity: int | None, pipe_host: str = "127.0.0.1",
+        people: SpannedPeople | None = None,
     ) -> None:
         self.redis = redis
+        self.people = people
         self.registry = registry
         self.node_id = registry.node_id
         self.capacity = capacity
@@ -107,6 +110,10 @@ class Spanning:
             self._task = asyncio.create_task(self._relay_loop(), name=f"relay-requests-{self.node_id}")
 
     # -- the owner's side ----------------------------------------------------------------------
+
+    def spans(self, room: str) -> bool:
+        """Whether ``room`` is owned here and spans onto a relay."""
+        return room in self._spans
 
     def full(self, room: str) -> bool:
         """Whether ``room`` has as many participants here as this node takes in one room."""
@@ -156,6 +163,9 @@ class Spanning:
         pipe.connect(parse_address(answered))
         self._spans[room] = Span(relay, pipe)
         self.spanned += 1
+        here = server.store.room(room)
+        if self.people is not None and here is not None:  # (the relay's joined lists them)
+            await self.people.publish_room(room, [p.public() for p in here.participants.values()])
         with contextlib.suppress(RedisError, OSError):  # (routing works from memory here)
             await self.redis.set(relay_key(room), relay, ex=RELAY_TTL_S)
         logger.info("room %s spans onto %s (pipe %s <-> %s)", room, relay, format_address(ours), answered)
@@ -166,6 +176,8 @@ class Spanning:
         if span is None:
             return
         await span.pipe.close()
+        if self.people is not None:
+            await self.people.forget(room)
         with contextlib.suppress(RedisError, OSError):
             await self.redis.hdel(requests_key(span.relay), room)
             await self.redis.delete(relay_key(room))
@@ -189,6 +201,8 @@ class Spanning:
                 logger.debug("relay requests unreadable (%s)", exc)
             except Exception:  # a bad request must not stop this node relaying the others
                 logger.exception("relay requests failed")
+            if cancelled():
+                raise asyncio.CancelledError
             await asyncio.sleep(POLL_S)
 
     async def serve_requests(self) -> None:
@@ -205,6 +219,7 @@ class Spanning:
                 asked.pop(room)
             if asked.get(room) != owner_end:
                 del self._relayed[room]
+                server.store.set_relayed(room, False)
                 await pipe.close()
                 with contextlib.suppress(RedisError, OSError):
                     await self.redis.delete(pipe_key(room, self.node_id))
@@ -216,6 +231,7 @@ class Spanning:
             ours = await pipe.open()
             pipe.connect(owner_end)
             self._relayed[room] = (owner_end, pipe)
+            server.store.set_relayed(room, True)  # nobody hosts this half by walking into it
             await self.redis.set(pipe_key(room, self.node_id), format_address(ours), ex=RELAY_TTL_S)
             logger.info("room %s: relayed here (pipe %s <-> %s)", room, format_address(ours),
                         format_address(owner_end))
@@ -231,6 +247,8 @@ class Spanning:
         for room in list(self._spans):
             await self._end_span(room)
         for room, (_, pipe) in list(self._relayed.items()):
+            if self._server is not None:
+                self._server.store.set_relayed(room, False)
             await pipe.close()
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.delete(pipe_key(room, self.node_id))

@@ -15,3 +15,11 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def cancelled() -> bool:
+    """Whether the current task is being cancelled. A loop that outlives errors checks it after
+    catching them: redis-py may turn the cancellation of a call in progress into a TimeoutError
+    (an OSError), which such a loop swallows — and would then never end, nor its owner's close()."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -18,12 +18,17 @@ from .vocabulary import Role
 Decision = Literal["join", "lobby"]
 
 
-def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only: bool) -> tuple[Decision, Role]:
-    """("join" | "lobby", role) for a join request, or the error that refuses it."""
+def decide(
+    room: Room | None, req: JoinRequest, grant: Grant | None, token_only: bool, relayed: bool = False
+) -> tuple[Decision, Role]:
+    """("join" | "lobby", role) for a join request, or the error that refuses it. ``relayed``:
+    this process relays a room another owns (a spanned room), whose half here may be empty while
+    the meeting goes on: roles come from links and the room's remembered roles, never emptiness."""
     if grant is None and token_only:
         raise SignallingError("auth-required", "This server only admits signed join links — ask the host for one.")
+    founder: Role = "speaker" if relayed else "host"
     if room is None:  # a new room: its creator hosts it (or the link's role)
-        return "join", grant.role if grant else "host"
+        return "join", grant.role if grant else founder
     if grant is not None and grant.jti in room.revoked:
         raise refusal("link-revoked")
     if (req.client and req.client in room.banned_clients) or req.name.casefold() in room.banned_names:
@@ -47,7 +52,7 @@ def decide(room: Room | None, req: JoinRequest, grant: Grant | None, token_only:
         if not settings.passcode_matches(req.passcode):
             raise SignallingError("bad-passcode", "That passcode is not right.")
     if settings.access == "lobby":
-        if not room.participants:  # remembered (emptied) room: nobody is there to let anyone in
-            raise refusal("nobody-to-admit")
+        if not room.participants and not relayed:  # remembered (emptied) room: nobody is there
+            raise refusal("nobody-to-admit")  # to let anyone in (a relay's hosts may be elsewhere)
         return "lobby", "speaker"
-    return "join", "speaker" if room.participants else "host"
+    return "join", "speaker" if room.participants else founder

@@ -8,9 +8,44 @@ the room's media through ``hub.sfu.watch`` and speaks to the room through ``hub.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, cast, get_args, runtime_checkable
 
 from media_server import SFU
+
+from .vocabulary import ROLES, Role
+
+#: Host controls that reach people served by another process of the same room (a spanned room).
+HostAction = Literal["mute", "stop-camera", "remove", "role", "end", "admit", "reject"]
+HOST_ACTIONS: tuple[HostAction, ...] = get_args(HostAction)
+
+
+@dataclass(frozen=True)
+class Control:
+    """A host's control for someone of ``room`` this process does not serve (a cluster's spanned
+    room: they are on its other half; for admit and reject, a knocker's id). ``target`` None:
+    everyone there (mute all, end)."""
+
+    room: str
+    action: HostAction
+    target: str | None
+    by: str  # the host's participant id
+    by_name: str
+    ban: bool = False  # (remove)
+    role: Role | None = None  # (role)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Control:
+        """Raises ValueError on anything but what :meth:`to_json` made."""
+        action, target, role = data.get("action"), data.get("target"), data.get("role")
+        if action not in HOST_ACTIONS or not (target is None or isinstance(target, str)) or \
+                not (role is None or role in ROLES):
+            raise ValueError("not a host control")
+        return cls(str(data["room"]), cast(HostAction, action), target, str(data["by"]), str(data["by_name"]),
+                   bool(data.get("ban")), cast(Role | None, role))
 
 
 class RoomHub(Protocol):
@@ -93,6 +128,27 @@ class Feature(Protocol):
 
     async def close(self) -> None:
         return None
+
+
+@runtime_checkable
+class Distributed(Feature, Protocol):
+    """A feature through which other processes serve a room too (a cluster's spanned room):
+    it hears of everyone here and brings in who and what is elsewhere."""
+
+    async def participant_changed(self, room: str, participant_id: str, public: dict[str, Any] | None) -> None:
+        """Someone of ``room`` joined or changed (``public``: what others see of them) or left
+        (None) — a cluster tells the other half of a spanned room."""
+        ...
+
+    async def remote_participants(self, room: str) -> list[dict[str, Any]]:
+        """People of ``room`` served elsewhere (the other half of a spanned room), as ``joined``
+        lists them."""
+        ...
+
+    async def control(self, control: Control) -> bool:
+        """Carry a host's control to the people of the room served elsewhere; False: nobody
+        there by that id (or the room is served here only)."""
+        ...
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from media_server import SFU
 from . import access, bandwidth
 from .auth import Grant, Security
 from .errors import Reason, SignallingError, payload, refusal
-from .features import OFF_STATES, Feature
+from .features import OFF_STATES, Control, Distributed, Feature
 from .interpreters import Interpreters
 from .rooms import Knocker, Participant, Room
 from .store import RoomStore
@@ -103,7 +103,31 @@ class Meeting:
         """Tell the room a participant changed (and re-check the camera caps: a camera may have
         been switched on or off)."""
         await self.sio.emit("participant-updated", participant.public(), room=room_key(room.name))
+        await self.participant_changed(room.name, participant.id, participant.public())
         await self.update_send_limits(room)
+
+    async def participant_changed(self, room: str, participant_id: str, public: dict[str, Any] | None) -> None:
+        """Tell the features someone joined, changed (``public``) or left (None)."""
+        for feature in self.features:
+            if isinstance(feature, Distributed):
+                await feature.participant_changed(room, participant_id, public)
+
+    async def remote_participants(self, room: str) -> list[dict[str, Any]]:
+        """The room's people served by other processes (a cluster's spanned room)."""
+        found: list[dict[str, Any]] = []
+        for feature in self.features:
+            if isinstance(feature, Distributed):
+                found += await feature.remote_participants(room)
+        return found
+
+    async def control_elsewhere(self, control: Control) -> bool:
+        """Hand a host's control to the features (a cluster carries it to the room's other
+        half); whether one of them found its target."""
+        carried = False
+        for feature in self.features:
+            if isinstance(feature, Distributed):
+                carried = await feature.control(control) or carried
+        return carried
 
     def feature_states(self, room: str) -> dict[str, dict[str, Any]]:
         """Every feature's state for ``joined``; features this hub runs without say they are off."""
@@ -140,9 +164,13 @@ class Meeting:
             grant = self.security.signer.verify(req.token, req.room)
             req = dataclasses.replace(req, name=grant.name, lang=grant.lang or req.lang)
         self.store.check_capacity(req.room)
-        decision, role = access.decide(self.store.find(req.room), req, grant, self.security.token_only)
+        decision, role = access.decide(
+            self.store.find(req.room), req, grant, self.security.token_only, self.store.relayed(req.room)
+        )
         if decision == "lobby":
             room = self.store.room(req.room)
+            if room is None and self.store.relayed(req.room):  # (hosts on the room's other half)
+                room = self.store.find(req.room)
             if room is None:  # (access.decide sends people to a lobby only when someone is in)
                 raise refusal("nobody-to-admit")
             await self._knock(sid, room, req)
@@ -159,7 +187,7 @@ class Meeting:
 
     async def _cancel_knock(self, sid: str) -> None:
         room_name, knock_id = self._knocking.pop(sid)
-        room = self.store.room(room_name)
+        room = self.store.find(room_name)  # (a relay's lobby may wait in a half nobody is in)
         if room is not None and room.lobby.pop(knock_id, None) is not None:
             await self.sio.emit("knock-left", {"id": knock_id}, room=hosts_key(room_name))
 
@@ -205,12 +233,14 @@ class Meeting:
         except HubError:  # no free media port: undo the join, the client is told why
             await self.leave(sid)
             raise
+        await self.participant_changed(room.name, participant.id, participant.public())
         await self.sio.enter_room(sid, room_key(room.name))
         if role == "host":
             await self.sio.enter_room(sid, hosts_key(room.name))
         await self.sio.enter_room(sid, captions_key(room.name, participant.caption_lang))
         await self.update_send_limits(room)
         others = [p.public() for p in room.participants.values() if p.id != participant.id]
+        others += await self.remote_participants(room.name)
         await self.sio.emit(
             "joined",
             {
@@ -268,6 +298,7 @@ class Meeting:
         await self.sio.leave_room(sid, room_key(room.name))
         await self.sio.leave_room(sid, captions_key(room.name, participant.caption_lang))
         await self.sio.emit("participant-left", {"id": participant.id}, room=room_key(room.name))
+        await self.participant_changed(room.name, participant.id, None)
         await self.interpreters.leave(room.name, participant.id)
         await self.sfu.leave(participant.id)
         if self.store.room(room.name) is None:
@@ -308,8 +339,9 @@ class Meeting:
         await self.sio.disconnect(sid)
 
     async def _promote_successor(self, room: Room) -> None:
-        """The last host left: the longest-present speaker hosts (not when roles come from links)."""
-        if self.security.token_only:
+        """The last host left: the longest-present speaker hosts (not when roles come from links,
+        nor on a relay: the room's hosts may be on its other half)."""
+        if self.security.token_only or self.store.relayed(room.name):
             return
         speakers = sorted((p for p in room.participants.values() if p.role == "speaker"), key=lambda p: p.joined_at)
         if speakers:

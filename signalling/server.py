@@ -16,9 +16,10 @@ import socketio
 
 from media_server import SFU
 
+from . import moderation
 from .auth import Security
 from .booths import INTERPRETATION_EVENTS
-from .features import Feature
+from .features import Control, Feature
 from .limits import RateLimiter
 from .meeting import Meeting, captions_key, room_key
 from .moderation import HOST_EVENTS
@@ -125,6 +126,10 @@ class SignallingServer:
     def notify(self, event: str, payload: dict[str, Any], room: str | None = None) -> None:
         target = room_key(room) if room is not None else None
         self.meeting.spawn(self.sio.emit(event, payload, room=target))
+
+    async def apply_control(self, control: Control) -> bool:
+        """A host's control from another node of a spanned room, for someone served here."""
+        return await moderation.apply(self.meeting, control)
 
     async def move(self, room: str, url: str | None, message: str) -> int:
         """Send a room's people to ``url`` (a cluster moving the room); how many were in it."""

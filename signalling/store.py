@@ -25,6 +25,30 @@ class RoomStore(abc.ABC):
         self.max_participants = max_participants
         self.max_rooms = max_rooms
         self.memory_s = memory_s
+        self._relayed: set[str] = set()
+
+    def set_relayed(self, name: str, on: bool) -> None:
+        """Whether this process serves ``name`` as a relay of a room another process owns (a
+        cluster's spanned room): its half may be empty while the meeting goes on elsewhere, so
+        emptiness makes nobody host there (:func:`~signalling.access.decide`)."""
+        if on:
+            self._relayed.add(name)
+        else:
+            self._relayed.discard(name)
+
+    def relayed(self, name: str) -> bool:
+        return name in self._relayed
+
+    def refresh(self, name: str, state: dict[str, Any]) -> None:
+        """``Room.durable()`` state another process of the same room saved (a spanned room's
+        owner granted a role, banned someone, locked the room): applied to the room here, or
+        remembered with it if nobody is in it here (its lobby kept: a relay's knockers may wait
+        in a half nobody is in)."""
+        room = self.find(name)
+        if room is None:
+            self.stage(name, state)
+        else:
+            room.restore(state)
 
     @abc.abstractmethod
     def room(self, name: str) -> Room | None:
