@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core.tasks import cancel
+from core.tasks import cancel, cancelled
 
 from .nodes import text
 
@@ -160,6 +160,8 @@ class RoomLeases:
             try:
                 await self.renew_all()
             except (RedisError, OSError) as exc:
+                if cancelled():  # redis-py turned our cancellation into an error: stop, as asked
+                    raise asyncio.CancelledError from exc
                 logger.warning("lease renewal failed (%s)", exc)
 
     async def close(self) -> None:

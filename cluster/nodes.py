@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core.tasks import cancel
+from core.tasks import cancel, cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ class NodeRegistry:
                     logger.info("node %s announced at %s", self.node_id, self.public_url)
                 self.healthy = True
             except (RedisError, OSError) as exc:
+                if cancelled():  # redis-py turned our cancellation into an error: stop, as asked
+                    raise asyncio.CancelledError from exc
                 if self.healthy:
                     logger.warning("node %s: heartbeat failed (%s)", self.node_id, exc)
                 self.healthy = False
