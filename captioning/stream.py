@@ -27,6 +27,15 @@ previous-final prompt by default (measured: it made Spanish and Portuguese final
 one bad final, e.g. "...", repeat into the next), and a quiet speaker next to a loud one raised
 before Whisper hears them (:func:`~captioning.audio.level_quiet_speech`).
 
+The final does not wait for the whole pause to start decoding: ``early_final`` seconds into it,
+the final's decode starts on exactly the audio the final will have if the pause lasts (the pause
+is trimmed the same way, and the utterance is one that no cut will split), and the final reuses
+that result — the same text by construction. Its result is shown as a partial meanwhile; if
+speech resumes before the pause is over and it is not back yet, it is dropped (still queued, at
+a final's priority, it would hold up other speakers' finals; a running decode cannot be
+interrupted, and its result is discarded). (Measured: the pause added 0.84 s of a final's
+2.75 s p50; docs/BENCHMARKS.md, "Live captions".)
+
 Transcription goes through :class:`~captioning.scheduler.AsrScheduler`, shared by all speakers.
 """
 
@@ -56,6 +65,7 @@ VadFn = Callable[[np.ndarray], Awaitable[list[float]]]
 SPEECH_ON = 0.5
 SPEECH_OFF = 0.35
 SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…", "؟", "।")
+PAUSE_KEPT = int(0.2 * SAMPLE_RATE)  # of the pause that ends an utterance: the rest is trimmed
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class _Utterance:
         self.language: str | None = None
         self.agreement = LocalAgreement()
         self.shown = ""  # the last partial text listeners saw
+        self.early: _EarlyFinal | None = None  # the final's decode, started in the pause
 
     def append(self, window: np.ndarray, prob: float) -> None:
         self.chunks.append(window)
@@ -148,6 +159,21 @@ class _Utterance:
 
 
 @dataclass(frozen=True)
+class _EarlyFinal:
+    """A piece's final decode, started early in a pause: what it was asked with, so the final
+    reuses it only when it would ask exactly the same (same piece, audio end, language, prompt)."""
+
+    piece: str
+    end: int
+    language: SpokenLanguage
+    prompt: str | None
+    task: asyncio.Task[Transcript | None]
+
+    def answers(self, piece: str, end: int, language: SpokenLanguage, prompt: str | None) -> bool:
+        return (self.piece, self.end, self.language, self.prompt) == (piece, end, language, prompt)
+
+
+@dataclass(frozen=True)
 class _CutRequest:
     """Queued with the finals: caption the first ``max_utterance`` of a run-on utterance's current
     piece and cut it there (whether or not a pause has ended the utterance meanwhile)."""
@@ -175,6 +201,7 @@ class SpeakerStream:
         segment_cuts: bool = True,
         min_head: float = 4.0,
         level_speech: bool = True,
+        early_final: float | None = 0.4,
     ) -> None:
         self._scheduler = scheduler
         self._vad = vad
@@ -182,6 +209,8 @@ class SpeakerStream:
         self.language = language
         self._partial_samples = int(partial_interval * SAMPLE_RATE)
         self._silence_limit = int(min_silence * SAMPLE_RATE)
+        self._closing_silence = -(-self._silence_limit // WINDOW) * WINDOW  # (counted in whole windows)
+        self._early_silence = int(early_final * SAMPLE_RATE) if early_final else None
         self._max_samples = int(max_utterance * SAMPLE_RATE)
         self._cut_lookback = max(1, int(cut_lookback * SAMPLE_RATE / WINDOW))
         self._prompt_previous = prompt_previous
@@ -198,6 +227,7 @@ class SpeakerStream:
         self._partial_task: asyncio.Task[None] | None = None
         self._finals: asyncio.Queue[_Utterance | _CutRequest | None] = asyncio.Queue()
         self._final_task: asyncio.Task[None] | None = None
+        self._early_tasks: set[asyncio.Task[Transcript | None]] = set()  # (cancelled if not flushed)
         self._context = ""  # last final text: the prompt for the next utterance (if prompt_previous)
 
     def _seconds(self, sample: int) -> float:
@@ -236,15 +266,47 @@ class SpeakerStream:
             self._silence += len(window)
         else:
             self._silence = 0
+            if utt.early is not None:  # the pause did not last: nobody needs that final any more
+                utt.early.task.cancel()  # (if still queued: then it holds up no other speaker's final)
+                utt.early = None
         if self._silence >= self._silence_limit:
-            self._end_utterance(trim=self._silence - int(0.2 * SAMPLE_RATE))
+            self._end_utterance(trim=self._silence - PAUSE_KEPT)
             return
         if utt.samples >= self._max_samples and not utt.cut_asked:
             utt.cut_asked = True
             self._finals.put_nowait(_CutRequest(utt))
-        if utt.samples - utt.partial_at >= self._partial_samples and self._partial_task is None:
+        if self._early_due(utt):
+            self._start_early_final(utt)
+        elif (utt.samples - utt.partial_at >= self._partial_samples and self._partial_task is None
+              and utt.early is None):
             utt.partial_at = utt.samples
             self._partial_task = asyncio.create_task(self._partial(utt), name="captions-partial")
+
+    def _early_due(self, utt: _Utterance) -> bool:
+        """Whether the final's decode can start now: ``early_final`` into a pause, once per pause,
+        for a piece that will be decoded whole (no cut pending, none due by the pause's end)."""
+        return (
+            self._early_silence is not None
+            and utt.early is None
+            and self._silence >= self._early_silence
+            and not utt.cut_asked
+            and utt.samples - self._silence + self._closing_silence < self._max_samples
+            and utt.speech_windows >= self._min_speech_windows
+        )
+
+    def _start_early_final(self, utt: _Utterance) -> None:
+        # where the final's audio ends if the pause lasts: _end_utterance keeps PAUSE_KEPT of it
+        end = max(0, utt.samples - self._silence + PAUSE_KEPT)
+        language, prompt = utt.language or self.language, self._prompt()
+        task = asyncio.create_task(self._scheduler.final(self._heard(utt, end), language, prompt),
+                                   name="captions-early-final")
+        self._early_tasks.add(task)
+        task.add_done_callback(self._early_tasks.discard)
+        utt.early = _EarlyFinal(utt.id, end, language, prompt, task)
+        if self._partial_task is not None:
+            self._partial_task.cancel()  # (the early decode is newer and, being a final's, better)
+        utt.partial_at = utt.samples
+        self._partial_task = asyncio.create_task(self._partial(utt, task), name="captions-partial")
 
     def _segment_cut(self, utt: _Utterance, segments: tuple[Segment, ...], decoded: int) -> tuple[int, int] | None:
         """Where to cut a run-on piece: (chunk index, number of segments kept), before Whisper's
@@ -315,13 +377,20 @@ class SpeakerStream:
                 self._pre_roll.append(tail[i : i + WINDOW])
         self._finals.put_nowait(utt)
 
-    async def _partial(self, utt: _Utterance) -> None:
+    async def _partial(self, utt: _Utterance, early: asyncio.Task[Transcript | None] | None = None) -> None:
+        """Show a partial: a draft decode of the piece so far, or (``early``) the final's decode
+        started in a pause — shielded, as the final may still want it when this is cancelled."""
         piece = utt.id
         try:
-            result = await self._scheduler.partial(self._heard(utt), utt.language or self.language, self._prompt())
+            if early is not None:
+                result = await asyncio.shield(early)
+            else:
+                result = await self._scheduler.partial(self._heard(utt), utt.language or self.language, self._prompt())
             if result is None or utt.closed or utt.id != piece or not result.text:
                 return
-            if not isinstance(self.language, LanguageHint):  # (detecting: the final decides, on it all)
+            # (detecting: the final decides, on it all; an early final's language is not a
+            # partial's guess to pin either — the final must be asked as it was)
+            if not isinstance(self.language, LanguageHint) and early is None:
                 utt.language = utt.language or result.language
             committed, tentative = utt.agreement.update(result.text.split())
             stable_text = " ".join(committed)
@@ -363,7 +432,12 @@ class SpeakerStream:
         if end <= 0 or (utt.speech_windows < self._min_speech_windows and not utt.shown):
             return  # (a shown partial always gets settled by a final)
         audio = self._heard(utt, end)
-        result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
+        language, prompt = utt.language or self.language, self._prompt()
+        early, utt.early = utt.early, None
+        if early is not None and early.answers(utt.id, end, language, prompt):
+            result = await early.task  # the same audio, asked the same way: already decoding or decoded
+        else:
+            result = await self._scheduler.final(audio, language, prompt)
         text = result.text.strip() if result is not None else ""
         # transcription failed, was dropped or heard nothing: settle what listeners already see
         # rather than leaving a partial on screen forever
@@ -408,3 +482,5 @@ class SpeakerStream:
                 self._final_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._final_task
+        for task in list(self._early_tasks):  # (flushed: every one was awaited or superseded)
+            task.cancel()

@@ -9,6 +9,7 @@ import numpy as np
 
 from captioning.asr import Segment, Transcript
 from captioning.audio import SAMPLE_RATE
+from captioning.language import SpokenLanguage
 from captioning.scheduler import AsrScheduler
 from captioning.stream import CaptionEvent, SpeakerStream
 from captioning.vad import WINDOW
@@ -248,3 +249,80 @@ async def test_whisper_hears_a_quiet_speaker_raised_next_to_a_loud_one() -> None
     assert len(heard) == 1
     level = 20 * np.log10(np.sqrt(np.mean(heard[0][SAMPLE_RATE : 2 * SAMPLE_RATE] ** 2)))
     assert level > -30, f"the quiet speaker reached Whisper at {level:.0f} dBFS"
+
+
+async def stream_events(audio: np.ndarray, probs: list[float], early_final: float | None,
+                        held: bool = False) -> tuple[list[np.ndarray], list[CaptionEvent]]:
+    """Stream ``audio`` (no draft partials: the interval is longer than the audio); returns the
+    audio of every decode and every caption event. ``held``: no decode comes back until the
+    speaker has stopped and paused, as on a very slow machine."""
+    heard: list[np.ndarray] = []
+    events: list[CaptionEvent] = []
+    release = asyncio.Event()
+    if not held:
+        release.set()
+
+    async def transcribe(x: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Transcript:
+        heard.append(x.copy())
+        await release.wait()
+        return Transcript(f"words {int(x[0])}-{int(x[-1])}", "en", 1.0)
+
+    async def on_caption(event: CaptionEvent) -> None:
+        events.append(event)
+
+    scheduler = AsrScheduler(transcribe)
+    stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000,
+                           level_speech=False, early_final=early_final)
+    for i in range(0, len(audio), 1600):
+        await stream.feed(audio[i : i + 1600])
+        await asyncio.sleep(0)
+    release.set()
+    await stream.close()
+    await scheduler.close()
+    return heard, events
+
+
+def speech_then_pauses(*spans: tuple[float, float]) -> tuple[np.ndarray, list[float]]:
+    """Numbered samples, and VAD probabilities with speech in the (start, end) second spans."""
+    per_s = SAMPLE_RATE / WINDOW
+    windows = int(9 * per_s)
+    probs = [0.0] * windows
+    for start, end in spans:
+        for i in range(int(start * per_s), int(end * per_s)):
+            probs[i] = 0.9
+    return np.arange(windows * WINDOW, dtype=np.float32), probs
+
+
+async def test_the_final_reuses_the_decode_started_early_in_the_pause() -> None:
+    audio, probs = speech_then_pauses((1.0, 3.0))
+
+    late_heard, late = await stream_events(audio, probs, early_final=None)
+    heard, events = await stream_events(audio, probs, early_final=0.4)
+
+    finals = [e for e in events if e.final]
+    assert len(heard) == 1, f"{len(heard)} decodes for one utterance: the early one was not reused"
+    assert np.array_equal(heard[0], late_heard[0])  # exactly the audio the final had without it
+    assert [(f.text, f.start, f.end) for f in finals] == [(f.text, f.start, f.end) for f in late if f.final]
+    # listeners read the final's words before the pause is over: as a partial, then settled
+    partials = [e for e in events if not e.final]
+    assert [p.text for p in partials] == [finals[0].text]
+    assert partials[0].seq < finals[0].seq and partials[0].utterance == finals[0].utterance
+
+
+async def test_speech_resuming_in_the_pause_makes_the_early_decode_a_partial_not_a_final() -> None:
+    audio, probs = speech_then_pauses((1.0, 3.0), (3.6, 5.5))  # a 0.6 s pause: past 0.4, not 1.0 s
+
+    for held in (False, True):
+        late_heard, late = await stream_events(audio, probs, held=held, early_final=None)
+        heard, events = await stream_events(audio, probs, held=held, early_final=0.4)
+
+        finals = [e for e in events if e.final]
+        assert [(f.text, f.start, f.end) for f in finals] == [(f.text, f.start, f.end) for f in late if f.final]
+        assert len(finals) == 1, "the resumed utterance got a final of its own for its first half"
+        assert int(heard[-1][-1]) > 5.5 * SAMPLE_RATE  # the final heard all of it
+        assert np.array_equal(heard[-1], late_heard[-1])
+        assert len(heard) == 2  # the first pause's early decode, and the final's (reused)
+        assert all(e.utterance == finals[0].utterance for e in events)
+        if not held:  # (held: the first pause's result only came back after the final)
+            first_half = f"words 0-{len(heard[0]) - 1}"
+            assert [e.text for e in events if not e.final] == [first_half, finals[0].text]
