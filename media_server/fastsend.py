@@ -28,6 +28,7 @@ forwarding less did not shrink. A report goes out only when its sender sent sinc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import struct
@@ -232,29 +233,28 @@ def quiet_reports(sender: RTCRtpSender) -> Callable[[], Awaitable[None]]:
         sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
         reported = 0  # packets sent by the last report
         try:
-            while True:
-                await asyncio.sleep(0.5 + random.random())
-                count: int = sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
-                if count == reported:
-                    continue
-                reported = count
-                ntp: int = sender._RTCRtpSender__ntp_timestamp  # type: ignore[attr-defined]
-                info = RtcpSenderInfo(
-                    ntp_timestamp=ntp,
-                    rtp_timestamp=sender._RTCRtpSender__rtp_timestamp,  # type: ignore[attr-defined]
-                    packet_count=count & 0xFFFFFFFF,
-                    octet_count=sender._RTCRtpSender__octet_count & 0xFFFFFFFF,  # type: ignore[attr-defined]
-                )
-                packets: list[Any] = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)]
-                # what aiortc keeps to read the round trip from the receiver's next report
-                sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF  # type: ignore[attr-defined]
-                sender._RTCRtpSender__lsr_time = time.time()  # type: ignore[attr-defined]
-                cname: str | None = sender._RTCRtpSender__cname  # type: ignore[attr-defined]
-                if cname is not None:
-                    packets.append(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]))
-                await sender._send_rtcp(packets)
-        except asyncio.CancelledError:
-            pass
+            with contextlib.suppress(asyncio.CancelledError):  # stop() cancels us: then the BYE
+                while True:
+                    await asyncio.sleep(0.5 + random.random())
+                    count: int = sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
+                    if count == reported:
+                        continue
+                    reported = count
+                    ntp: int = sender._RTCRtpSender__ntp_timestamp  # type: ignore[attr-defined]
+                    info = RtcpSenderInfo(
+                        ntp_timestamp=ntp,
+                        rtp_timestamp=sender._RTCRtpSender__rtp_timestamp,  # type: ignore[attr-defined]
+                        packet_count=count & 0xFFFFFFFF,
+                        octet_count=sender._RTCRtpSender__octet_count & 0xFFFFFFFF,  # type: ignore[attr-defined]
+                    )
+                    packets: list[Any] = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)]
+                    # what aiortc keeps to read the round trip from the receiver's next report
+                    sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF  # type: ignore[attr-defined]
+                    sender._RTCRtpSender__lsr_time = time.time()  # type: ignore[attr-defined]
+                    cname: str | None = sender._RTCRtpSender__cname  # type: ignore[attr-defined]
+                    if cname is not None:
+                        packets.append(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]))
+                    await sender._send_rtcp(packets)
         except Exception:  # no more reports, but stop() must not wait forever
             logger.exception("sender reports failed (ssrc %s)", sender._ssrc)
         try:

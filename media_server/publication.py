@@ -91,11 +91,10 @@ class Publication:
         self.plis = 0
         self._gated = False  # after ingress loss: hold video until the next keyframe
         self._muted = False
-        if receiver is None:
-            pass  # piped: no receiver of ours
-        elif mode == "relay":
+        # (piped, ``receiver`` None: no receiver of ours, frames come through push())
+        if receiver is not None and mode == "relay":
             self._relay = MediaRelay()
-        else:
+        elif receiver is not None:
             self._receiver_tap = ReceiverTap(receiver, self._on_frame)
         self.audio: AudioTap | None = None
         #: Audio: the levels the publisher's packets carry (a host-muted publisher reads silent).
