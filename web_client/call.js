@@ -35,6 +35,7 @@ export class Call {
     this.cameraLimit = null; // {maxBitrate, scaleResolutionDownBy} the server asked for (send-limits)
     this.cameraLayers = true; // ask for temporal layers until the browser refuses them once
     this.cameraWanted = true; // false: our camera reaches nobody, its encoder rests (camera-wanted)
+    this.cameraPausable = true; // set encodings' `active` until the browser refuses it once
     this.pc.addEventListener('connectionstatechange', () => {
       if (this.pc.connectionState === 'failed' && !this.closed) {
         // ICE gave up (network change, NAT rebinding) while signalling is still up
@@ -106,17 +107,29 @@ export class Call {
     for (const t of this.pc.getTransceivers()) {
       const slot = t.mid != null ? this.slots[t.mid] : null;
       if (!slot || slot.role !== 'publish' || slot.source !== 'camera' || isStopped(t)) continue;
-      const layered = this.cameraLayers && isVp8(t.sender.getParameters());
-      const params = this.#cameraParameters(t.sender, layered ? CAMERA_SCALABILITY : null);
-      if (!params) continue;
       try {
-        await t.sender.setParameters(params);
+        await this.#setCameraParameters(t.sender);
       } catch (err) {
-        if (!layered) throw err;
-        // this browser cannot send the camera in temporal layers: one layer, every frame to everyone
-        this.cameraLayers = false;
-        await t.sender.setParameters(this.#cameraParameters(t.sender, null));
+        if (!this.cameraPausable) throw err;
+        // this browser cannot stop one encoding: it keeps sending (costs only its uplink), and
+        // the cap and layers still apply — resting the camera is a saving, never an error
+        this.cameraPausable = false;
+        await this.#setCameraParameters(t.sender);
       }
+    }
+  }
+
+  async #setCameraParameters(sender) {
+    const layered = this.cameraLayers && isVp8(sender.getParameters());
+    const params = this.#cameraParameters(sender, layered ? CAMERA_SCALABILITY : null);
+    if (!params) return;
+    try {
+      await sender.setParameters(params);
+    } catch (err) {
+      if (!layered) throw err;
+      // this browser cannot send the camera in temporal layers: one layer, every frame to everyone
+      this.cameraLayers = false;
+      await sender.setParameters(this.#cameraParameters(sender, null));
     }
   }
 
@@ -134,7 +147,7 @@ export class Call {
         enc.scaleResolutionDownBy = 1;
       }
       if (scalability) enc.scalabilityMode = scalability;
-      enc.active = this.cameraWanted;
+      if (this.cameraPausable) enc.active = this.cameraWanted;
     }
     return params;
   }

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from e2e_helpers import WAIT_MS, join, unique_room, wait_remote_videos, wait_until
+from e2e_helpers import WAIT_MS, get_json, join, unique_room, wait_remote_videos, wait_until
 
 try:
     from playwright.sync_api import expect
@@ -86,3 +86,45 @@ def test_a_camera_nobody_receives_stops_encoding_and_a_pin_brings_it_back(hub, n
     start = host.evaluate(TILE_JS, "Chiara")
     wait_until(lambda: host.evaluate(TILE_JS, "Chiara"), lambda t: t > max(start, 0) + 1.0, WAIT_S,
                "the host sees Chiara's video play", page=host)
+
+
+# A browser that cannot stop one encoding (refuses `active: false`), as some do.
+REFUSE_ACTIVE_JS = """
+const setParameters = RTCRtpSender.prototype.setParameters;
+RTCRtpSender.prototype.setParameters = function (params) {
+    if (params && params.encodings && params.encodings.some((e) => e.active === false)) {
+        return Promise.reject(new DOMException('cannot stop one encoding', 'InvalidModificationError'));
+    }
+    return setParameters.call(this, params);
+};
+"""
+
+
+def test_a_browser_that_cannot_rest_its_camera_keeps_sending_without_an_error(hub, new_page):
+    """Resting a camera is a saving, never an error: the page keeps sending, the user sees no
+    "media problem", and the camera still gets the room's cap and layers."""
+    room = unique_room("unpausable")
+    host = join(new_page(), hub.url, room, "Host", audio=False, video=False)
+    for name in ("Ana", "Ben"):
+        join(new_page(), hub.url, room, name, audio=False)
+    chiara = new_page()
+    chiara.add_init_script(REFUSE_ACTIVE_JS)
+    join(chiara, hub.url, room, "Chiara", audio=False)
+    wait_remote_videos(host, 3)
+    released = get_json(hub.url + "/healthz")["camera_releases"]
+
+    n = host.get_by_test_id("room-last-n")
+    n.fill("1")
+    n.press("Tab")
+    expect(host.get_by_test_id("host-controls")).to_have_attribute("data-last-n", "1", timeout=WAIT_MS)
+    wait_until(lambda: get_json(hub.url + "/healthz")["camera_releases"], lambda k: k > released, WAIT_S,
+               "the hub asks Chiara to rest her camera", page=chiara)
+    chiara.wait_for_timeout(1000)  # (the page has applied it by now)
+    expect(chiara.get_by_test_id("error")).to_be_hidden()
+    assert encoding(chiara) > 10  # it could not stop: it sends on
+    # and when someone wants her again, the host sees her
+    host.locator('.tile.remote[data-source="camera"][data-name="Chiara"]').get_by_test_id("pin").click()
+    start = host.evaluate(TILE_JS, "Chiara")
+    wait_until(lambda: host.evaluate(TILE_JS, "Chiara"), lambda t: t > max(start, 0) + 1.0, WAIT_S,
+               "the host sees Chiara's video play", page=host)
+    expect(chiara.get_by_test_id("error")).to_be_hidden()
