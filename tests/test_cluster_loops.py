@@ -5,8 +5,10 @@ purpose): a node's shutdown must not hang on its heartbeat or its lease renewals
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+import pytest
 
 from cluster.leases import RoomLeases
 from cluster.nodes import Load, NodeRegistry
@@ -41,33 +43,28 @@ async def closes(close: Coroutine[Any, Any, None]) -> None:
     assert task in done, "close() did not return: its loop outlived the cancellation"
 
 
-async def test_lease_renewal_stops_although_redis_py_swallowed_the_cancellation() -> None:
-    leases = RoomLeases(Unreachable(), "n1", ttl=0.15)  # type: ignore[arg-type]
+def leases() -> Any:
+    return RoomLeases(Unreachable(), "n1", ttl=0.15)  # type: ignore[arg-type]
+
+
+def registry() -> Any:
+    return NodeRegistry(Unreachable(), "n1", "http://n1", lambda: Load(), interval=0.05)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("make", "call"), [(leases, "renew_all"), (registry, "beat")], ids=["leases", "heartbeat"])
+async def test_the_loop_stops_although_redis_py_swallowed_the_cancellation(
+    make: Callable[[], Any], call: str
+) -> None:
+    loop_owner = make()
     calls = 0
 
-    async def renew_all() -> None:
+    async def redis_call() -> None:
         nonlocal calls
         calls += 1
         await swallowing_call()
 
-    leases.renew_all = renew_all  # type: ignore[method-assign]
-    leases.start()
+    setattr(loop_owner, call, redis_call)
+    loop_owner.start()
     while calls == 0:
         await asyncio.sleep(0.01)
-    await closes(leases.close())
-
-
-async def test_the_heartbeat_stops_although_redis_py_swallowed_the_cancellation() -> None:
-    registry = NodeRegistry(Unreachable(), "n1", "http://n1", lambda: Load(), interval=0.05)  # type: ignore[arg-type]
-    calls = 0
-
-    async def beat() -> None:
-        nonlocal calls
-        calls += 1
-        await swallowing_call()
-
-    registry.beat = beat  # type: ignore[method-assign]
-    registry.start()
-    while calls == 0:
-        await asyncio.sleep(0.01)
-    await closes(registry.close())
+    await closes(loop_owner.close())
