@@ -497,8 +497,9 @@ document.addEventListener('unionhub:locale', () => {
 
 function main() {
   signedIn = whoIsSignedIn();
-  query = new URLSearchParams(location.search).get('q') || '';
-  search.value = query;
+  const fromUrl = new URLSearchParams(location.search).get('q') || '';
+  // What someone typed before this script ran (a slow network) is searched, not wiped.
+  const typed = search.value;
   search.addEventListener('input', () => {
     clearTimeout(debounceTimer);
     debounceTimer = setTimeout(() => setQuery(search.value), SEARCH_DEBOUNCE_MS);
@@ -508,7 +509,13 @@ function main() {
     clearTimeout(debounceTimer);
     setQuery(search.value);
   });
-  load();
+  if (typed.trim() && typed.trim() !== fromUrl.trim()) {
+    setQuery(typed);
+  } else {
+    query = fromUrl;
+    search.value = query;
+    load();
+  }
 }
 
 main();

@@ -96,8 +96,9 @@ function fillLanguages() {
 
 function showJoinForm({ room, name, lang, audio, video, audioOnly }) {
   ui.showView('join');
-  el.joinRoom.value = room;
-  el.joinName.value = name;
+  // What someone typed before this script ran (a slow network) is kept, not wiped.
+  el.joinRoom.value = room || el.joinRoom.value;
+  el.joinName.value = name || el.joinName.value;
   if (!LANGUAGES.some(([code]) => code === lang)) {
     const opt = document.createElement('option');
     opt.value = lang;
@@ -108,7 +109,9 @@ function showJoinForm({ room, name, lang, audio, video, audioOnly }) {
   el.joinAudio.checked = audio;
   el.joinVideo.checked = video;
   el.joinAudioOnly.checked = audioOnly;
-  (room && ROOM_RE.test(room) ? el.joinName : el.joinRoom).focus();
+  if (!el.joinForm.contains(document.activeElement)) { // not taken from a field already in use
+    (room && ROOM_RE.test(room) ? el.joinName : el.joinRoom).focus();
+  }
 }
 
 function formMessage(text) {

@@ -245,7 +245,8 @@ def test_chat_history_replayed_after_a_reconnect_is_not_announced(hub_factory: C
     ana.context.set_offline(True)
     ana.evaluate("() => window.unionhub.socket.io.engine.close()")
     expect(ana.get_by_test_id("status")).to_have_text("Reconnecting…")
-    expect(ben.get_by_test_id("participant")).to_have_count(1)
+    # The hub sees her go at once if her close reached it, else after its ping timeout (10 + 10 s).
+    expect(ben.get_by_test_id("participant")).to_have_count(1, timeout=25_000)
     for text in ("Motion one", "Motion two", "Motion three"):
         ben.get_by_test_id("chat-input").fill(text)
         ben.get_by_test_id("chat-send").click()
@@ -342,7 +343,8 @@ def test_keyboard_only_call(hub_factory: Callable[..., Any], locale_page: Callab
     page = locale_page("en-US")
     page.goto(f"{hub.url}/")
     wait_translated(page, "en")
-    # join: the form starts focused on the room
+    # join: the form starts focused on the room (once the page's script has run)
+    expect(page.get_by_test_id("join-room")).to_be_focused()
     assert page.evaluate(FOCUSED_JS) == {"id": "join-room", "ring": True}
     page.keyboard.type(room)
     tab_to(page, "join-name")

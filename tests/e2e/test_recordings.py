@@ -262,6 +262,25 @@ def test_library_lists_and_finds_it_in_any_language(hub: Any, recorded: Recorded
     expect(item).to_be_visible()
 
 
+def test_a_search_typed_before_the_library_script_ran_is_searched(hub: Any, recorded: Recorded,
+                                                                   new_page: Any) -> None:
+    """On a slow network the search box shows before the library's script has run: what the member
+    typed meanwhile is searched when it runs, not wiped."""
+    page = new_page()
+    held: list[Any] = []  # the library's script, held back until the member has typed
+    page.route("**/static/recordings.js", lambda route: held.append(route))
+    page.goto(f"{hub.url}/recordings", wait_until="commit")
+    search = page.get_by_test_id("recording-search")
+    search.fill("country")
+    poll(lambda: len(held), bool, 10, "the library script requested", page=page)
+    held[0].continue_()
+    expect(page.get_by_test_id("recording-count")).to_contain_text("country")
+    expect(search).to_have_value("country")
+    item = page.locator(f'[data-testid="recording-item"][data-id="{recorded.id}"]')
+    expect(item.get_by_test_id("recording-match")).to_be_visible()
+    assert "q=country" in page.url, page.url
+
+
 def test_player_plays_with_subtitles_and_a_clickable_transcript(
     hub: Any, recorded: Recorded, new_page: Any
 ) -> None:
