@@ -371,7 +371,8 @@ class HubClient:
         self.errors.append(data)
 
     async def join(self, timeout: float = 10.0) -> None:
-        await self.sio.connect(self.url, transports=["websocket"])
+        # as long as a browser would wait (socket.io-client: 20 s), not python-socketio's default 1 s
+        await self.sio.connect(self.url, transports=["websocket"], wait_timeout=timeout)
         await self.sio.emit(
             "join",
             {
