@@ -135,8 +135,14 @@ async def test_metrics_follow_a_call_start_to_end(
         await bo.close()
         await ana.close()
     await until(lambda: not hub.server.sfu.rooms)
-    await asyncio.sleep(0.5)  # a monitor tick after they left
-    after = await scrape(hub)
+    async def sampled_after_they_left() -> Samples:  # the totals are sampled once a second
+        while True:
+            samples = await scrape(hub)
+            if value(samples, "unionhub_forwarded_frames_per_second", kind="video") == 0:
+                return samples
+            await asyncio.sleep(0.25)
+
+    after = await asyncio.wait_for(sampled_after_they_left(), 10)
     assert value(after, "unionhub_rooms") == 0 and value(after, "unionhub_participants") == 0
     assert value(after, "unionhub_publications", kind="video") == 0
     # counters do not fall when the objects that counted leave
