@@ -13,9 +13,16 @@ The seam (aiortc internals, isolated here): :func:`install` sets ``_run_rtp`` on
 *instance*. aiortc's ``RTCRtpSender.send()`` starts that coroutine as its RTP task once DTLS is
 connected; ours hands the :class:`~media_server.forwarding.ForwardedTrack` a
 :class:`FastSender` and then only waits for the track to end. :class:`FastSender` keeps the
-sender's private RTP history (so aiortc's NACK/RTX ``_retransmit`` still works), its RTCP
-sender-report counters and the DTLS transport's byte counters, and writes the same RTP header
-and extensions (mid, abs-send-time) aiortc would. If any internal it relies on is missing
+sender's RTCP sender-report counters and the DTLS transport's byte counters, writes the same RTP
+header and extensions (mid, abs-send-time) aiortc would, and answers NACKs itself (the sender's
+``_retransmit``, with RTX when negotiated) from a history of the packets' bytes.
+
+Why its own history: aiortc keeps an ``RtpPacket`` object (with its header-extension object and
+CSRC list) for each of a sender's last 128 packets. A meeting of N has 2·N·(N−1) senders, so at
+N = 20 that was ~290,000 objects the garbage collector had to walk — most of the heap — and they
+lived just long enough to be promoted to the oldest generation, so full collections kept coming:
+they stopped the event loop for hundreds of milliseconds (every forwarded packet late at once).
+Bytes are not tracked by the collector, and a NACK (rare) parses them again. If any internal it relies on is missing
 (another aiortc version), it falls back to aiortc's own ``_run_rtp`` and logs a warning.
 
 The same sender's RTCP loop (``_run_rtcp``) is replaced too, by :func:`quiet_reports`: aiortc
@@ -40,7 +47,15 @@ from aiortc import RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import RtcpByePacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket, RtpPacket
+from aiortc.rtp import (
+    RtcpByePacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    wrap_rtx,
+)
 
 if TYPE_CHECKING:
     from .forwarding import EncodedFrame, ForwardedTrack
@@ -49,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between 1900 (NTP epoch) and 1970 (Unix epoch).
 NTP_OFFSET = 2208988800
-#: aiortc's RTP history size (``rtcrtpsender.RTP_HISTORY_SIZE``), for NACK retransmissions.
+#: Packets kept per sender for NACK retransmissions (as many as aiortc keeps).
 RTP_HISTORY_SIZE = 128
 #: A subscriber whose socket buffer holds more than this is not keeping up: drop frames.
 MAX_WRITE_BUFFER = 512 * 1024
@@ -109,9 +124,11 @@ class FastSender:
             raise RuntimeError("header extension ids need the two-byte form")
         self._ext_before, self._ext_after = block
         self._has_ext = bool(self._ext_before or self._ext_after)
-        self._mid = mid if ids.mid else None
         self._abs = bool(ids.abs_send_time)
-        self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        #: the last packets sent, unencrypted, by sequence number modulo the size (see the module doc)
+        self._history: list[bytes | None] = [None] * RTP_HISTORY_SIZE
+        self._extensions_map = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtx_sequence_number  # type: ignore[attr-defined]  # noqa: B018
         self._dtls = sender.transport
         # fail now (aiortc's own path takes over), not per packet, if the internals moved
         for name in ("_tx_srtp", "_state", "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"):
@@ -179,25 +196,20 @@ class FastSender:
         sendto = transport.sendto
         pack = _HEADER.pack
         history = self._history
-        pt, ssrc, seq, mid = self._payload_type, self._ssrc, self._seq, self._mid
-        abs_send_time = (ntp >> 14) & 0xFFFFFF
+        pt, ssrc, seq = self._payload_type, self._ssrc, self._seq
         last = len(payloads) - 1
         octets = sent_bytes = 0
         for i, payload in enumerate(payloads):
             marker = 1 if i == last else 0
-            data = protect(pack(first, (marker << 7) | pt, seq, timestamp, ssrc) + ext + payload)
+            plain = pack(first, (marker << 7) | pt, seq, timestamp, ssrc) + ext + payload
+            history[seq % RTP_HISTORY_SIZE] = plain
+            data = protect(plain)
             if direct:
                 sendto(data, addr)
             else:
                 relayed = asyncio.ensure_future(pair.protocol.send_data(data, addr))
                 self._relayed.add(relayed)  # (the loop keeps only weak references to tasks)
                 relayed.add_done_callback(self._relayed.discard)
-            # aiortc's _retransmit() serializes history entries again for NACKs
-            packet = RtpPacket(payload_type=pt, marker=marker, sequence_number=seq, timestamp=timestamp,
-                               ssrc=ssrc, payload=payload)
-            packet.extensions.mid = mid
-            packet.extensions.abs_send_time = abs_send_time
-            history[seq % RTP_HISTORY_SIZE] = packet
             octets += len(payload)
             sent_bytes += len(data)
             seq = (seq + 1) & 0xFFFF
@@ -214,9 +226,26 @@ class FastSender:
         dtls._RTCDtlsTransport__tx_packets += n
         return True
 
+    async def retransmit(self, sequence_number: int) -> None:
+        """Send a packet the subscriber reported lost (NACK) again, over RTX when negotiated —
+        what aiortc's ``_retransmit`` does, from this sender's history."""
+        plain = self._history[sequence_number % RTP_HISTORY_SIZE]
+        if plain is None or _HEADER.unpack_from(plain)[2] != sequence_number:
+            return  # older than the history: overwritten
+        sender = self._sender
+        rtx_payload_type: int | None = sender._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
+        if rtx_payload_type is not None:
+            rtx_seq: int = sender._RTCRtpSender__rtx_sequence_number  # type: ignore[attr-defined]
+            packet = wrap_rtx(RtpPacket.parse(plain, self._extensions_map), payload_type=rtx_payload_type,
+                              sequence_number=rtx_seq, ssrc=sender._rtx_ssrc)
+            sender._RTCRtpSender__rtx_sequence_number = (rtx_seq + 1) & 0xFFFF  # type: ignore[attr-defined]
+            plain = packet.serialize(self._extensions_map)
+        await self._dtls._send_rtp(plain)
+
 
 _REQUIRED = (
-    "_RTCRtpSender__rtp_started", "_RTCRtpSender__rtp_exited", "_RTCRtpSender__rtp_history",
+    "_RTCRtpSender__rtp_started", "_RTCRtpSender__rtp_exited", "_RTCRtpSender__rtx_payload_type",
+    "_RTCRtpSender__rtx_sequence_number",
     "_RTCRtpSender__rtp_header_extensions_map", "_RTCRtpSender__mid", "_RTCRtpSender__track",
     "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__octet_count", "_RTCRtpSender__packet_count",
     "_RTCRtpSender__rtp_timestamp", "_RTCRtpSender__rtcp_started", "_RTCRtpSender__lsr",
@@ -271,7 +300,7 @@ def install(sender: RTCRtpSender, track: ForwardedTrack) -> bool:
     Must be called before aiortc starts the sender (i.e. before negotiation completes).
     Returns False (and leaves aiortc's path in place) if this aiortc lacks the internals used.
     """
-    if not all(hasattr(sender, name) for name in _REQUIRED) or RTP_HISTORY_SIZE != _aiortc_history_size():
+    if not all(hasattr(sender, name) for name in _REQUIRED):
         logger.warning("aiortc internals changed: forwarded media uses aiortc's own send path")
         return False
     stock: Callable[[Any], Awaitable[None]] = sender._run_rtp  # bound method: aiortc's loop
@@ -289,6 +318,7 @@ def install(sender: RTCRtpSender, track: ForwardedTrack) -> bool:
             await stock(codec)
             return
         started.set()
+        sender._retransmit = fast.retransmit  # type: ignore[method-assign]  # NACKs: our history
         track.attach_sender(fast.send)
         try:
             await track.wait_ended()
@@ -304,8 +334,3 @@ def install(sender: RTCRtpSender, track: ForwardedTrack) -> bool:
     sender._run_rtcp = quiet_reports(sender)  # type: ignore[method-assign, assignment]
     return True
 
-
-def _aiortc_history_size() -> int:
-    from aiortc import rtcrtpsender
-
-    return int(getattr(rtcrtpsender, "RTP_HISTORY_SIZE", -1))
