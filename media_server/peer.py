@@ -149,6 +149,7 @@ class Peer:
         if isinstance(track, ForwardedTrack):
             route_keyframe_requests(transceiver.sender, track)
             fastsend.install(transceiver.sender, track)
+            fastsend.rest_receiver(transceiver.receiver)  # send-only: it never receives
             track.meter = self.sent
             feedback.observe_sender(transceiver.sender, self._report_of(track), self._on_estimate)
         self._slots[transceiver] = Slot(

@@ -520,6 +520,29 @@ def subscriber_senders(
     return pairs  # type: ignore[return-value]
 
 
+async def test_subscriptions_carry_no_bitrate_estimator_but_publishers_keep_theirs(
+    hub: Hub, video: list[av.Packet], audio: list[av.Packet]
+) -> None:
+    """aiortc gives every video receiver a REMB estimator of 1,000 bucket objects, also the unused
+    receiver of each send-only subscription: N·(N−1) of them in a meeting of N. The hub keeps only
+    those of the videos it receives (REMB to publishers), and forwarding is unaffected."""
+    pub = HubClient(hub.url, "estimators", "Ana", video=video, audio=audio)
+    sub = HubClient(hub.url, "estimators", "Bo")
+    try:
+        await call(pub, sub)
+        assert_forwarded_in_order(sub, pub)
+        peers = hub.server.sfu.rooms["estimators"].peers
+        subscribing = [t for t in peers[sub.id or ""].pc.getTransceivers() if t.direction == "sendonly"]
+        publishing = [t for t in peers[pub.id or ""].pc.getTransceivers()
+                      if t.direction == "recvonly" and t.kind == "video"]
+        assert len(subscribing) == 2 and len(publishing) == 1
+        assert all(getattr(t.receiver, fastsend._ESTIMATOR) is None for t in subscribing)
+        assert getattr(publishing[0].receiver, fastsend._ESTIMATOR) is not None
+    finally:
+        await pub.close()
+        await sub.close()
+
+
 async def test_hub_forwards_byte_identical_frames_through_fastsender(
     hub: Hub, video: list[av.Packet], audio: list[av.Packet]
 ) -> None:
