@@ -28,11 +28,16 @@ const state = {
   english: {},
   debug: false,
   missing: new Set(),
+  started: false, // the first catalogue is applied
 };
 
 window.unionhubI18n = {
   get locale() { return state.locale; },
   get missing() { return [...state.missing].sort(); },
+  // The page is translated. Every page's own script imports this module and runs right after it
+  // (the same task), so this is also when the page's script has wired its controls: what tests
+  // wait for, since <html lang="en"> is true of the static page before anything ran.
+  get ready() { return state.started; },
 };
 
 // ---- choosing the locale ------------------------------------------------------------------------
@@ -263,3 +268,4 @@ function fillPicker(select) {
 state.debug = isDebug();
 state.english = await loadCatalogue(DEFAULT_LOCALE);
 await setLocale(preferredLocale(), { remember: false });
+state.started = true;

@@ -17,6 +17,10 @@ from urllib.parse import quote, urlencode
 import pytest
 
 WAIT_MS = 20_000  # generous: 2 cores run the browsers, the encoders and the SFU
+#: Until the hub notices a page whose connection dropped without its close reaching the hub (the
+#: network cut): its Socket.IO ping interval + ping timeout (signalling/server.py, 10 + 10 s),
+#: and a margin for a loaded machine.
+DROP_NOTICED_MS = 25_000
 
 #: The English → Spanish words the shared hub's tiny Argos model knows (conftest.py installs it);
 #: other words pass through untranslated.
@@ -279,7 +283,10 @@ def wait_until(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: f
     """Call ``probe()`` until ``done(value)``; fails the test with the last value on timeout.
 
     Pages are probed with ``page.evaluate`` rather than ``page.wait_for_function``, which may not
-    work under the pages' ``script-src 'self'``.
+    work under the pages' ``script-src 'self'``. (Where it is used, mind that it fails at once if
+    its predicate throws: the page's globals, e.g. ``window.unionhub``, do not exist until the
+    page's script ran, which can be after ``goto``/``reload`` returned — web_client/i18n.js
+    awaits its catalogue first, and the load event does not wait for that.)
     """
     deadline = time.monotonic() + timeout
     while True:

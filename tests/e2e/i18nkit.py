@@ -106,7 +106,14 @@ def english_left(texts: list[str], locale: str) -> list[str]:
 
 
 def wait_translated(page: Any, locale: str) -> None:
-    page.wait_for_function("(l) => document.documentElement.lang === l", arg=locale)
+    """The page is in `locale` and its script has run (window.unionhubI18n.ready: web_client/i18n.js).
+
+    `<html lang="en">` alone is true of the static page before any script ran: a test reading the
+    focus or typing into a form right after it raced the page's script.
+    """
+    page.wait_for_function(
+        "(l) => !!(window.unionhubI18n && window.unionhubI18n.ready) && document.documentElement.lang === l",
+        arg=locale)
 
 
 def missing_messages(page: Any) -> list[str]:

@@ -111,9 +111,8 @@ def test_switching_to_audio_only_stops_video_both_ways_and_survives_a_reload(hub
 
     # A reload (a new connection) comes back audio only: no camera prompt, no video.
     old_id = wait_joined(ben)
-    ben.reload()
-    ben.wait_for_function("(old) => { const id = window.unionhub.state.myId; return !!id && id !== old; }",
-                          arg=old_id, timeout=WAIT_MS)
+    ben.reload()  # (its load event can come before the page's script ran: wait_joined waits for that too)
+    assert wait_joined(ben) != old_id
     expect_audio_only(ben)
     audio_plays_but_no_video_arrives(ben)
     assert received(ben)["video"] == 0

@@ -67,7 +67,8 @@ def test_a_camera_nobody_receives_stops_encoding_and_a_pin_brings_it_back(hub, n
     pages = {name: join(new_page(), hub.url, room, name, audio=False) for name in ("Ana", "Ben", "Chiara")}
     wait_remote_videos(host, 3)
     chiara = pages["Chiara"]
-    assert encoding(chiara) > 10  # everyone's camera is received: Chiara's encodes
+    wait_until(lambda: encoding(chiara), lambda k: k > 10, WAIT_S,
+               "Chiara's camera encodes (everyone's camera is received)", page=chiara)
 
     n = host.get_by_test_id("room-last-n")
     n.fill("1")
@@ -75,10 +76,12 @@ def test_a_camera_nobody_receives_stops_encoding_and_a_pin_brings_it_back(hub, n
     expect(host.get_by_test_id("host-controls")).to_have_attribute("data-last-n", "1", timeout=WAIT_MS)
 
     wait_until(lambda: encoding(chiara), lambda k: k == 0, WAIT_S, "Chiara's camera stops encoding", page=chiara)
-    assert encoding(pages["Ana"]) > 10 and encoding(pages["Ben"]) > 10  # received cameras go on
+    for name in ("Ana", "Ben"):  # received cameras go on
+        wait_until(lambda name=name: encoding(pages[name]), lambda k: k > 10, WAIT_S,
+                   f"{name}'s camera encodes", page=pages[name])
     preview = chiara.evaluate(PREVIEW_JS)
-    chiara.wait_for_timeout(1000)
-    assert chiara.evaluate(PREVIEW_JS) > preview + 0.5  # she still sees herself
+    wait_until(lambda: chiara.evaluate(PREVIEW_JS), lambda t: t > preview + 0.5, WAIT_S,
+               "Chiara still sees herself (her preview plays)", page=chiara)
 
     tile = host.locator('.tile.remote[data-source="camera"][data-name="Chiara"]')
     tile.get_by_test_id("pin").click()
@@ -88,14 +91,22 @@ def test_a_camera_nobody_receives_stops_encoding_and_a_pin_brings_it_back(hub, n
                "the host sees Chiara's video play", page=host)
 
 
-# A browser that cannot stop one encoding (refuses `active: false`), as some do.
+# A browser that cannot stop one encoding (refuses `active: false`), as some do. It counts the
+# parameters it applied after a refusal (window.__appliedAfterRefusal): the page has dealt with it.
 REFUSE_ACTIVE_JS = """
 const setParameters = RTCRtpSender.prototype.setParameters;
+let refused = false;
 RTCRtpSender.prototype.setParameters = function (params) {
     if (params && params.encodings && params.encodings.some((e) => e.active === false)) {
+        refused = true;
         return Promise.reject(new DOMException('cannot stop one encoding', 'InvalidModificationError'));
     }
-    return setParameters.call(this, params);
+    const applied = setParameters.call(this, params);
+    if (refused) {
+        applied.then(() => { window.__appliedAfterRefusal = (window.__appliedAfterRefusal || 0) + 1; },
+                     () => {});
+    }
+    return applied;
 };
 """
 
@@ -119,9 +130,11 @@ def test_a_browser_that_cannot_rest_its_camera_keeps_sending_without_an_error(hu
     expect(host.get_by_test_id("host-controls")).to_have_attribute("data-last-n", "1", timeout=WAIT_MS)
     wait_until(lambda: get_json(hub.url + "/healthz")["camera_releases"], lambda k: k > released, WAIT_S,
                "the hub asks Chiara to rest her camera", page=chiara)
-    chiara.wait_for_timeout(1000)  # (the page has applied it by now)
+    wait_until(lambda: chiara.evaluate("() => window.__appliedAfterRefusal || 0"), bool, WAIT_S,
+               "Chiara's page, refused a rest, sends its camera on", page=chiara)
     expect(chiara.get_by_test_id("error")).to_be_hidden()
-    assert encoding(chiara) > 10  # it could not stop: it sends on
+    wait_until(lambda: encoding(chiara), lambda k: k > 10, WAIT_S,
+               "Chiara's camera encodes on (it could not stop)", page=chiara)
     # and when someone wants her again, the host sees her
     host.locator('.tile.remote[data-source="camera"][data-name="Chiara"]').get_by_test_id("pin").click()
     start = host.evaluate(TILE_JS, "Chiara")

@@ -284,6 +284,7 @@ def test_axe_finds_no_wcag_violations(archive_hub: tuple[Any, str], open_page: C
     found = {}
     for name, (path, ready) in pages.items():
         page.goto(f"{hub.url}{path}")
+        wait_translated(page, "ar" if locale == "ar" else "en")  # (the viewer's status is there before)
         page.locator(ready).first.wait_for()
         violations = run_axe(page)
         if violations:
@@ -303,7 +304,8 @@ def test_keyboard_only_join(archive_hub: tuple[Any, str], open_page: Callable[..
                ring: el.matches(':focus-visible') && style.outlineStyle !== 'none'
                      && parseFloat(style.outlineWidth) >= 2 };
     }"""
-    assert page.evaluate(focused) == {"id": "join-room", "ring": True}  # the form starts there
+    expect(page.get_by_test_id("join-room")).to_be_focused()  # the form starts there
+    assert page.evaluate(focused) == {"id": "join-room", "ring": True}
     page.keyboard.press("Shift+Tab")  # back to the header's language picker
     assert page.evaluate(focused) == {"id": "locale-picker", "ring": True}
     room = unique_room("kbd")

@@ -50,12 +50,15 @@ def test_chat_reaches_everyone(hub, new_page):
         expect(chat_message(page, "<b>strike</b> vote at 5")).to_contain_text("Chiara")
         expect(page.locator('[data-testid="chat-message"] b')).to_have_count(0)
 
-    # Blank messages are not sent.
+    # Blank messages are not sent: Ben's next message is the next everyone gets (the chat keeps
+    # its order, so a blank one sent before it would have arrived first).
     ben.get_by_test_id("chat-input").fill("   ")
     ben.get_by_test_id("chat-send").click()
-    ben.wait_for_timeout(500)
+    ben.get_by_test_id("chat-input").fill("Seconded")
+    ben.get_by_test_id("chat-send").click()
     for page in pages:
-        expect(page.get_by_test_id("chat-message")).to_have_count(2)
+        expect(chat_message(page, "Seconded")).to_have_count(1)
+        expect(page.get_by_test_id("chat-message")).to_have_count(3)
         expect(page.get_by_test_id("error")).to_be_hidden()
 
 
