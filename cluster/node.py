@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core.redis import connect as redis_connect
+from core.tasks import cancelled
 from signalling.errors import SignallingError
 from signalling.features import Control, Distributed
 from signalling.server import SignallingServer
@@ -101,7 +102,7 @@ class ClusterNode(Distributed):
         )
         self.leases = RoomLeases(self.redis, config.node_id, config.lease_ttl, on_lost=self._lease_lost)
         self.placement = Placement()
-        self.people = SpannedPeople(self.redis, config.node_id, self._spans)
+        self.people = SpannedPeople(self.redis, config.node_id, self._spans, self._take_shared)
         self.states = SharedState(self.redis, self._spans)
         self.spanning = Spanning(self.redis, self.registry, config.room_capacity, config.pipe_host, self.people)
         self._server: SignallingServer | None = None
@@ -136,14 +137,30 @@ class ClusterNode(Distributed):
         self.leases.start()
         self.spanning.start()
         self.people.start()
-        task = asyncio.create_task(self._sweep_loop(), name=f"lease-sweep-{self.node_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        for loop, name in ((self._sweep_loop, "lease-sweep"), (self._gone_loop, "gone-nodes")):
+            task = asyncio.create_task(loop(), name=f"{name}-{self.node_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease_ttl)
             await self.release_unused(UNUSED_LEASE_S)
+
+    async def _gone_loop(self) -> None:
+        """A spanned room's people on a node that was killed leave its lists here."""
+        while True:
+            await asyncio.sleep(self.config.heartbeat)
+            rooms = self.spanning.rooms()
+            if not rooms:
+                continue
+            try:
+                live = {n.id for n in await self.registry.live()}
+                await self.people.sweep(rooms, live, self.config.heartbeat + REDIS_TIMEOUT)
+            except (RedisError, OSError, ValueError) as exc:
+                logger.debug("gone nodes not looked for (%s)", exc)
+            if cancelled():  # (redis-py may turn our cancellation into an error, or swallow it)
+                raise asyncio.CancelledError
 
     async def release_unused(self, after: float) -> list[str]:
         """Let go of the leases of rooms placed here that nobody has been in for ``after`` s."""
@@ -373,6 +390,17 @@ class ClusterNode(Distributed):
         if merged != state:  # the other half of a spanned room changed it too
             self._take(room, merged)
 
+    async def _take_shared(self, room: str) -> None:
+        """A host on the other half of a spanned room changed its settings: take the room's
+        state as both halves made it (what changed here since is kept)."""
+        server = self._server
+        if server is None:
+            return
+        here = server.store.find(room)
+        merged = await self.states.pull(room, here.durable() if here is not None else None)
+        if merged is not None:
+            self._take(room, merged)
+
     def _take(self, room: str, state: dict[str, Any]) -> None:
         """The room's durable state as both halves of a spanned room made it, here."""
         server = self._server
@@ -397,6 +425,12 @@ class ClusterNode(Distributed):
 
     async def control(self, control: Control) -> bool:
         return await self.people.carry(control)
+
+    async def knocker_changed(self, room: str, knock_id: str, public: dict[str, Any] | None) -> None:
+        await self.people.knocker_changed(room, knock_id, public)
+
+    async def remote_knockers(self, room: str) -> list[dict[str, Any]]:
+        return await self.people.knocking_elsewhere(room)
 
     async def room_ended(self, room: str) -> None:
         self.states.forget(room)

@@ -73,7 +73,10 @@ class SharedState:
         saved = await self.load(room)
         if saved is None:
             return None
-        merged = merge(self._base.get(room, {}), local, saved) if local is not None else saved
+        # no base: nothing was changed here that Redis does not hold (a change here is pushed,
+        # which sets the base), so the settings are Redis's — not this half's defaults
+        base = self._base.get(room) or {"settings": local.get("settings") if local is not None else None}
+        merged = merge(base, local, saved) if local is not None else saved
         self._base[room] = merged
         return merged
 

@@ -165,7 +165,8 @@ class Spanning:
         self.spanned += 1
         here = server.store.room(room)
         if self.people is not None and here is not None:  # (the relay's joined lists them)
-            await self.people.publish_room(room, [p.public() for p in here.participants.values()])
+            await self.people.publish_room(room, [p.public() for p in here.participants.values()],
+                                           [k.public() for k in here.lobby.values()])
         with contextlib.suppress(RedisError, OSError):  # (routing works from memory here)
             await self.redis.set(relay_key(room), relay, ex=RELAY_TTL_S)
         logger.info("room %s spans onto %s (pipe %s <-> %s)", room, relay, format_address(ours), answered)
@@ -237,6 +238,10 @@ class Spanning:
                         format_address(owner_end))
 
     # -- both ----------------------------------------------------------------------------------
+
+    def rooms(self) -> list[str]:
+        """The rooms that span from here or are relayed here."""
+        return [*self._spans, *self._relayed]
 
     def stats(self) -> dict[str, int]:
         return {"spanning": len(self._spans), "relaying": len(self._relayed), "spanned": self.spanned}

@@ -15,8 +15,9 @@ from media_server import SFU
 
 from .vocabulary import ROLES, Role
 
-#: Host controls that reach people served by another process of the same room (a spanned room).
-HostAction = Literal["mute", "stop-camera", "remove", "role", "end", "admit", "reject"]
+#: Host controls that reach people served by another process of the same room (a spanned room);
+#: "settings": a host changed the room's settings there (its media and lobby follow here).
+HostAction = Literal["mute", "stop-camera", "remove", "role", "end", "admit", "reject", "settings"]
 HOST_ACTIONS: tuple[HostAction, ...] = get_args(HostAction)
 
 
@@ -24,7 +25,7 @@ HOST_ACTIONS: tuple[HostAction, ...] = get_args(HostAction)
 class Control:
     """A host's control for someone of ``room`` this process does not serve (a cluster's spanned
     room: they are on its other half; for admit and reject, a knocker's id). ``target`` None:
-    everyone there (mute all, end)."""
+    everyone there (mute all, end, settings)."""
 
     room: str
     action: HostAction
@@ -148,6 +149,16 @@ class Distributed(Feature, Protocol):
     async def control(self, control: Control) -> bool:
         """Carry a host's control to the people of the room served elsewhere; False: nobody
         there by that id (or the room is served here only)."""
+        ...
+
+    async def knocker_changed(self, room: str, knock_id: str, public: dict[str, Any] | None) -> None:
+        """Someone knocks on ``room`` here (``public``: what hosts see of them), or no longer
+        does (None: let in, turned away, gone)."""
+        ...
+
+    async def remote_knockers(self, room: str) -> list[dict[str, Any]]:
+        """The people knocking on ``room`` elsewhere (the other half of a spanned room), as
+        ``joined.lobby`` lists them for a host."""
         ...
 
 

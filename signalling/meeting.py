@@ -120,6 +120,20 @@ class Meeting:
                 found += await feature.remote_participants(room)
         return found
 
+    async def knocker_changed(self, room: str, knock_id: str, public: dict[str, Any] | None) -> None:
+        """Tell the features someone knocks here (``public``) or no longer does (None)."""
+        for feature in self.features:
+            if isinstance(feature, Distributed):
+                await feature.knocker_changed(room, knock_id, public)
+
+    async def lobby(self, room: Room) -> list[dict[str, Any]]:
+        """Everyone knocking on the room, here and elsewhere (a cluster's spanned room), for a host."""
+        found = [k.public() for k in room.lobby.values()]
+        for feature in self.features:
+            if isinstance(feature, Distributed):
+                found += await feature.remote_knockers(room.name)
+        return found
+
     async def control_elsewhere(self, control: Control) -> bool:
         """Hand a host's control to the features (a cluster carries it to the room's other
         half); whether one of them found its target."""
@@ -181,6 +195,7 @@ class Meeting:
         knocker = Knocker(uuid.uuid4().hex[:12], sid, req)
         room.lobby[knocker.id] = knocker
         self._knocking[sid] = (room.name, knocker.id)
+        await self.knocker_changed(room.name, knocker.id, knocker.public())
         await self.sio.emit("lobby", {"state": "waiting", "room": room.name}, to=sid)
         await self.sio.emit("knock", knocker.public(), room=hosts_key(room.name))
         logger.info("room %s: %s knocks", room.name, knocker.id)
@@ -189,6 +204,7 @@ class Meeting:
         room_name, knock_id = self._knocking.pop(sid)
         room = self.store.find(room_name)  # (a relay's lobby may wait in a half nobody is in)
         if room is not None and room.lobby.pop(knock_id, None) is not None:
+            await self.knocker_changed(room_name, knock_id, None)
             await self.sio.emit("knock-left", {"id": knock_id}, room=hosts_key(room_name))
 
     def take_knocker(self, room: Room, knock_id: str) -> Knocker:
@@ -197,6 +213,7 @@ class Meeting:
         if knocker is None:
             raise SignallingError("no-such-participant", "Nobody with that id is waiting in the lobby.")
         self._knocking.pop(knocker.sid, None)
+        self.spawn(self.knocker_changed(room.name, knock_id, None))
         self.spawn(self.sio.emit("knock-left", {"id": knock_id}, room=hosts_key(room.name)))
         return knocker
 
@@ -241,6 +258,7 @@ class Meeting:
         await self.update_send_limits(room)
         others = [p.public() for p in room.participants.values() if p.id != participant.id]
         others += await self.remote_participants(room.name)
+        lobby = await self.lobby(room) if role == "host" else []
         await self.sio.emit(
             "joined",
             {
@@ -260,7 +278,7 @@ class Meeting:
                     "congested": self.sfu.congested(participant.id),
                 },
                 "sendLimits": bandwidth.public(room.camera_limit),
-                "lobby": [k.public() for k in room.lobby.values()] if role == "host" else [],
+                "lobby": lobby,
                 "iceServers": self.security.ice.for_participant(participant.id) if self.security.ice else [],
             },
             to=sid,
@@ -302,10 +320,11 @@ class Meeting:
         await self.interpreters.leave(room.name, participant.id)
         await self.sfu.leave(participant.id)
         if self.store.room(room.name) is None:
-            for knocker in list(room.lobby.values()):  # nobody is left to let them in
-                self._knocking.pop(knocker.sid, None)
-                await self.turn_away(knocker, "ended-before-admitted")
-            room.lobby.clear()
+            # nobody is left to let them in (on a relay, hosts on the room's other half are)
+            waiting = [] if self.store.relayed(room.name) else list(room.lobby)
+            for knock_id in waiting:
+                if knock_id in room.lobby:
+                    await self.turn_away(self.take_knocker(room, knock_id), "ended-before-admitted")
             self.interpreters.room_ended(room.name)
             for feature in reversed(self.features):  # live before recordings before captions
                 await feature.room_ended(room.name)
@@ -357,8 +376,8 @@ class Meeting:
             await self.durable_changed(room)
         if role == "host" and old != "host":
             await self.sio.enter_room(participant.sid, hosts_key(room.name))
-            for knocker in list(room.lobby.values()):  # (it changes while we await)
-                await self.sio.emit("knock", knocker.public(), to=participant.sid)
+            for knocker in await self.lobby(room):  # (here and on a spanned room's other half)
+                await self.sio.emit("knock", knocker, to=participant.sid)
         elif old == "host" and role != "host":
             await self.sio.leave_room(participant.sid, hosts_key(room.name))
         if role == "viewer":

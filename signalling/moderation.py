@@ -64,10 +64,9 @@ class HostControls:
         await self.meeting.update_send_limits(room)
         await self.meeting.durable_changed(room)
         logger.info("room %s: %s changed settings %s", room.name, host.id, settings.public())
-        if settings.access != "lobby" and room.lobby:  # an opened lobby lets its knockers in
-            for knock_id in list(room.lobby):
-                knocker = self.meeting.take_knocker(room, knock_id)
-                await self.meeting.admit(room, knocker)
+        # the other half of a spanned room follows (it reads what durable_changed saved)
+        await self.meeting.control_elsewhere(Control(room.name, "settings", None, host.id, host.name))
+        await open_lobby(self.meeting, room)
 
     async def on_admit(self, sid: str, data: Any) -> None:
         knock_id = validation.target(data)
@@ -200,9 +199,34 @@ async def end(meeting: Meeting, room: Room) -> None:
     meeting.store.forget(room.name)  # an ended meeting is not resumed by reconnecting
 
 
+async def open_lobby(meeting: Meeting, room: Room) -> None:
+    """An opened lobby (``access`` other than lobby) lets its knockers in."""
+    if room.settings.access == "lobby":
+        return
+    for knock_id in list(room.lobby):
+        if knock_id in room.lobby:  # (one may have left while another was let in)
+            await meeting.admit(room, meeting.take_knocker(room, knock_id))
+
+
+async def settings_changed(meeting: Meeting, room_name: str) -> bool:
+    """A host on the room's other half changed its settings (the room here has them already):
+    the media here follows at once — last-N, the cameras' cap — and an opened lobby lets in its
+    knockers here; False: the room has nobody here, in it or knocking."""
+    room = meeting.store.find(room_name)
+    if room is None:
+        return False
+    if meeting.store.room(room_name) is not None:
+        meeting.sfu.set_last_n(room_name, room.settings.last_n)
+        await meeting.update_send_limits(room)
+    await open_lobby(meeting, room)
+    return True
+
+
 async def apply(meeting: Meeting, control: Control) -> bool:
     """A host's control from another process of the room (a spanned room's other half): acted
     on if its target is served here (everyone here, for a mute of all); whether it was."""
+    if control.action == "settings":
+        return await settings_changed(meeting, control.room)
     if control.action in ("admit", "reject"):
         lobby = meeting.store.find(control.room)  # (a relay's knockers may wait in an empty half)
         if lobby is None or control.target not in lobby.lobby:

@@ -228,9 +228,8 @@ class MemoryRoomStore(RoomStore):
         self._by_id.pop(participant.id, None)
         room = self.rooms[participant.room]
         room.participants.pop(participant.id, None)
-        if not room.participants:
+        if not room.participants:  # (its knockers: the meeting layer's to turn away, or keep)
             del self.rooms[room.name]
-            room.lobby.clear()
             self._prune()
             if len(self._memory) < self.max_rooms:
                 self._memory[room.name] = (room, time.monotonic() + self.memory_s)

@@ -154,3 +154,36 @@ def test_room_capacity_is_a_cluster_option_of_at_least_one(tmp_path: Path, capsy
     redis = ["--redis", "redis://127.0.0.1:1/0"]
     assert main(["serve", "--data-dir", str(tmp_path), *redis, "--room-capacity", "0"]) == 2
     assert "--room-capacity must be at least 1" in capsys.readouterr().err
+
+
+async def test_a_last_n_set_on_the_owner_applies_at_once_on_the_relay(
+    tmp_path: Path, redis_url: str, video: list[av.Packet]
+) -> None:
+    async with node(tmp_path, redis_url, "owner", room_capacity=2) as owner, node(tmp_path, redis_url, "relay") as relay:
+        assert (await cluster(owner).leases.claim("big", "owner")).node == "owner"
+        ana = HubClient(owner.url, "big", "Ana", video=video)
+        bo = HubClient(owner.url, "big", "Bo", video=video)
+        cy = HubClient(relay.url, "big", "Cy")
+        try:
+            await ana.join()
+            await bo.join()
+            assert await page(owner, "big") == (307, f"{relay.url}/r/big")
+            await cy.join()
+            await until(lambda: cluster(owner).people.listening and cluster(relay).people.listening)
+            # Cy, on the relay, gets both cameras of the owner's half
+            await until(lambda: len(frames(cy, ana, "video")) >= 10 and len(frames(cy, bo, "video")) >= 10, timeout=30)
+            # Ana, host on the owner, lets each participant receive one camera only: at once on
+            # the relay too, with nobody joining there
+            since = len(cy.events)
+            await ana.sio.emit("settings", {"lastN": 1})
+
+            def forwarded() -> list[list[str]]:
+                return [data["video"] for name, data in cy.events[since:] if name == "forwarding"]
+
+            await until(lambda: any(len(video) == 1 for video in forwarded()))
+            assert forwarded()[-1] in ([ana.id], [bo.id])
+            assert relay.server.sfu.video_from(cy.id) == forwarded()[-1]  # type: ignore[arg-type]
+            assert relay.server.store.room("big").settings.last_n == 1  # type: ignore[union-attr]
+        finally:
+            for c in (ana, bo, cy):
+                await c.close()
