@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
-
-from .forwarding import ReceiverTap
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +29,19 @@ MAX_GAP_SAMPLES = 48000 * 5
 GAP_FRAME_SAMPLES = 24000
 
 
+class Decoder(Protocol):
+    """What decodes the publisher's audio only once asked to (``forwarding.ReceiverTap`` for a
+    local publisher, ``piped_audio.PipedAudio`` for a piped one)."""
+
+    decode: bool
+
+
 class AudioTap:
     """Fan-out of one publisher's decoded audio frames (48 kHz, as aiortc decodes Opus)."""
 
-    def __init__(self, track: MediaStreamTrack, receiver_tap: ReceiverTap | None) -> None:
+    def __init__(self, track: MediaStreamTrack, decoder: Decoder | None) -> None:
         self._track = track
-        self._receiver_tap = receiver_tap
+        self._decoder = decoder
         self._queues: set[asyncio.Queue[AudioFrame | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -54,8 +60,8 @@ class AudioTap:
             q.put_nowait(None)
             return q
         if self._task is None:
-            if self._receiver_tap is not None:
-                self._receiver_tap.decode = True
+            if self._decoder is not None:
+                self._decoder.decode = True
             self._task = asyncio.create_task(self._run(), name="audio-tap")
         return q
 

@@ -16,6 +16,7 @@ from .audio_tap import AudioTap
 from .feedback import report_loss_upstream
 from .forwarding import EncodedFrame, ForwardedTrack, ReceiverTap, media_ssrcs, send_pli
 from .levels import SILENT_DBOV, AudioLevel, AudioLevels, from_extension
+from .piped_audio import PipedAudio
 from .silence import SilenceGate
 
 logger = logging.getLogger(__name__)
@@ -97,12 +98,17 @@ class Publication:
         elif receiver is not None:
             self._receiver_tap = ReceiverTap(receiver, self._on_frame)
         self.audio: AudioTap | None = None
+        #: piped audio: what decodes it for :attr:`audio`, once a consumer listens
+        self._piped_audio: PipedAudio | None = None
         #: Audio: the levels the publisher's packets carry (a host-muted publisher reads silent).
         self.levels: AudioLevels | None = None
         self._silence: SilenceGate | None = None
         if self.kind == "audio":
             if track is not None:
                 self.audio = AudioTap(track, self._receiver_tap)
+            elif receiver is None:
+                self._piped_audio = PipedAudio()
+                self.audio = AudioTap(self._piped_audio, self._piped_audio)
             self.levels = AudioLevels()
             self._silence = SilenceGate()
             if mode == "forward" and receiver is not None:
@@ -115,8 +121,8 @@ class Publication:
     ) -> Publication:
         """A publication whose publisher is on another hub process (``pipe.py``): its frames
         arrive through :meth:`push`, its keyframe requests (merged as usual) go to
-        ``request_keyframe``. Nothing is decoded here (no :attr:`audio` tap: captions are made
-        where the publisher is); levels, silence suppression and last-N work as usual."""
+        ``request_keyframe``. Levels, silence suppression and last-N work as usual; audio is
+        decoded here only while its :attr:`audio` tap has consumers, as a local publisher's."""
         return cls(owner, source, None, None, kind=kind, keyframes=request_keyframe)
 
     @property
@@ -125,8 +131,11 @@ class Publication:
         return self._receiver is None
 
     def push(self, frame: EncodedFrame) -> None:
-        """One frame of a piped publication, forwarded like a local publisher's."""
+        """One frame of a piped publication, forwarded like a local publisher's (and decoded
+        while the :attr:`audio` tap has consumers)."""
         self._on_frame(frame)
+        if self._piped_audio is not None:
+            self._piped_audio.push(frame)
 
     # -- subscribers -------------------------------------------------------------------
 
@@ -177,7 +186,8 @@ class Publication:
     def decoding(self) -> bool:
         """Whether the publisher's audio is being decoded (only while captions, recordings or a
         speaker detector without levels listen)."""
-        return self._receiver_tap is not None and self._receiver_tap.decode
+        decoder = self._receiver_tap if self._receiver_tap is not None else self._piped_audio
+        return decoder is not None and decoder.decode
 
     @property
     def frames_suppressed(self) -> int:
@@ -270,5 +280,7 @@ class Publication:
         self._subscribers.clear()
         if self.audio is not None:
             await self.audio.close()
+        if self._piped_audio is not None:
+            self._piped_audio.stop()
         for task in tuple(self._tasks):
             task.cancel()

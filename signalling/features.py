@@ -68,6 +68,16 @@ class RoomHub(Protocol):
         """Languages the room's captions are wanted in (by people or by features)."""
         ...
 
+    def relayed(self, room: str) -> bool:
+        """Whether this process serves ``room`` as the relay half of a room another process owns
+        (a cluster's spanned room): the owner hears both halves' voices and makes their captions."""
+        ...
+
+    async def remote_participants(self, room: str) -> list[dict[str, Any]]:
+        """What everyone sees of the room's people served by other processes (a spanned room's
+        other half: ``id``, ``name``, ``lang``, ...); [] if none."""
+        ...
+
     def interprets(self, participant_id: str) -> str | None:
         """The language ``participant_id`` interprets into (None: they speak on the floor)."""
         ...

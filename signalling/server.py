@@ -112,6 +112,12 @@ class SignallingServer:
     def caption_languages(self, room: str) -> set[str]:
         return self.meeting.caption_languages(room)
 
+    def relayed(self, room: str) -> bool:
+        return self.store.relayed(room)
+
+    async def remote_participants(self, room: str) -> list[dict[str, Any]]:
+        return await self.meeting.remote_participants(room)
+
     def interprets(self, participant_id: str) -> str | None:
         return self.meeting.interpreters.interprets(participant_id)
 

@@ -204,10 +204,13 @@ async def test_subscribers_on_the_relay_receive_the_owners_publisher_byte_identi
             assert all(s == 1 for s in steps), "frames lost or reordered through the pipe"
             assert sub.received_from(pub.id, "video")[0].frames[0].keyframe  # type: ignore[arg-type]
             assert all(g in sent_audio for g in frames(sub, pub, "audio"))
-        # the relay never had the publisher as a peer, and decodes nothing
+        # the relay never had the publisher as a peer, and decodes nothing but what it would of a
+        # local publisher: the voice of one that sends no audio levels, for the active speaker
         relay_room = b.server.sfu.rooms["span"]
         assert pub.id not in relay_room.peers
-        assert all(p.is_piped and not p.decoding for p in relay_room.publications.values())
+        assert all(p.is_piped for p in relay_room.publications.values())
+        assert all(not p.decoding or (p.levels is not None and p.levels.sending is False)
+                   for p in relay_room.publications.values())
         assert {t.source for t in sender.sending} == {"camera", "mic"}
         # the publisher leaves: the relay's subscribers lose its tracks
         await pub.close()
