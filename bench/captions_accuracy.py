@@ -22,8 +22,14 @@ finals are queued so none is ever dropped (checked: ``finals_dropped`` is report
 
     .venv/bin/python bench/captions_accuracy.py --model base --out docs/bench
     .venv/bin/python bench/captions_accuracy.py --model base --langs en,es --shapes loop
+    .venv/bin/python bench/captions_accuracy.py --model base --shapes loop \
+        --variant default --variant max_utterance=14.5 --variant max_utterance=15.5
 
-Writes <out>/captions_accuracy.json.
+``--variant`` measures several SpeakerStream settings in one run, language by language, against
+the same offline texts: the no-gap figures move by a few points with where the cuts fall, so a
+change is judged against that spread (e.g. ``max_utterance`` ±0.5 s), not one run.
+
+Writes <out>/captions_accuracy.json (with each clip's offline text, to read the differences).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from captioning.asr import AsrSpec  # noqa: E402
 from captioning.audio import SAMPLE_RATE, read_wav  # noqa: E402
+from captioning.language import SpokenLanguage  # noqa: E402
 from captioning.metrics import error_counts  # noqa: E402
 from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
 from captioning.scheduler import AsrScheduler  # noqa: E402
@@ -186,7 +193,7 @@ async def stream_audio(pool: WorkerPool, audio: np.ndarray, language: str, chunk
     """``audio`` through a fresh SpeakerStream + AsrScheduler on ``pool``, as fast as it keeps up
     (or in real time)."""
 
-    async def transcribe(x: np.ndarray, lang: str | None, prompt: str | None) -> Any:
+    async def transcribe(x: np.ndarray, lang: SpokenLanguage, prompt: str | None) -> Any:
         return await pool.call(_transcribe, x, lang, prompt)
 
     scheduler = AsrScheduler(transcribe, slots=pool.size)
@@ -242,7 +249,7 @@ async def measure_language(pool: WorkerPool, clips: list[Clip], offline: dict[st
         ]
     else:  # no pauses: utterances straddle clips, so score the whole run against all references
         errors, _ = score(lang, [" ".join(refs)], [run.text()])
-        per_clip = []
+        per_clip = [{"clip": c.name, "offline_text": offline[c.name]} for c in clips]
     return {
         "lang": lang, "shape": shape, "metric": "CER" if lang in CHARACTER_LANGS else "WER",
         "clips": len(clips), "audio_seconds": round(len(audio) / SAMPLE_RATE, 2), "units": units,
@@ -283,21 +290,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="feed the audio in real time (a live microphone) instead of as fast as it keeps up")
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="a SpeakerStream option for this run, e.g. segment_cuts=false or max_utterance=20")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
+                   help="measure these SpeakerStream options too, in the same run (same offline texts, same "
+                        "worker, interleaved per language); 'default' is the plain stream")
     return p.parse_args(argv)
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"\n{'lang':<5} {'shape':<6} {'metric':<6} {'clips':>5} {'units':>5} {'stream':>7} {'offline':>7} {'diff':>6}")
+    print(f"\n{'lang':<5} {'shape':<6} {'metric':<6} {'clips':>5} {'units':>5} {'stream':>7} {'offline':>7} {'diff':>6}"
+          "  variant")
     for r in rows:
         diff = r["streaming"] - r["offline"]
         print(f"{r['lang']:<5} {r['shape']:<6} {r['metric']:<6} {r['clips']:>5} {r['units']:>5} "
-              f"{r['streaming']:>7.2f} {r['offline']:>7.2f} {diff:>+6.2f}{'  <-- over goal' if diff > 3 else ''}")
+              f"{r['streaming']:>7.2f} {r['offline']:>7.2f} {diff:>+6.2f}  {r.get('variant', '')}"
+              f"{'  <-- over goal' if diff > 3 else ''}")
 
 
 def stream_options(pairs: list[str]) -> dict[str, Any]:
     """``NAME=VALUE`` pairs as SpeakerStream keyword arguments (true/false, numbers)."""
     out: dict[str, Any] = {}
     for pair in pairs:
+        if pair == "default":
+            continue
         name, _, value = pair.partition("=")
         out[name] = value.lower() == "true" if value.lower() in ("true", "false") else float(value)
     return out
@@ -306,6 +320,7 @@ def stream_options(pairs: list[str]) -> dict[str, Any]:
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     options = stream_options(args.option)
+    variants = {v: {**options, **stream_options(v.split(","))} for v in args.variant} or {"default": options}
     model_dir = resolve_asr_model(args.model, ModelDirs(args.models_dir))
     if model_dir is None:
         raise SystemExit(f"speech model {args.model!r} is not installed")
@@ -319,10 +334,12 @@ async def main(argv: list[str] | None = None) -> None:
     try:
         for shape in args.shapes.split(","):
             for lang, group in by_language(clips).items():
-                row = await measure_language(pool, group, offline, shape, realtime=args.realtime, **options)
-                rows.append(row)
-                print(f"{lang} {shape}: streaming {row['streaming']} offline {row['offline']} "
-                      f"({row['wall_seconds']} s)", flush=True)
+                for variant, chosen in variants.items():
+                    row = await measure_language(pool, group, offline, shape, realtime=args.realtime, **chosen)
+                    row["variant"] = variant
+                    rows.append(row)
+                    print(f"{lang} {shape} [{variant}]: streaming {row['streaming']} offline {row['offline']} "
+                          f"({row['wall_seconds']} s)", flush=True)
     finally:
         pool.close()
     print_table(rows)
@@ -330,7 +347,8 @@ async def main(argv: list[str] | None = None) -> None:
     result = {
         "command": " ".join([".venv/bin/python", "bench/captions_accuracy.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "tag": args.tag, "options": options, "realtime": args.realtime, "model": args.model, "threads": args.threads,
+        "tag": args.tag, "options": options, "variants": variants, "realtime": args.realtime, "model": args.model,
+        "threads": args.threads,
         "hardware": machine,
         "loadavg_end": os.getloadavg(), "wall_seconds": round(time.time() - started, 1), "results": rows,
     }
