@@ -255,8 +255,14 @@ class ClusterNode(Distributed):
                 return await self._relay(room) if self.spanning.full(room) else None
             url = await self.registry.url_of(lease.node)
             if url is not None:
-                # a room this node relays: its owner sends people past its capacity here
-                return None if self.spanning.relays(room) else Owner(lease.node, url)
+                # a room this node relays: its owner sends people past its capacity here; once
+                # full, this relay sends them to the owner, which places them (on another relay),
+                # unless it is the room's latest relay (there was no further node)
+                if not self.spanning.relays(room):
+                    return Owner(lease.node, url)
+                if self.spanning.full(room) and not await self.spanning.last_relay(room):
+                    return Owner(lease.node, url)
+                return None
             # the owner stopped beating (killed): take its room over
             logger.warning("room %s: owner %s is gone; placing the room again", room, lease.node)
             lease = await self._place(room, replacing=lease)
@@ -268,8 +274,8 @@ class ClusterNode(Distributed):
         return Owner(lease.node, url) if url is not None else None
 
     async def _relay(self, room: str) -> Owner | None:
-        """Where people of a full room owned here go: its relay (None: here after all, past
-        capacity — there is no other node, or it did not answer)."""
+        """Where people of a full room owned here go: a relay with room, a new relay, or the last
+        one (None: here after all, past capacity — there is no other node, or it did not answer)."""
         relay = await self.spanning.relay_for(room)
         url = await self.registry.url_of(relay) if relay is not None else None
         return Owner(relay, url) if relay is not None and url is not None else None

@@ -1,6 +1,6 @@
-"""The people of a spanned room across its two nodes: who is on which half, and host controls.
+"""The people of a spanned room across its nodes: who is on which half, and host controls.
 
-A room that spans (``spanning.py``) has participants on its owner and on its relay; each node's
+A room that spans (``spanning.py``) has participants on its owner and on its relays; each node's
 signalling knows only its own. While a room spans, each node keeps its participants' public
 view in one Redis hash per room (``uh:room:<room>:people``: participant id → ``{node, public}``),
 written on every join, change and leave, so that ``joined`` on either half lists everyone (later
@@ -126,6 +126,20 @@ class SpannedPeople:
         """``{participant id: public view}`` of the room's people on other nodes ({}: Redis
         cannot say, or the room does not span)."""
         return await self._read(people_key(room), room)
+
+    async def counts(self, room: str) -> dict[str, int]:
+        """How many of the room's people each node serves (``{}``: Redis cannot say): where the
+        owner of a room spanning onto several relays finds one with room."""
+        try:
+            found = await self.redis.hvals(people_key(room))
+        except (RedisError, OSError) as exc:
+            logger.warning("room %s: its relays' people are unknown (%s)", room, exc)
+            return {}
+        counts: dict[str, int] = {}
+        for value in found:
+            node = str(json.loads(value).get("node"))
+            counts[node] = counts.get(node, 0) + 1
+        return counts
 
     async def knocking_elsewhere(self, room: str) -> list[dict[str, Any]]:
         """The public view of the people knocking on the room on other nodes."""

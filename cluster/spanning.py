@@ -1,11 +1,14 @@
-"""Rooms bigger than one process: past its owner's capacity, a room spans onto a relay node.
+"""Rooms bigger than one process: past its owner's capacity, a room spans onto relay nodes.
 
 ``unionhub serve --redis URL --room-capacity N``: once N participants of a room are on its owner,
 the owner asks the least-loaded other live node to relay the room and sends every new page load
-and join of the room there (the ``moved`` routing the cluster already uses). The two halves are
-joined by a :class:`~media_server.pipe.Pipe` (plain RTP over UDP, on ``--pipe-host``: loopback or
-the private network), both ways: the owner's publishers reach the relay's browsers, a publisher
-on the relay reaches the owner's. One relay per room; the owner is the pipe's hub.
+and join of the room there (the ``moved`` routing the cluster already uses); once that relay holds
+N too, the owner asks another live node (least loaded, not yet a relay of the room), and so on. A
+new person goes to the owner while it has room, else to the first relay with room in the order
+they were added, else (no further live node) to the last relay. Each relay is joined to the owner
+by a :class:`~media_server.pipe.Pipe` (plain RTP over UDP, on ``--pipe-host``: loopback or the
+private network), both ways; the owner is the hub of the star: its publishers, and those one relay
+pipes in, reach every other relay; a relay's publishers reach the owner and, through it, the others.
 
 The handshake goes through Redis, with no secret in it — each pipe end accepts datagrams only
 from the address the other end published:
@@ -14,10 +17,12 @@ from the address the other end published:
    (``HSET uh:node:<relay>:relay-requests <room> host:port``);
 2. the relay, polling its requests every :data:`POLL_S`, opens its end, connects it to the owner's
    and answers with its own address (``uh:room:<room>:pipe:<relay>``);
-3. the owner connects its end and names the relay of the room (``uh:room:<room>:relay``), which
-   routes people there. When the room ends on the owner, the request goes and the relay's end
-   closes; a relay that stops beating is replaced at the next page load past capacity; an owner
-   killed leaves a pipe that falls silent, which the relay closes after :data:`OWNER_SILENT_S`.
+3. the owner connects its end and names the room's latest relay (``uh:room:<room>:relay``). A full
+   relay sends new people to the owner, which places them — unless it is that latest relay (there
+   was no further node: it takes everyone new). When the room ends on the owner, the requests go
+   and the relays' ends close; a relay that stops beating is dropped at the next page load past
+   capacity; an owner killed leaves pipes that fall silent, which the relays close after
+   :data:`OWNER_SILENT_S`.
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ def pipe_key(room: str, node_id: str) -> str:
 
 
 def relay_key(room: str) -> str:
-    """The node that relays ``room`` (people past the owner's capacity go there)."""
+    """The latest node asked to relay ``room``: the one that takes everyone new once every node of
+    the room is full."""
     return f"uh:room:{room}:relay"
 
 
@@ -76,7 +82,7 @@ def parse_address(value: str) -> Address:
 
 @dataclass
 class Span:
-    """An owned room that spans: its relay node and this node's end of the pipe."""
+    """One relay of an owned room that spans: the relay node and this node's end of its pipe."""
 
     relay: str
     pipe: Pipe
@@ -96,11 +102,11 @@ class Spanning:
         self.capacity = capacity
         self.pipe_host = pipe_host
         self._server: SignallingServer | None = None
-        self._spans: dict[str, Span] = {}  # rooms owned here that span, by name
+        self._spans: dict[str, list[Span]] = {}  # rooms owned here that span: their relays, in order
         self._relayed: dict[str, tuple[Address, Pipe]] = {}  # rooms relayed here: (owner's end, ours)
         self._locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
-        self.spanned = 0  # rooms this node made span, in all
+        self.spanned = 0  # relays this node asked for, in all
 
     def bind(self, server: SignallingServer) -> None:
         self._server = server
@@ -113,7 +119,11 @@ class Spanning:
 
     def spans(self, room: str) -> bool:
         """Whether ``room`` is owned here and spans onto a relay."""
-        return room in self._spans
+        return bool(self._spans.get(room))
+
+    def relays_of(self, room: str) -> list[str]:
+        """The relays of ``room`` (owned here), in the order they were added."""
+        return [span.relay for span in self._spans.get(room, [])]
 
     def full(self, room: str) -> bool:
         """Whether ``room`` has as many participants here as this node takes in one room."""
@@ -123,21 +133,33 @@ class Spanning:
         return found is not None and len(found.participants) >= self.capacity
 
     async def relay_for(self, room: str) -> str | None:
-        """The node that relays ``room`` (owned here and full), asking one now if there is none
-        yet; None: no other live node, or none answered within :data:`ANSWER_S`."""
+        """The relay where the next person of ``room`` (owned here and full) goes: the first with
+        room, else one asked now (a live node not yet relaying it), else the last one; None: no
+        relay, and no other live node or none answered within :data:`ANSWER_S`."""
         lock = self._locks.setdefault(room, asyncio.Lock())
         async with lock:
-            span = self._spans.get(room)
-            if span is not None:
-                if await self.registry.url_of(span.relay) is not None:
-                    return span.relay
-                logger.warning("room %s: relay %s is gone", room, span.relay)
-                await self._end_span(room)
-            return await self._span(room)
+            for span in list(self._spans.get(room, [])):
+                if await self.registry.url_of(span.relay) is None:
+                    logger.warning("room %s: relay %s is gone", room, span.relay)
+                    await self._drop(room, span)
+            spans = self._spans.get(room, [])
+            if spans and self.capacity is not None:
+                counts = await self.people.counts(room) if self.people is not None else {}
+                for span in spans:
+                    if counts.get(span.relay, 0) < self.capacity:
+                        return span.relay
+            elif spans:
+                return spans[-1].relay
+            added = await self._span(room)
+            if added is not None:
+                return added
+            spans = self._spans.get(room, [])
+            return spans[-1].relay if spans else None
 
     async def _span(self, room: str) -> str | None:
         server = self._server
-        others = [n for n in await self.registry.live() if n.id != self.node_id]
+        taken = {self.node_id, *self.relays_of(room)}
+        others = [n for n in await self.registry.live() if n.id not in taken]
         if server is None or not others:
             return None
         relay = min(others, key=lambda n: (n.load.score, n.id)).id
@@ -161,30 +183,43 @@ class Spanning:
                 await self.redis.hdel(requests_key(relay), room)
             return None
         pipe.connect(parse_address(answered))
-        self._spans[room] = Span(relay, pipe)
+        first = not self.spans(room)
+        self._spans.setdefault(room, []).append(Span(relay, pipe))
         self.spanned += 1
         here = server.store.room(room)
-        if self.people is not None and here is not None:  # (the relay's joined lists them)
+        if first and self.people is not None and here is not None:  # (the relays' joined lists them)
             await self.people.publish_room(room, [p.public() for p in here.participants.values()],
                                            [k.public() for k in here.lobby.values()])
         with contextlib.suppress(RedisError, OSError):  # (routing works from memory here)
             await self.redis.set(relay_key(room), relay, ex=RELAY_TTL_S)
-        logger.info("room %s spans onto %s (pipe %s <-> %s)", room, relay, format_address(ours), answered)
+        logger.info("room %s spans onto %s (relay %d; pipe %s <-> %s)", room, relay, len(self._spans[room]),
+                    format_address(ours), answered)
         return relay
 
-    async def _end_span(self, room: str) -> None:
-        span = self._spans.pop(room, None)
-        if span is None:
-            return
+    async def _drop(self, room: str, span: Span) -> None:
+        """Let one relay of ``room`` go (it stopped beating, or the room ended here); with the
+        last one, the room no longer spans (its lists of people in Redis go)."""
+        spans = self._spans.get(room, [])
+        if span in spans:
+            spans.remove(span)
+        if not spans:
+            self._spans.pop(room, None)
         await span.pipe.close()
-        if self.people is not None:
+        if not spans and self.people is not None:
             await self.people.forget(room)
         with contextlib.suppress(RedisError, OSError):
             await self.redis.hdel(requests_key(span.relay), room)
-            await self.redis.delete(relay_key(room))
+            if spans:
+                await self.redis.set(relay_key(room), spans[-1].relay, ex=RELAY_TTL_S)
+            else:
+                await self.redis.delete(relay_key(room))
+
+    async def _end_span(self, room: str) -> None:
+        for span in list(self._spans.get(room, [])):
+            await self._drop(room, span)
 
     async def room_ended(self, room: str) -> None:
-        """The room ended here: if it spanned from here, the relay lets its half go."""
+        """The room ended here: if it spanned from here, its relays let their halves go."""
         await self._end_span(room)
         self._locks.pop(room, None)
 
@@ -193,6 +228,11 @@ class Spanning:
     def relays(self, room: str) -> bool:
         """Whether this node relays ``room`` (its people past the owner's capacity come here)."""
         return room in self._relayed
+
+    async def last_relay(self, room: str) -> bool:
+        """Whether this node is the latest relay of ``room`` (a full relay that is not sends new
+        people to the owner, which places them; the latest takes them: there was no further node)."""
+        return text(await self.redis.get(relay_key(room)) or "") in ("", self.node_id)
 
     async def _relay_loop(self) -> None:
         while True:
@@ -244,7 +284,8 @@ class Spanning:
         return [*self._spans, *self._relayed]
 
     def stats(self) -> dict[str, int]:
-        return {"spanning": len(self._spans), "relaying": len(self._relayed), "spanned": self.spanned}
+        return {"spanning": len(self._spans), "relays": sum(len(s) for s in self._spans.values()),
+                "relaying": len(self._relayed), "spanned": self.spanned}
 
     async def close(self) -> None:
         await cancel(self._task)
