@@ -618,6 +618,7 @@ def single_speaker(
             "calls": dict(scheduler.calls),
             "compute_by_kind_s": {k: round(v, 3) for k, v in compute.items()},
             "partials_skipped": stats["partials_skipped"],
+            "partials_shed": stats["partials_shed"],
             "finals_dropped": stats["finals_dropped"],
             "crashes": stats["crashes"],
             "offline_compute_s": round(sum(s for _, s in offline.values()), 3),
@@ -652,6 +653,7 @@ async def simultaneous(model: Model, clips: list[Clip], args: argparse.Namespace
         "final": fin,
         "partial": summary(partial, n_words),
         "partials_skipped": stats["partials_skipped"],
+        "partials_shed": stats["partials_shed"],
         "finals_dropped": stats["finals_dropped"],
         "calls": dict(scheduler.calls),
         "queued_p50": {str(kind): stats[f"{kind}_queued_p50"] for kind in JobKind},
@@ -751,12 +753,15 @@ def print_tables(result: dict[str, Any]) -> None:
     print(f"\n4. simultaneous speakers ({cfg['asr_workers']} worker(s) x {cfg['asr_threads']} threads; "
           f"keeps up = final p95 < {cfg['keep_up_p95_s']} s and no final dropped)")
     print("   (utt lag p95: final caption after the end of its utterance; 'by utt lag' applies the limit to it)")
-    print(f"{'model':10} {'K':>2} {'final p50':>9} {'p95':>6} {'utt lag p95':>11} {'skipped':>7} {'dropped':>7} "
+    print(f"{'model':10} {'K':>2} {'final p50':>9} {'p95':>6} {'utt lag p95':>11} {'skip/shed':>9} {'dropped':>7} "
+          f"{'utt lag p50':>11} {'partial p50':>11} "
           f"{'RTF':>6} {'WER':>6} {'feed lag':>8} {'keeps up':>8} {'by utt lag':>10}")
     for name, m in models.items():
         for r in m["speakers"]:
+            skip_shed = f"{r['partials_skipped']}/{r.get('partials_shed', 0)}"
             print(f"{name:10} {r['k']:>2} {r['final']['p50']!s:>9} {r['final']['p95']!s:>6} "
-                  f"{r['utterance_lag']['p95']!s:>11} {r['partials_skipped']:>7} {r['finals_dropped']:>7} "
+                  f"{r['utterance_lag']['p95']!s:>11} {skip_shed:>9} "
+                  f"{r['finals_dropped']:>7} {r['utterance_lag']['p50']!s:>11} {r['partial']['p50']!s:>11} "
                   f"{r['rtf']:>6.3f} {r['wer']!s:>6} {r['feed_lag_max_s']:>8} {'yes' if r['keeps_up'] else 'no':>8} "
                   f"{'yes' if r['keeps_up_by_utterance_lag'] else 'no':>10}")
         print(f"{name:10} speakers captioned in real time on this machine: {m['max_speakers_realtime']} "

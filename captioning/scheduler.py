@@ -82,6 +82,15 @@ class AsrScheduler:
     ``partial_slots=slots - 1`` keeps one for finals: measured, no final queued then, but on
     2 cores two one-thread workers decoded finals slower than one two-thread worker, so it is
     not the default (docs/BENCHMARKS.md, "Live captions").
+
+    Under load partials can give way (``max_busy``): a partial is shed, not started, while the
+    workers spent more than ``max_busy`` of the last ``busy_window`` seconds decoding, so each
+    speaker gets fewer partials when several speak and a final finds a free worker sooner.
+    Finals are never shed and their decode is never changed (the profile found finals alone
+    fill the worker from three speakers of ``base`` on, and a shorter window for finals cost
+    WER). Off by default: measured at two speakers on a loaded machine, finals queued less but
+    partials came later, and one run per setting could not say the trade pays
+    (docs/BENCHMARKS.md, "Live captions: finals sooner").
     """
 
     def __init__(
@@ -93,6 +102,8 @@ class AsrScheduler:
         history: int = 200,
         partial_slots: int | None = None,
         draft: TranscribeFn | None = None,
+        max_busy: float | None = None,
+        busy_window: float = 5.0,
     ) -> None:
         self._transcribe = transcribe
         self._draft = draft or transcribe
@@ -105,7 +116,12 @@ class AsrScheduler:
         self._order = itertools.count()
         self._wakeup = asyncio.Event()
         self._runners: list[asyncio.Task[None]] = []
+        self._max_busy = max_busy
+        self._busy_window = busy_window
+        self._decodes: deque[tuple[float, float]] = deque()  # (started, ended) of recent decodes
+        self._running: dict[int, float] = {}  # job order -> started, for decodes in progress
         self.partials_skipped = 0
+        self.partials_shed = 0
         self.finals_dropped = 0
         self.crashes = 0
         self.final_lag: deque[float] = deque(maxlen=100)
@@ -135,6 +151,22 @@ class AsrScheduler:
     def pending(self) -> int:
         return len(self._heap)
 
+    def busy_fraction(self, now: float | None = None) -> float:
+        """The share of the workers' time spent decoding over the last ``busy_window`` seconds
+        (decodes still running count up to now)."""
+        now = time.monotonic() if now is None else now
+        since = self._forget_decodes(now)
+        spans = [*self._decodes, *((started, now) for started in self._running.values())]
+        busy = sum(min(end, now) - max(start, since) for start, end in spans if end > since)
+        return busy / (self._busy_window * self._slots)
+
+    def _forget_decodes(self, now: float) -> float:
+        """Drop decodes that ended before the busy window; returns where the window starts."""
+        since = now - self._busy_window
+        while self._decodes and self._decodes[0][1] <= since:
+            self._decodes.popleft()
+        return since
+
     def stats(self) -> dict[str, float | int]:
         lag = sorted(self.final_lag)
 
@@ -146,6 +178,8 @@ class AsrScheduler:
             "pending": len(self._heap),
             "busy": self.busy,
             "partials_skipped": self.partials_skipped,
+            "partials_shed": self.partials_shed,
+            "busy_fraction": round(self.busy_fraction(), 3),
             "finals_dropped": self.finals_dropped,
             "crashes": self.crashes,
             "final_lag_p50": round(lag[len(lag) // 2], 3) if lag else 0.0,
@@ -204,10 +238,15 @@ class AsrScheduler:
                 self.partials_skipped += 1
                 job.future.set_result(None)
                 continue
+            if job.priority == 1 and self._max_busy is not None and self.busy_fraction() > self._max_busy:
+                self.partials_shed += 1  # (the speaker asks again after the next partial interval)
+                job.future.set_result(None)
+                continue
             self.busy += 1
             started = time.monotonic()
             kind = JobKind.FINAL if job.priority == 0 else JobKind.PARTIAL
             self._partials_running += kind is JobKind.PARTIAL
+            self._running[job.order] = started
             try:
                 result = await self._call(job)
             finally:
@@ -215,6 +254,9 @@ class AsrScheduler:
                 self._partials_running -= kind is JobKind.PARTIAL
                 self._wakeup.set()  # a partial's slot is free: a runner waiting for one may go on
                 ended = time.monotonic()
+                del self._running[job.order]
+                self._decodes.append((started, ended))
+                self._forget_decodes(ended)
                 self.calls[str(kind)] += 1
                 self.compute_seconds += ended - started
                 self.history.append(JobTiming(kind, len(job.audio) / SAMPLE_RATE, job.created, started, ended))

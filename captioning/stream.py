@@ -201,7 +201,7 @@ class SpeakerStream:
         segment_cuts: bool = True,
         min_head: float = 4.0,
         level_speech: bool = True,
-        early_final: float | None = 0.4,
+        early_final: float | None = 0.25,  # (not under PAUSE_KEPT: the final's audio must all be there)
     ) -> None:
         self._scheduler = scheduler
         self._vad = vad

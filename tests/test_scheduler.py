@@ -108,3 +108,47 @@ async def test_partials_are_decoded_as_drafts_and_finals_in_full() -> None:
     assert (await scheduler.final(AUDIO, "en", "f")).text == "full"  # type: ignore[union-attr]
     assert calls == [("draft", "p"), ("full", "f")]
     await scheduler.close()
+
+
+async def test_under_load_a_partial_gives_way_and_a_final_does_not() -> None:
+    """With ``max_busy``, a partial asked while the workers have been busy decoding is shed (its
+    caller gets nothing and asks again later); a final asked at the same moment is decoded."""
+    asr = GatedAsr()
+    scheduler = AsrScheduler(asr, slots=2, max_busy=0.4, busy_window=0.2)
+    long_final = asyncio.ensure_future(scheduler.final(AUDIO, "en", "final-1"))
+    await asyncio.sleep(0.35)  # one of two workers busy for the whole window: 50 % > 40 %
+    assert scheduler.busy_fraction() > 0.4
+    assert await scheduler.partial(AUDIO, "en", "partial") is None
+    second = asyncio.ensure_future(scheduler.final(AUDIO, "en", "final-2"))
+    await settle()
+    assert asr.started == ["final-1", "final-2"]  # the partial never reached a worker
+    assert scheduler.partials_shed == 1 and scheduler.stats()["partials_shed"] == 1
+    asr.release("final-1")
+    asr.release("final-2")
+    assert [(await f).text for f in (long_final, second)] == ["final-1", "final-2"]  # type: ignore[union-attr]
+    await scheduler.close()
+
+
+async def test_an_idle_worker_decodes_partials_whatever_the_limit() -> None:
+    asr = GatedAsr()
+    scheduler = AsrScheduler(asr, slots=1, max_busy=0.4, busy_window=0.2)
+    asr.release("partial-1")
+    assert (await scheduler.partial(AUDIO, "en", "partial-1")).text == "partial-1"  # type: ignore[union-attr]
+    await asyncio.sleep(0.25)  # that decode has left the window
+    asr.release("partial-2")
+    assert (await scheduler.partial(AUDIO, "en", "partial-2")).text == "partial-2"  # type: ignore[union-attr]
+    assert scheduler.partials_shed == 0 and asr.started == ["partial-1", "partial-2"]
+    await scheduler.close()
+
+
+async def test_without_a_limit_partials_are_never_shed() -> None:
+    asr = GatedAsr()
+    scheduler = AsrScheduler(asr, slots=2, busy_window=0.2)
+    running = asyncio.ensure_future(scheduler.final(AUDIO, "en", "final"))
+    await asyncio.sleep(0.25)
+    asr.release("partial")
+    assert (await scheduler.partial(AUDIO, "en", "partial")).text == "partial"  # type: ignore[union-attr]
+    asr.release("final")
+    await running
+    assert scheduler.partials_shed == 0
+    await scheduler.close()
