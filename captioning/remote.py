@@ -33,6 +33,7 @@ import numpy as np
 from redis.exceptions import RedisError
 
 from core.redis import connect as redis_connect
+from core.tasks import cancelled
 
 from .asr import Transcript
 from .language import LanguageHint
@@ -214,9 +215,13 @@ class RemotePool:
             try:
                 batches = await self.redis.xread({key: last}, count=100, block=1000)
             except (RedisError, OSError) as exc:
+                if cancelled():  # redis-py turned our cancellation into an error: stop, as asked
+                    raise asyncio.CancelledError from exc
                 logger.warning("caption pool: replies unreachable (%s)", exc)
                 await asyncio.sleep(1.0)
                 continue
+            if cancelled():  # ... or swallowed it and returned
+                raise asyncio.CancelledError
             for _stream, entries in batches or []:
                 for entry_id, fields in entries:
                     last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

@@ -26,7 +26,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from core.redis import connect as redis_connect
-from core.tasks import cancel
+from core.tasks import cancel, cancelled
 
 from .asr import AsrBackend, AsrSpec, load_backend
 from .remote import (
@@ -108,8 +108,12 @@ class CaptionWorker:
                     if entry is not None:
                         await self._serve(*entry)
                 except (RedisError, OSError) as exc:
+                    if cancelled():  # redis-py turned our cancellation (SIGTERM) into an error: stop
+                        raise asyncio.CancelledError from exc
                     logger.warning("caption worker %s: Redis unreachable (%s)", self.config.name, exc)
                     await asyncio.sleep(1.0)
+                if cancelled():  # ... or swallowed it and returned
+                    raise asyncio.CancelledError
         finally:
             await self.close()
 
@@ -177,6 +181,8 @@ class CaptionWorker:
             await asyncio.sleep(self.config.heartbeat)
             with contextlib.suppress(RedisError, OSError):
                 await self._announce()
+            if cancelled():  # (redis-py may turn our cancellation into an error, or swallow it)
+                raise asyncio.CancelledError
 
     async def close(self) -> None:
         await cancel(self._heartbeat)

@@ -163,6 +163,8 @@ class RoomLeases:
                 if cancelled():  # redis-py turned our cancellation into an error: stop, as asked
                     raise asyncio.CancelledError from exc
                 logger.warning("lease renewal failed (%s)", exc)
+            if cancelled():  # ... or swallowed it and returned
+                raise asyncio.CancelledError
 
     async def close(self) -> None:
         """Stop renewing and release every lease (a clean shutdown hands rooms on at once)."""

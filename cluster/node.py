@@ -146,6 +146,8 @@ class ClusterNode(Distributed):
         while True:
             await asyncio.sleep(self.config.lease_ttl)
             await self.release_unused(UNUSED_LEASE_S)
+            if cancelled():  # (redis-py may swallow our cancellation and return)
+                raise asyncio.CancelledError
 
     async def _gone_loop(self) -> None:
         """A spanned room's people on a node that was killed leave its lists here."""

@@ -106,6 +106,8 @@ class NodeRegistry:
                 if self.healthy:
                     logger.warning("node %s: heartbeat failed (%s)", self.node_id, exc)
                 self.healthy = False
+            if cancelled():  # ... or swallowed it and returned
+                raise asyncio.CancelledError
             await asyncio.sleep(self.interval)
 
     async def live(self) -> list[NodeInfo]:
