@@ -37,7 +37,8 @@ def cluster(hub: RunningHub) -> ClusterNode:
 @contextlib.asynccontextmanager
 async def spanned(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[RunningHub, RunningHub, Client, Client]]:
     """Owner and relay of room "big", spanned: Ana (host, browser "browser-ana") and Bo (browser
-    "browser-bo") on the owner, which is full with them."""
+    "browser-bo") on the owner, which is full with them; both nodes listen for the other's host
+    controls."""
     async with node(tmp_path, redis_url, "owner", room_capacity=2) as owner, node(tmp_path, redis_url, "relay") as relay:
         assert (await cluster(owner).leases.claim("big", "owner")).node == "owner"
         ana = await Client(owner.url).connect()
@@ -47,6 +48,7 @@ async def spanned(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[Running
             assert (await bo.join("big", "Bo", client="browser-bo"))["role"] == "speaker"
             assert await page(owner, "big") == (307, f"{relay.url}/r/big")  # full: it spans
             assert cluster(relay).spanning.relays("big")
+            await until(lambda: cluster(owner).people.listening and cluster(relay).people.listening)
             yield owner, relay, ana, bo
         finally:
             await ana.close()
@@ -112,7 +114,6 @@ async def test_everyone_of_a_spanned_room_is_listed_on_both_halves(tmp_path: Pat
 
 async def test_host_controls_reach_the_other_half(tmp_path: Path, redis_url: str) -> None:
     async with spanned(tmp_path, redis_url) as (owner, relay, ana, bo):
-        await until(lambda: cluster(owner).people.listening and cluster(relay).people.listening)
         cy = await Client(relay.url).connect()
         fay = await Client(relay.url).connect()
         try:
@@ -193,7 +194,6 @@ async def test_a_ban_a_role_and_a_lock_hold_on_both_halves(tmp_path: Path, redis
 
 async def test_roles_and_the_end_of_the_meeting_reach_the_other_half(tmp_path: Path, redis_url: str) -> None:
     async with spanned(tmp_path, redis_url) as (owner, relay, ana, bo):
-        await until(lambda: cluster(owner).people.listening and cluster(relay).people.listening)
         cy = await Client(relay.url).connect()
         dee = await Client(relay.url).connect()
         try:
@@ -216,8 +216,7 @@ async def test_roles_and_the_end_of_the_meeting_reach_the_other_half(tmp_path: P
 
 
 async def test_a_host_on_the_owner_answers_knocks_on_the_relay(tmp_path: Path, redis_url: str) -> None:
-    async with spanned(tmp_path, redis_url) as (owner, relay, ana, _bo):
-        await until(lambda: cluster(owner).people.listening and cluster(relay).people.listening)
+    async with spanned(tmp_path, redis_url) as (_owner, relay, ana, _bo):
         assert await ana.send("settings", {"access": "lobby"}) == []
         gus = await Client(relay.url).connect()
         hal = await Client(relay.url).connect()
