@@ -39,6 +39,16 @@ async def scrape(hub: RunningHub, key: str | None = None) -> Samples:
     }
 
 
+async def sampled(hub: RunningHub, ready: Callable[[Samples], bool], timeout: float = 10) -> Samples:
+    """The first scrape that shows what ``ready`` looks for: the monitor samples totals once a second."""
+    async def poll() -> Samples:
+        while not ready(samples := await scrape(hub)):
+            await asyncio.sleep(0.25)
+        return samples
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
@@ -89,9 +99,9 @@ async def test_metrics_follow_a_call_start_to_end(
             await until(lambda: sum(len(r.frames) for r in cy.received_from(ana.id or "", "video")) >= 10)
         finally:
             await cy.close()
-        await asyncio.sleep(0.5)
-        later = await scrape(hub)
-        assert value(later, "unionhub_keyframe_requests_total") > value(during, "unionhub_keyframe_requests_total")
+        # the totals are sampled once a second: the first sample after Cy's keyframe shows the request
+        later = await sampled(hub, lambda s: value(s, "unionhub_keyframe_requests_total") > value(
+            during, "unionhub_keyframe_requests_total"))
         for kind in ("audio", "video"):
             assert value(later, "unionhub_received_frames_total", kind=kind) > value(
                 during, "unionhub_received_frames_total", kind=kind)
@@ -135,14 +145,7 @@ async def test_metrics_follow_a_call_start_to_end(
         await bo.close()
         await ana.close()
     await until(lambda: not hub.server.sfu.rooms)
-    async def sampled_after_they_left() -> Samples:  # the totals are sampled once a second
-        while True:
-            samples = await scrape(hub)
-            if value(samples, "unionhub_forwarded_frames_per_second", kind="video") == 0:
-                return samples
-            await asyncio.sleep(0.25)
-
-    after = await asyncio.wait_for(sampled_after_they_left(), 10)
+    after = await sampled(hub, lambda s: value(s, "unionhub_forwarded_frames_per_second", kind="video") == 0)
     assert value(after, "unionhub_rooms") == 0 and value(after, "unionhub_participants") == 0
     assert value(after, "unionhub_publications", kind="video") == 0
     # counters do not fall when the objects that counted leave
