@@ -33,7 +33,9 @@ def test_a_small_meeting_before_and_after(tmp_path: Path) -> None:
     assert result["trees"]["forward-old"]["commit"].startswith("f510ced")
     for t in result["trials"]:
         assert t["flowing"], t  # everyone received both others' video before the window
-        assert t["videos_received_mean"] == 2 and 0 < t["video_fps_per_stream"] <= 31
+        # 30 fps cameras; a receiver that was behind when the window opened catches up inside it
+        # (32.4 in a 3 s window at load 6), while counting packets instead of frames would read 60+
+        assert t["videos_received_mean"] == 2 and 0 < t["video_fps_per_stream"] <= 40
         assert 0 <= t["loss_percent"] <= 100 and 0 <= t["video_frames_missing_percent"] <= 100
         assert t["delay_samples"] > 0 and t["delay_p50_ms"] is not None and t["delay_p50_ms"] < t["delay_p99_ms"] + 1e-9
         # two VGA videos of ~600 kbit/s plus speech: about 1.3 Mbit/s down and 0.6 up on a quiet
