@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import numpy as np
+import pytest
 
+from bench.captions_accuracy import load_manifest, trim_silence
 from captioning.asr import Segment, Transcript
 from captioning.audio import SAMPLE_RATE
 from captioning.language import SpokenLanguage
 from captioning.scheduler import AsrScheduler
 from captioning.stream import CaptionEvent, SpeakerStream
-from captioning.vad import WINDOW
+from captioning.vad import WINDOW, StreamingVad
 
 
 def scripted(probs: list[float]) -> Callable[[np.ndarray], Awaitable[list[float]]]:
@@ -130,8 +132,8 @@ async def run_with(transcribe: Callable[[np.ndarray, str | None, str | None], Aw
             finals.append(event)
 
     scheduler = AsrScheduler(transcribe)
-    # (the audio's samples are their own positions, not sound: nothing to level)
-    options = {"level_speech": False, **options}
+    # (the audio's samples are their own positions, not sound: nothing to level, no voice to change)
+    options = {"level_speech": False, "speaker_cuts": False, **options}
     stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000, **options)
     for i in range(0, len(audio), 1600):
         await stream.feed(audio[i : i + 1600])
@@ -198,7 +200,7 @@ async def run_slowly(transcribe: Callable[[np.ndarray, str | None, str | None], 
 
     scheduler = AsrScheduler(held_until(release, transcribe))
     stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000,
-                           level_speech=False, **options)
+                           level_speech=False, speaker_cuts=False, **options)
     for i in range(0, len(audio), 1600):
         await stream.feed(audio[i : i + 1600])
         await asyncio.sleep(0)
@@ -272,7 +274,7 @@ async def stream_events(audio: np.ndarray, probs: list[float], early_final: floa
 
     scheduler = AsrScheduler(transcribe)
     stream = SpeakerStream(scheduler, scripted(probs), on_caption, language="en", partial_interval=1000,
-                           level_speech=False, early_final=early_final)
+                           level_speech=False, speaker_cuts=False, early_final=early_final)
     for i in range(0, len(audio), 1600):
         await stream.feed(audio[i : i + 1600])
         await asyncio.sleep(0)
@@ -326,3 +328,34 @@ async def test_speech_resuming_in_the_pause_makes_the_early_decode_a_partial_not
         if not held:  # (held: the first pause's result only came back after the final)
             first_half = f"words 0-{len(heard[0]) - 1}"
             assert [e.text for e in events if not e.final] == [first_half, finals[0].text]
+
+
+def two_voices_back_to_back() -> tuple[np.ndarray, float]:
+    """Two real readers (FLEURS en_fleurs_1, en_fleurs_2) with no pause between them, then a pause;
+    and the join in seconds."""
+    first, second = (trim_silence(c.audio) for c in load_manifest(names=["en_fleurs_1.wav", "en_fleurs_2.wav"]))
+    pause = np.zeros(2 * SAMPLE_RATE, np.float32)
+    return np.concatenate([first, second, pause]), len(first) / SAMPLE_RATE
+
+
+@pytest.mark.parametrize("max_utterance", [12.0, 20.0])
+async def test_a_new_voice_with_no_pause_before_it_ends_the_final_at_the_join(max_utterance: float) -> None:
+    """12 s: the run-on piece is cut where the voice changes, not where Whisper says a sentence
+    starts (4.5 s in, here); 20 s: the piece the pause closes is split there too. Each voice is
+    decoded alone, as offline decodes each recording alone."""
+    audio, join = two_voices_back_to_back()
+    probs = StreamingVad().process(audio)
+
+    async def transcribe(x: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
+        seconds = len(x) / SAMPLE_RATE
+        segments = (Segment(0.0, 4.5, "A sentence."), Segment(4.5, seconds, "Another one."))
+        return Transcript("A sentence. Another one.", "en", 1.0, segments=segments)
+
+    with_cuts = await run_with(transcribe, audio, probs, max_utterance=max_utterance, speaker_cuts=True)
+    without = await run_with(transcribe, audio, probs, max_utterance=max_utterance)
+
+    assert abs(without[0].end - join) > 1.0  # (the ordinary cut, or none, is elsewhere)
+    assert len(with_cuts) == 2, [(f.start, f.end) for f in with_cuts]
+    assert abs(with_cuts[0].end - join) <= 0.3, f"the first final ends at {with_cuts[0].end} s, the voice changes at {join:.2f} s"
+    assert with_cuts[0].end == with_cuts[1].start  # nothing lost or heard twice
+    assert with_cuts[1].end >= len(audio) / SAMPLE_RATE - 2.0
