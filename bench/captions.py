@@ -62,7 +62,7 @@ from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
 from captioning.scheduler import AsrScheduler, JobKind, JobTiming  # noqa: E402
 from captioning.stream import CaptionEvent, SpeakerStream  # noqa: E402
 from captioning.vad import StreamingVad  # noqa: E402
-from captioning.workers import WorkerPool, _asr_info, _transcribe, _transcribe_draft, asr_pool  # noqa: E402
+from captioning.workers import WorkerPool, _asr_info, _transcribe, _transcribe_draft, _transcribe_packed, asr_pool  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NO_OPENAI = "not measured: no openai-whisper weights offline"
@@ -283,36 +283,42 @@ class Variant:
     stream: dict[str, Any] = field(default_factory=dict)  # SpeakerStream keyword arguments
     scheduler: dict[str, Any] = field(default_factory=dict)  # AsrScheduler keyword arguments
     drafts: bool = True  # partials decoded as drafts (the hub's way), or as full decodes
+    pack_finals: bool = False  # finals waiting together decoded in one window (AsrScheduler's ``pack``)
 
     def options(self) -> dict[str, Any]:
-        return {**self.stream, **self.scheduler, "drafts": self.drafts}
+        return {**self.stream, **self.scheduler, "drafts": self.drafts, "pack_finals": self.pack_finals}
 
 
 def parse_variant(text: str) -> Variant:
     """``LABEL`` (the defaults) or ``LABEL:NAME=VALUE,NAME=VALUE``; each NAME is a keyword of
     SpeakerStream or AsrScheduler, or ``drafts`` (False: partials decoded in full, as before
-    drafts), each VALUE a Python literal (else a string)."""
+    drafts), or ``pack_finals`` (True: the scheduler packs waiting finals into one window), each
+    VALUE a Python literal (else a string; ``true``/``false`` too)."""
     label, _, spec = text.partition(":")
     stream_names = set(inspect.signature(SpeakerStream).parameters)
-    scheduler_names = set(inspect.signature(AsrScheduler).parameters) - {"transcribe", "slots", "history", "draft"}
+    scheduler_names = set(inspect.signature(AsrScheduler).parameters) - {"transcribe", "slots", "history", "draft",
+                                                                          "pack"}
     stream: dict[str, Any] = {}
     scheduler: dict[str, Any] = {}
     drafts = True
+    pack_finals = False
     for item in filter(None, spec.split(",")):
         name, _, raw = item.partition("=")
         try:
-            value = ast.literal_eval(raw)
+            value = ast.literal_eval({"true": "True", "false": "False"}.get(raw, raw))
         except (ValueError, SyntaxError):
             value = raw
         if name == "drafts":
             drafts = bool(value)
+        elif name == "pack_finals":
+            pack_finals = bool(value)
         elif name in stream_names:
             stream[name] = value
         elif name in scheduler_names:
             scheduler[name] = value
         else:
             raise SystemExit(f"--variant {text!r}: {name!r} is not an option of SpeakerStream or AsrScheduler")
-    return Variant(label or "default", stream, scheduler, drafts)
+    return Variant(label or "default", stream, scheduler, drafts, pack_finals)
 
 
 @dataclass
@@ -443,8 +449,12 @@ class Model:
         def draft(a: np.ndarray, lang: Any, p: str | None) -> Awaitable[Transcript]:
             return pool.call(_transcribe_draft, a, lang, p)
 
+        def pack(audios: list[np.ndarray], lang: str) -> Awaitable[list[Transcript]]:
+            return pool.call(_transcribe_packed, audios, lang)
+
         return AsrScheduler(lambda a, lang, p: pool.call(_transcribe, a, lang, p), slots=pool.size,
-                            history=100_000, draft=draft if variant.drafts else None, **variant.scheduler)
+                            history=100_000, draft=draft if variant.drafts else None,
+                            pack=pack if variant.pack_finals else None, **variant.scheduler)
 
 
 def progress(msg: str) -> None:
@@ -649,16 +659,19 @@ async def simultaneous(model: Model, clips: list[Clip], args: argparse.Namespace
     lag = {"p50": pct(lags, 50), "p95": pct(lags, 95), "finals": len(lags)}
     return {
         "k": k,
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # (at the end of this K's turn)
         "seconds_per_speaker": round(float(np.mean([t.seconds for t in tracks])), 2),
         "final": fin,
         "partial": summary(partial, n_words),
         "partials_skipped": stats["partials_skipped"],
         "partials_shed": stats["partials_shed"],
         "finals_dropped": stats["finals_dropped"],
+        "finals_packed": stats["finals_packed"],
+        "packed_calls": stats["packed_calls"],
         "calls": dict(scheduler.calls),
         "queued_p50": {str(kind): stats[f"{kind}_queued_p50"] for kind in JobKind},
         "decode_p50": {str(kind): stats[f"{kind}_decode_p50"] for kind in JobKind},
-        "rtf": round(sum(j.decode for j in scheduler.history) / audio_s, 4),
+        "rtf": round(scheduler.compute_seconds / audio_s, 4),  # (a packed call counted once)
         "worker_cpu_per_audio_s": round(worker_cpu / audio_s, 4),
         "wer": weighted_wer([(len(t.words), wer(t.reference, r.text())) for t, r in zip(tracks, runs)]),
         "feed_lag_max_s": round(max(r.feed_lag_max for r in runs), 3),

@@ -191,6 +191,15 @@ class FasterWhisperBackend:
         return Transcript(text, str(fixed or info.language), float(info.language_probability),
                           language_probs=probs, segments=segments)
 
+    def transcribe_window(self, audio: np.ndarray, language: str) -> Transcript:
+        """One greedy timestamped decode of ``audio`` in ``language``, without the repetition
+        check: for packed finals (``packing``), whose text is several utterances' — the check
+        belongs to each utterance's part (the same sentence from two speakers is no loop)."""
+        text, segments, info = self._decode(audio, language if self.multilingual else "en", None,
+                                            self._window(audio), beam=1)
+        return Transcript(text, language if self.multilingual else "en", float(info.language_probability),
+                          segments=segments)
+
     @staticmethod
     def _draft_frames(audio: np.ndarray) -> int:
         """At least 10 s: in a window just longer than the audio Whisper's timestamps ran short

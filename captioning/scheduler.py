@@ -24,11 +24,14 @@ import numpy as np
 from .asr import Transcript
 from .audio import SAMPLE_RATE
 from .language import SpokenLanguage
+from .packing import MAX_PACKED_SECONDS, fits
 from .workers import WorkerCrashed
 
 logger = logging.getLogger(__name__)
 
 TranscribeFn = Callable[[np.ndarray, SpokenLanguage, str | None], Awaitable[Transcript]]
+#: finals of one language decoded in one window: a transcript per utterance (``packing``)
+PackFn = Callable[[list[np.ndarray], str], Awaitable[list[Transcript]]]
 
 
 class JobKind(StrEnum):
@@ -91,6 +94,16 @@ class AsrScheduler:
     WER). Off by default: measured at two speakers on a loaded machine, finals queued less but
     partials came later, and one run per setting could not say the trade pays
     (docs/BENCHMARKS.md, "Live captions: finals sooner").
+
+    With ``pack``, finals waiting together are decoded in one call: when a worker takes a final,
+    the other finals waiting in the same fixed language (no prompt: one speaker's context is not
+    another's) join it as long as their audio fits one Whisper window (``max_packed_seconds``),
+    oldest first — one encoder pass for them all instead of one each
+    (:mod:`captioning.packing`). A final waiting alone decodes exactly as without ``pack``.
+    The hub leaves it off (``CaptionConfig.pack_finals``): measured, four speakers on a loaded
+    machine got their finals 3 s after an utterance (p50) instead of 13 s (5.6 s over two
+    minutes), but a packed final's words change (2.6 WER points more on average;
+    docs/BENCHMARKS.md, "Finals packed into one Whisper window").
     """
 
     def __init__(
@@ -104,8 +117,12 @@ class AsrScheduler:
         draft: TranscribeFn | None = None,
         max_busy: float | None = None,
         busy_window: float = 5.0,
+        pack: PackFn | None = None,
+        max_packed_seconds: float = MAX_PACKED_SECONDS,
     ) -> None:
         self._transcribe = transcribe
+        self._pack = pack
+        self._max_packed = max_packed_seconds
         self._draft = draft or transcribe
         self._slots = slots
         self._partial_slots = max(1, min(slots, partial_slots)) if partial_slots is not None else slots
@@ -123,6 +140,8 @@ class AsrScheduler:
         self.partials_skipped = 0
         self.partials_shed = 0
         self.finals_dropped = 0
+        self.finals_packed = 0  # finals decoded in a call with others (``pack``)
+        self.packed_calls = 0
         self.crashes = 0
         self.final_lag: deque[float] = deque(maxlen=100)
         self.busy = 0
@@ -181,6 +200,8 @@ class AsrScheduler:
             "partials_shed": self.partials_shed,
             "busy_fraction": round(self.busy_fraction(), 3),
             "finals_dropped": self.finals_dropped,
+            "finals_packed": self.finals_packed,
+            "packed_calls": self.packed_calls,
             "crashes": self.crashes,
             "final_lag_p50": round(lag[len(lag) // 2], 3) if lag else 0.0,
             "partial_calls": self.calls["partial"],
@@ -226,6 +247,27 @@ class AsrScheduler:
             return None
         return heapq.heappop(self._heap)
 
+    @staticmethod
+    def _packable(job: _Job) -> bool:
+        return job.priority == 0 and isinstance(job.language, str) and job.prompt is None and not job.future.done()
+
+    def _companions(self, job: _Job) -> list[_Job]:
+        """The finals waiting that go into ``job``'s window (taken out of the queue), oldest first."""
+        if self._pack is None or not self._packable(job):
+            return []
+        lengths = [len(job.audio)]
+        chosen: list[_Job] = []
+        for other in sorted((j for j in self._heap if self._packable(j) and j.language == job.language),
+                            key=lambda j: j.order):
+            if fits([*lengths, len(other.audio)], self._max_packed):
+                lengths.append(len(other.audio))
+                chosen.append(other)
+        if chosen:
+            taken = {id(j) for j in chosen}
+            self._heap = [j for j in self._heap if id(j) not in taken]
+            heapq.heapify(self._heap)
+        return chosen
+
     async def _run(self) -> None:
         while True:
             while (job := self._next()) is None:
@@ -242,13 +284,19 @@ class AsrScheduler:
                 self.partials_shed += 1  # (the speaker asks again after the next partial interval)
                 job.future.set_result(None)
                 continue
+            group = [job, *self._companions(job)]
             self.busy += 1
             started = time.monotonic()
             kind = JobKind.FINAL if job.priority == 0 else JobKind.PARTIAL
             self._partials_running += kind is JobKind.PARTIAL
             self._running[job.order] = started
             try:
-                result = await self._call(job)
+                results = await self._call_packed(group) if len(group) > 1 else [await self._call(job)]
+            except asyncio.CancelledError:  # (closing: nobody waits for ever on a job taken from the queue)
+                for member in group:
+                    if not member.future.done():
+                        member.future.set_result(None)
+                raise
             finally:
                 self.busy -= 1
                 self._partials_running -= kind is JobKind.PARTIAL
@@ -259,11 +307,29 @@ class AsrScheduler:
                 self._forget_decodes(ended)
                 self.calls[str(kind)] += 1
                 self.compute_seconds += ended - started
-                self.history.append(JobTiming(kind, len(job.audio) / SAMPLE_RATE, job.created, started, ended))
-            if job.priority == 0:
-                self.final_lag.append(time.monotonic() - job.created)
-            if not job.future.done():
-                job.future.set_result(result)
+                for member in group:
+                    self.history.append(JobTiming(kind, len(member.audio) / SAMPLE_RATE, member.created, started, ended))
+                if len(group) > 1:
+                    self.packed_calls += 1
+                    self.finals_packed += len(group)
+            for member, result in zip(group, results, strict=True):
+                if member.priority == 0:
+                    self.final_lag.append(time.monotonic() - member.created)
+                if not member.future.done():
+                    member.future.set_result(result)
+
+    async def _call_packed(self, group: list[_Job]) -> list[Transcript | None]:
+        """Finals of one language in one window; retried once after a crash, as a final is."""
+        assert self._pack is not None and isinstance(group[0].language, str)
+        for _ in range(2):
+            try:
+                return list(await self._pack([j.audio for j in group], group[0].language))
+            except WorkerCrashed:
+                self.crashes += 1
+            except Exception:
+                logger.exception("packed transcription failed")
+                break
+        return [None] * len(group)
 
     async def _call(self, job: _Job) -> Transcript | None:
         attempts = 2 if job.priority == 0 else 1  # a final is retried once after a crash

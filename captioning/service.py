@@ -40,6 +40,7 @@ from .workers import (
     _asr_info,
     _transcribe,
     _transcribe_draft,
+    _transcribe_packed,
     _translate_many,
     _translate_speech,
     _translation_info,
@@ -63,6 +64,9 @@ class CaptionConfig:
     asr_threads: int = field(default_factory=default_threads)
     spoken_language: str = "profile"  # "profile": the speaker's language; "detect": per utterance
     partial_interval: float = 0.8
+    #: finals of several speakers waiting together decoded in one Whisper window (local workers
+    #: only: a cluster's caption pool decodes one utterance per request)
+    pack_finals: bool = False
     #: a cluster's caption worker pool (``unionhub caption-worker``, ``remote.py``): no model here
     pool_url: str | None = None
     node: str = "hub"  # (this node's name: where the pool's workers reply)
@@ -169,7 +173,8 @@ class CaptionService:
             else:
                 self._asr = pool
                 self.multilingual = bool(info["multilingual"])
-                self._scheduler = AsrScheduler(self._transcribe, slots=pool.size, draft=self._transcribe_draft)
+                self._scheduler = AsrScheduler(self._transcribe, slots=pool.size, draft=self._transcribe_draft,
+                                               pack=self._transcribe_packed if self.config.pack_finals else None)
                 self._scheduler.start()
                 self.available = True
                 self.message = f"Captions on ({model_label(Path(model))})."
@@ -380,6 +385,11 @@ class CaptionService:
     async def _transcribe(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Any:
         assert self._asr is not None
         return await self._asr.call(_transcribe, audio, language, prompt)
+
+    async def _transcribe_packed(self, audios: list[np.ndarray], language: str) -> Any:
+        """Several speakers' finals in one decode, in a local worker (``packing``)."""
+        assert self._asr is not None
+        return await self._asr.call(_transcribe_packed, audios, language)
 
     async def _transcribe_draft(self, audio: np.ndarray, language: SpokenLanguage, prompt: str | None) -> Any:
         """A partial's decode in a local worker (a cluster's caption pool serves full decodes only)."""

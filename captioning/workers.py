@@ -21,6 +21,7 @@ import numpy as np
 
 from .asr import AsrBackend, AsrSpec, Transcript, load_backend
 from .language import LanguageHint
+from .packing import transcribe_packed
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,12 @@ def _transcribe_draft(audio: np.ndarray, language: str | LanguageHint | None, pr
     """A partial caption's decode: cheaper, a little less exact (``AsrBackend.transcribe``'s draft)."""
     assert _asr is not None
     return _asr.transcribe(audio, language, prompt, draft=True)
+
+
+def _transcribe_packed(audios: list[np.ndarray], language: str) -> list[Transcript]:
+    """Several speakers' finals of one language in one Whisper window (``packing``)."""
+    assert _asr is not None
+    return transcribe_packed(_asr, audios, language)
 
 
 def _translate_speech(audio: np.ndarray, language: str) -> str:

@@ -57,7 +57,7 @@ def test_quick_caption_bench_writes_well_formed_results(tmp_path: Path) -> None:
     profile = m["profile"]
     assert 0 < profile["finals"]["detect"]["p50"] < 0.5 and profile["finals"]["decode"]["p50"] > 0
     assert sum(profile["words_first_shown_by"].values()) == m["latency"]["partial"]["words"]
-    assert data["variants"] == {"default": {"options": {"drafts": True}, "models": data["models"]}}
+    assert data["variants"] == {"default": {"options": {"drafts": True, "pack_finals": False}, "models": data["models"]}}
 
     ow = data["openai_whisper"]
     assert isinstance(ow["measured"], bool)

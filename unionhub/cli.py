@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--asr-threads", type=int, default=default_threads(), help="threads per speech worker")
     cap.add_argument("--caption-pool", metavar="URL",
                      help="no model here: speech and translation by `unionhub caption-worker`s on this Redis")
+    cap.add_argument("--pack-finals", action="store_true",
+                     help="decode several speakers' finals that wait together in one Whisper window: captions "
+                          "keep up with more people speaking at once on a busy machine, at some accuracy "
+                          "(docs/BENCHMARKS.md, 'Finals packed into one Whisper window')")
     cap.add_argument("--spoken-language", choices=["profile", "detect"], default="profile",
                      help="transcribe in each speaker's chosen language, or detect it per utterance "
                           "(among the room's caption languages; docs/BENCHMARKS.md)")
@@ -318,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         asr_workers=args.asr_workers,
         asr_threads=args.asr_threads,
         spoken_language=args.spoken_language,
+        pack_finals=args.pack_finals,
         pool_url=args.caption_pool,
         node=args.node_id or f"{socket.gethostname()}-{args.port}",
     )
