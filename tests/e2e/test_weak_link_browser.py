@@ -180,16 +180,24 @@ def test_a_weak_link_keeps_audio_clear_by_pausing_video_and_gets_it_back(
     wait_until(lambda: videos_advancing(far, 1.0), lambda n: n <= forwarded.count("true"), 6,
                "Farid's paused videos stop", page=far)
 
-    # ... while its audio plays on: received, and what was lost mostly repaired (FEC) or silent
-    # (measured before the hub's first probe for video, 10 s after the last loss: see congestion.py)
-    start = inbound(far)["audio"]
-    far.wait_for_timeout(4000)
-    end = inbound(far)["audio"]
-    got = {k: end[k] - start[k] for k in start}
-    print("Farid's audio over 4 s with", forwarded.count("true"), "video(s):", got)
-    assert got["packetsReceived"] > 120, got  # ~50 packets/s while Ana speaks, a few in DTX
-    heard_gaps = (got["concealedSamples"] - got["silentConcealedSamples"]) / max(got["totalSamplesReceived"], 1)
-    assert heard_gaps < 0.01, f"{heard_gaps:.2%} of Farid's audio was concealed loss: {got}"
+    # ... while its audio plays on: received, and what was lost mostly repaired (FEC) or silent.
+    # Over 4 s windows, once the hub has stepped down to what the link carries: a step takes a
+    # loss report from both halves of a 2 s window after a 2 s hold (congestion.py), and on a
+    # loaded machine a kept video that did not fit lasted 6.5 s (21 % of the audio lost meanwhile),
+    # which looked settled to the 4 s check above. (The hub's first probe for video comes 10 s after
+    # the last loss: a 4 s window between them is clean.)
+    def audio_window() -> tuple[dict[str, int], float]:
+        start = inbound(far)["audio"]
+        far.wait_for_timeout(4000)
+        end = inbound(far)["audio"]
+        got = {k: end[k] - start[k] for k in start}
+        gaps = (got["concealedSamples"] - got["silentConcealedSamples"]) / max(got["totalSamplesReceived"], 1)
+        print("Farid's audio over 4 s:", got, f"{gaps:.2%} concealed loss; videos", state())
+        return got, gaps
+
+    # ~50 packets/s while Ana speaks, a few in DTX; under 1 % heard as concealed loss
+    wait_until(audio_window, lambda w: w[0]["packetsReceived"] > 120 and w[1] < 0.01, 30,
+               "Farid's audio clear (packets received, concealed loss)", page=far)
 
     # the clean listener is not affected
     assert videos_advancing(clean) == 2
