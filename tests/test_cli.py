@@ -37,6 +37,13 @@ def test_serve_rejects_an_unknown_codec(tmp_path: Path) -> None:
     assert result.returncode == 2 and "invalid choice: 'av1'" in result.stderr
 
 
+def test_serve_says_packed_finals_do_not_reach_a_caption_pool(tmp_path: Path) -> None:
+    result = run("serve", "--pack-finals", "--caption-pool", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path),
+                 home=tmp_path)
+    assert result.returncode == 2 and "--pack-finals" in result.stderr and "--caption-pool" in result.stderr
+    assert not (tmp_path / "unionhub.sqlite3").exists()  # refused before anything was started or written
+
+
 def test_serve_refuses_a_data_directory_from_a_newer_unionhub(tmp_path: Path) -> None:
     """A downgrade must not misread (or damage) the archive: a clear message, the file untouched."""
     import sqlite3

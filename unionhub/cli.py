@@ -304,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         return _front_config(args)
     if args.command == "caption-worker":
         return _caption_worker(args)
+    if args.pack_finals and args.caption_pool:
+        # (a pool's workers decode one utterance per request: the flag would silently do nothing)
+        print("unionhub: --pack-finals packs finals for this node's own speech workers; with --caption-pool "
+              "the pool's workers decode them, one utterance at a time — leave one of the two out", file=sys.stderr)
+        return 2
 
     from aiohttp import web
 
