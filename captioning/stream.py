@@ -49,17 +49,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .asr import Segment, Transcript
 from .audio import SAMPLE_RATE, level_quiet_speech
 from .language import LanguageHint, SpokenLanguage, fixed_language
-from .policy import LocalAgreement
+from .pieces import SPEECH_OFF, SPEECH_ON, EarlyFinal, Utterance
 from .scheduler import AsrScheduler
 from .speaker_change import change_cuts
 from .vad import WINDOW
@@ -68,8 +67,6 @@ logger = logging.getLogger(__name__)
 
 VadFn = Callable[[np.ndarray], Awaitable[list[float]]]
 
-SPEECH_ON = 0.5
-SPEECH_OFF = 0.35
 SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…", "؟", "।")
 PAUSE_KEPT = int(0.2 * SAMPLE_RATE)  # of the pause that ends an utterance: the rest is trimmed
 
@@ -87,104 +84,12 @@ class CaptionEvent:
     audio: np.ndarray | None = field(default=None, repr=False, compare=False)  # a final's speech
 
 
-class _Utterance:
-    """Speech between two pauses. Run-on speech is captioned in pieces: a cut hands the captioned
-    head over as a piece of its own (:meth:`split_head`) and this goes on with the rest, under a
-    new caption id — the pause that ends it is counted as if no cut had been made."""
-
-    def __init__(self, start_sample: int, audio: list[np.ndarray], probs: list[float] | None = None) -> None:
-        self.start_sample = start_sample  # of the current piece
-        self.chunks = audio
-        self.probs = probs if probs is not None else [0.0] * len(audio)  # VAD probability per chunk
-        self.samples = sum(len(a) for a in audio)
-        self.end: int | None = None  # once closed: where its speech ends (the closing pause trimmed)
-        self.closed = False
-        self.cut_asked = False  # a cut of the current piece is queued with the finals
-        self._new_piece()
-
-    def _new_piece(self) -> None:
-        self.id = uuid.uuid4().hex[:12]
-        self.partial_at = 0
-        self.seq = 0
-        self.language: str | None = None
-        self.agreement = LocalAgreement()
-        self.shown = ""  # the last partial text listeners saw
-        self.early: _EarlyFinal | None = None  # the final's decode, started in the pause
-
-    def append(self, window: np.ndarray, prob: float) -> None:
-        self.chunks.append(window)
-        self.probs.append(prob)
-        self.samples += len(window)
-
-    @property
-    def speech_windows(self) -> int:
-        return sum(p >= SPEECH_OFF for p in self.probs)
-
-    def quietest_cut(self, lookback: int, upto: int) -> int:
-        """Index of the chunk to cut before: the middle of the longest run of non-speech chunks
-        in the ``lookback`` chunks before ``upto``, else the least speech-like chunk there."""
-        upto = max(2, min(upto, len(self.probs)))
-        first = max(1, upto - lookback)
-        best_len, best_at, run = 0, -1, 0
-        for i in range(first, upto):
-            run = run + 1 if self.probs[i] < SPEECH_OFF else 0
-            if run > best_len:
-                best_len, best_at = run, i - run // 2
-        if best_at >= 0:
-            return best_at
-        return min(range(first, upto), key=lambda i: self.probs[i])
-
-    def audio(self, samples: int | None = None) -> np.ndarray:
-        """The current piece's audio (its first ``samples`` only, if given)."""
-        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
-        return audio if samples is None else audio[:samples]
-
-    def chunk_at(self, sample: int) -> int:
-        """Index of the first chunk that starts at or after ``sample`` (from the piece's start)."""
-        at = 0
-        for i, chunk in enumerate(self.chunks):
-            if at >= sample:
-                return i
-            at += len(chunk)
-        return len(self.chunks)
-
-    def split_head(self, cut: int) -> _Utterance:
-        """Hand ``chunks[:cut]`` over as a closed piece (with this piece's id, seq, partial text and
-        language); this goes on from there as a new piece. Nothing is lost or heard twice."""
-        head = _Utterance(self.start_sample, self.chunks[:cut], self.probs[:cut])
-        head.id, head.seq, head.shown, head.language = self.id, self.seq, self.shown, self.language
-        head.closed, head.end = True, head.samples
-        self.chunks, self.probs = self.chunks[cut:], self.probs[cut:]
-        self.samples -= head.samples
-        self.start_sample += head.samples
-        if self.end is not None:
-            self.end = max(0, self.end - head.samples)
-        self.cut_asked = False
-        self._new_piece()
-        return head
-
-
-@dataclass(frozen=True)
-class _EarlyFinal:
-    """A piece's final decode, started early in a pause: what it was asked with, so the final
-    reuses it only when it would ask exactly the same (same piece, audio end, language, prompt)."""
-
-    piece: str
-    end: int
-    language: SpokenLanguage
-    prompt: str | None
-    task: asyncio.Task[Transcript | None]
-
-    def answers(self, piece: str, end: int, language: SpokenLanguage, prompt: str | None) -> bool:
-        return (self.piece, self.end, self.language, self.prompt) == (piece, end, language, prompt)
-
-
 @dataclass(frozen=True)
 class _CutRequest:
     """Queued with the finals: caption the first ``max_utterance`` of a run-on utterance's current
     piece and cut it there (whether or not a pause has ended the utterance meanwhile)."""
 
-    utterance: _Utterance
+    utterance: Utterance
 
 
 class SpeakerStream:
@@ -209,6 +114,7 @@ class SpeakerStream:
         level_speech: bool = True,
         early_final: float | None = 0.25,  # (not under PAUSE_KEPT: the final's audio must all be there)
         speaker_cuts: bool = True,
+        lead_in: float = 0.0,
     ) -> None:
         self._scheduler = scheduler
         self._vad = vad
@@ -225,15 +131,16 @@ class SpeakerStream:
         self._min_head = min_head
         self._level_speech = level_speech
         self._speaker_cuts = speaker_cuts
+        self._lead_in = int(lead_in * SAMPLE_RATE)
         self._min_speech_windows = max(1, int(min_speech * SAMPLE_RATE / WINDOW))
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(pre_roll * SAMPLE_RATE / WINDOW)))
         self._time_offset = time_offset
         self._pending = np.zeros(0, np.float32)
         self._position = 0  # samples classified so far
-        self._utterance: _Utterance | None = None
+        self._utterance: Utterance | None = None
         self._silence = 0
         self._partial_task: asyncio.Task[None] | None = None
-        self._finals: asyncio.Queue[_Utterance | _CutRequest | None] = asyncio.Queue()
+        self._finals: asyncio.Queue[Utterance | _CutRequest | None] = asyncio.Queue()
         self._final_task: asyncio.Task[None] | None = None
         self._early_tasks: set[asyncio.Task[Transcript | None]] = set()  # (cancelled if not flushed)
         self._context = ""  # last final text: the prompt for the next utterance (if prompt_previous)
@@ -263,7 +170,7 @@ class SpeakerStream:
             if prob >= SPEECH_ON:
                 pre = list(self._pre_roll)
                 self._pre_roll.clear()
-                utt = _Utterance(start - sum(len(p) for p in pre), [*pre, window], [0.0] * len(pre) + [prob])
+                utt = Utterance(start - sum(len(p) for p in pre), [*pre, window], [0.0] * len(pre) + [prob])
                 self._utterance = utt
                 self._silence = 0
             else:
@@ -290,7 +197,7 @@ class SpeakerStream:
             utt.partial_at = utt.samples
             self._partial_task = asyncio.create_task(self._partial(utt), name="captions-partial")
 
-    def _early_due(self, utt: _Utterance) -> bool:
+    def _early_due(self, utt: Utterance) -> bool:
         """Whether the final's decode can start now: ``early_final`` into a pause, once per pause,
         for a piece that will be decoded whole (no cut pending, none due by the pause's end)."""
         return (
@@ -302,21 +209,21 @@ class SpeakerStream:
             and utt.speech_windows >= self._min_speech_windows
         )
 
-    def _start_early_final(self, utt: _Utterance) -> None:
+    def _start_early_final(self, utt: Utterance) -> None:
         # where the final's audio ends if the pause lasts: _end_utterance keeps PAUSE_KEPT of it
         end = max(0, utt.samples - self._silence + PAUSE_KEPT)
         language, prompt = utt.language or self.language, self._prompt()
-        task = asyncio.create_task(self._scheduler.final(self._heard(utt, end), language, prompt),
+        task = asyncio.create_task(self._decode_final(utt, end, language, prompt),
                                    name="captions-early-final")
         self._early_tasks.add(task)
         task.add_done_callback(self._early_tasks.discard)
-        utt.early = _EarlyFinal(utt.id, end, language, prompt, task)
+        utt.early = EarlyFinal(utt.id, end, language, prompt, task)
         if self._partial_task is not None:
             self._partial_task.cancel()  # (the early decode is newer and, being a final's, better)
         utt.partial_at = utt.samples
         self._partial_task = asyncio.create_task(self._partial(utt, task), name="captions-partial")
 
-    def _segment_cut(self, utt: _Utterance, segments: tuple[Segment, ...], decoded: int) -> tuple[int, int] | None:
+    def _segment_cut(self, utt: Utterance, segments: tuple[Segment, ...], decoded: int) -> tuple[int, int] | None:
         """Where to cut a run-on piece: (chunk index, number of segments kept), before Whisper's
         last segment that begins a sentence — else its last segment — at least ``min_head``
         seconds in. The exact chunk is the least speech-like from 0.3 s before that boundary to
@@ -336,7 +243,7 @@ class SpeakerStream:
         cut = min(range(first, stop), key=lambda i: utt.probs[i], default=first)
         return cut, keep
 
-    async def _cut(self, utt: _Utterance) -> None:
+    async def _cut(self, utt: Utterance) -> None:
         """Caption the first ``max_utterance`` of a run-on piece up to where Whisper's segments say
         its last sentence starts (the kept segments' text, decoded with the words after it as
         context, is the final caption); the rest goes on as the next piece. What is decoded
@@ -350,7 +257,7 @@ class SpeakerStream:
         result: Transcript | None = None
         found = None
         if self._segment_cuts:
-            result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
+            result = await self._decode_final(utt, len(audio), utt.language or self.language, self._prompt())
             found = self._segment_cut(utt, result.segments, len(audio)) if result is not None else None
         if found is None:  # no boundary to cut at (or segment cuts off): the quietest recent moment
             head = self._split(utt, utt.quietest_cut(self._cut_lookback, utt.chunk_at(len(audio))))
@@ -364,7 +271,7 @@ class SpeakerStream:
         if text:
             await self._emit_final(head, text, result.language, self._heard(head))
 
-    def _split(self, utt: _Utterance, cut: int) -> _Utterance:
+    def _split(self, utt: Utterance, cut: int) -> Utterance:
         if self._partial_task is not None and utt is self._utterance:
             self._partial_task.cancel()  # (of the piece being cut: its result would be stale)
             self._partial_task = None
@@ -389,7 +296,7 @@ class SpeakerStream:
                 self._pre_roll.append(tail[i : i + WINDOW])
         self._finals.put_nowait(utt)
 
-    async def _partial(self, utt: _Utterance, early: asyncio.Task[Transcript | None] | None = None) -> None:
+    async def _partial(self, utt: Utterance, early: asyncio.Task[Transcript | None] | None = None) -> None:
         """Show a partial: a draft decode of the piece so far, or (``early``) the final's decode
         started in a pause — shielded, as the final may still want it when this is cancelled."""
         piece = utt.id
@@ -422,17 +329,33 @@ class SpeakerStream:
             if self._partial_task is asyncio.current_task():
                 self._partial_task = None
 
-    def _heard(self, utt: _Utterance, samples: int | None = None) -> np.ndarray:
+    def _heard(self, utt: Utterance, samples: int | None = None) -> np.ndarray:
         """What Whisper gets of a piece: its audio, a quiet speaker next to a loud one raised."""
         audio = utt.audio(samples)
         if not self._level_speech:
             return audio
         return level_quiet_speech(audio, [p >= SPEECH_OFF for p in utt.probs], WINDOW)
 
+    async def _decode_final(self, utt: Utterance, samples: int, language: SpokenLanguage,
+                            prompt: str | None) -> Transcript | None:
+        """A final's decode of the piece's first ``samples``. With ``lead_in``, a piece that starts
+        in speech (at a cut, or speech from the stream's first sample) is heard after that much
+        silence, as offline hears a recording's own lead-in; segment times stay the piece's own."""
+        audio = self._heard(utt, samples)
+        lead = max(0, self._lead_in - utt.leading_pause())
+        if lead == 0:
+            return await self._scheduler.final(audio, language, prompt)
+        result = await self._scheduler.final(np.concatenate([np.zeros(lead, np.float32), audio]), language, prompt)
+        if result is None:
+            return None
+        shift = lead / SAMPLE_RATE
+        return replace(result, segments=tuple(
+            replace(s, start=max(0.0, s.start - shift), end=max(0.0, s.end - shift)) for s in result.segments))
+
     def _prompt(self) -> str | None:
         return self._context if self._prompt_previous and self._context else None
 
-    async def _finish(self, utt: _Utterance) -> None:
+    async def _finish(self, utt: Utterance) -> None:
         """A closed utterance: the cuts it still needs (as if it had gone on), then its last piece."""
         while utt.samples >= self._max_samples:
             await self._cut(utt)
@@ -440,7 +363,7 @@ class SpeakerStream:
             await self._finalise(self._split(utt, change))
         await self._finalise(utt)
 
-    async def _voice_change(self, utt: _Utterance, samples: int) -> int | None:
+    async def _voice_change(self, utt: Utterance, samples: int) -> int | None:
         """The chunk to cut the piece's first ``samples`` before where the voice changes, if any."""
         if not self._speaker_cuts or samples <= 0:
             return None
@@ -448,7 +371,7 @@ class SpeakerStream:
         cuts = await asyncio.to_thread(change_cuts, utt.audio(samples), probs, WINDOW, SPEECH_OFF)
         return cuts[0] if cuts else None
 
-    async def _finalise(self, utt: _Utterance) -> None:
+    async def _finalise(self, utt: Utterance) -> None:
         """Decode a closed piece (up to its end) as one final caption."""
         end = utt.samples if utt.end is None else utt.end
         if end <= 0 or (utt.speech_windows < self._min_speech_windows and not utt.shown):
@@ -459,7 +382,7 @@ class SpeakerStream:
         if early is not None and early.answers(utt.id, end, language, prompt):
             result = await early.task  # the same audio, asked the same way: already decoding or decoded
         else:
-            result = await self._scheduler.final(audio, language, prompt)
+            result = await self._decode_final(utt, end, language, prompt)
         text = result.text.strip() if result is not None else ""
         # transcription failed, was dropped or heard nothing: settle what listeners already see
         # rather than leaving a partial on screen forever
@@ -467,7 +390,7 @@ class SpeakerStream:
         if text:
             await self._emit_final(utt, text, result.language if result else None, audio)
 
-    async def _emit_final(self, utt: _Utterance, text: str, language: str | None, audio: np.ndarray) -> None:
+    async def _emit_final(self, utt: Utterance, text: str, language: str | None, audio: np.ndarray) -> None:
         self._context = text[-200:]
         utt.seq += 1
         await self._on_caption(
