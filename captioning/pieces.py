@@ -55,15 +55,6 @@ class Utterance:
     def speech_windows(self) -> int:
         return sum(p >= SPEECH_OFF for p in self.probs)
 
-    def leading_pause(self) -> int:
-        """Samples before the piece's first speech window (pre-roll and pause are scored 0)."""
-        at = 0
-        for chunk, prob in zip(self.chunks, self.probs, strict=True):
-            if prob >= SPEECH_OFF:
-                break
-            at += len(chunk)
-        return at
-
     def quietest_cut(self, lookback: int, upto: int) -> int:
         """Index of the chunk to cut before: the middle of the longest run of non-speech chunks
         in the ``lookback`` chunks before ``upto``, else the least speech-like chunk there."""

@@ -51,7 +51,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -114,7 +114,6 @@ class SpeakerStream:
         level_speech: bool = True,
         early_final: float | None = 0.25,  # (not under PAUSE_KEPT: the final's audio must all be there)
         speaker_cuts: bool = True,
-        lead_in: float = 0.0,
     ) -> None:
         self._scheduler = scheduler
         self._vad = vad
@@ -131,7 +130,6 @@ class SpeakerStream:
         self._min_head = min_head
         self._level_speech = level_speech
         self._speaker_cuts = speaker_cuts
-        self._lead_in = int(lead_in * SAMPLE_RATE)
         self._min_speech_windows = max(1, int(min_speech * SAMPLE_RATE / WINDOW))
         self._pre_roll: deque[np.ndarray] = deque(maxlen=max(1, int(pre_roll * SAMPLE_RATE / WINDOW)))
         self._time_offset = time_offset
@@ -213,7 +211,7 @@ class SpeakerStream:
         # where the final's audio ends if the pause lasts: _end_utterance keeps PAUSE_KEPT of it
         end = max(0, utt.samples - self._silence + PAUSE_KEPT)
         language, prompt = utt.language or self.language, self._prompt()
-        task = asyncio.create_task(self._decode_final(utt, end, language, prompt),
+        task = asyncio.create_task(self._scheduler.final(self._heard(utt, end), language, prompt),
                                    name="captions-early-final")
         self._early_tasks.add(task)
         task.add_done_callback(self._early_tasks.discard)
@@ -257,7 +255,7 @@ class SpeakerStream:
         result: Transcript | None = None
         found = None
         if self._segment_cuts:
-            result = await self._decode_final(utt, len(audio), utt.language or self.language, self._prompt())
+            result = await self._scheduler.final(audio, utt.language or self.language, self._prompt())
             found = self._segment_cut(utt, result.segments, len(audio)) if result is not None else None
         if found is None:  # no boundary to cut at (or segment cuts off): the quietest recent moment
             head = self._split(utt, utt.quietest_cut(self._cut_lookback, utt.chunk_at(len(audio))))
@@ -336,22 +334,6 @@ class SpeakerStream:
             return audio
         return level_quiet_speech(audio, [p >= SPEECH_OFF for p in utt.probs], WINDOW)
 
-    async def _decode_final(self, utt: Utterance, samples: int, language: SpokenLanguage,
-                            prompt: str | None) -> Transcript | None:
-        """A final's decode of the piece's first ``samples``. With ``lead_in``, a piece that starts
-        in speech (at a cut, or speech from the stream's first sample) is heard after that much
-        silence, as offline hears a recording's own lead-in; segment times stay the piece's own."""
-        audio = self._heard(utt, samples)
-        lead = max(0, self._lead_in - utt.leading_pause())
-        if lead == 0:
-            return await self._scheduler.final(audio, language, prompt)
-        result = await self._scheduler.final(np.concatenate([np.zeros(lead, np.float32), audio]), language, prompt)
-        if result is None:
-            return None
-        shift = lead / SAMPLE_RATE
-        return replace(result, segments=tuple(
-            replace(s, start=max(0.0, s.start - shift), end=max(0.0, s.end - shift)) for s in result.segments))
-
     def _prompt(self) -> str | None:
         return self._context if self._prompt_previous and self._context else None
 
@@ -382,7 +364,7 @@ class SpeakerStream:
         if early is not None and early.answers(utt.id, end, language, prompt):
             result = await early.task  # the same audio, asked the same way: already decoding or decoded
         else:
-            result = await self._decode_final(utt, end, language, prompt)
+            result = await self._scheduler.final(audio, language, prompt)
         text = result.text.strip() if result is not None else ""
         # transcription failed, was dropped or heard nothing: settle what listeners already see
         # rather than leaving a partial on screen forever

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -160,50 +159,6 @@ async def test_run_on_speech_is_cut_where_a_sentence_starts_not_at_a_hesitation_
     ]
     assert abs(finals[0].end - 8.95) < 0.05, f"cut at {finals[0].end} s, not just before 'Seven' (9.0 s)"
     assert finals[0].end == finals[1].start and finals[1].end == finals[2].start
-
-
-async def test_a_piece_that_starts_in_speech_is_heard_after_a_lead_in_of_silence() -> None:
-    per_s = SAMPLE_RATE / WINDOW
-    windows = int(25 * per_s)
-    audio = np.arange(1, windows * WINDOW + 1, dtype=np.float32)  # (0 is the lead-in's silence)
-    probs = [0.9] * windows  # speech from the first sample, never a pause: every piece starts in speech
-    probs[int(8.95 * per_s)] = 0.6
-    heard: list[np.ndarray] = []
-    recognise = whisper_like(SCRIPT)
-
-    async def transcribe(x: np.ndarray, language: str | None, prompt: str | None) -> Transcript:
-        # as Whisper does: the segments' times count from the start of what it heard, lead-in included
-        heard.append(x.copy())
-        lead = int(np.argmax(x != 0))
-        result = await recognise(x[lead:] - 1, language, prompt)
-        shift = lead / SAMPLE_RATE
-        return replace(result, segments=tuple(replace(s, start=s.start + shift, end=s.end + shift)
-                                               for s in result.segments))
-
-    finals = await run_with(transcribe, audio, probs, max_utterance=15.0, lead_in=0.5)
-
-    assert heard and all(not x[:8000].any() and x[8000] != 0 for x in heard), (
-        f"leading zeros per decode: {[int(np.argmax(x != 0)) for x in heard]} (want 8000 each)")
-    # the same captions and cuts as without it: the lead-in is not part of the piece
-    assert [f.text for f in finals] == [
-        "One two three. Four five six.", "Seven eight nine, um, and ten. Eleven twelve.", "Thirteen."
-    ]
-    assert abs(finals[0].end - 8.95) < 0.05, f"cut at {finals[0].end} s, not just before 'Seven' (9.0 s)"
-    assert finals[0].start == 0.0 and finals[0].end == finals[1].start and finals[1].end == finals[2].start
-
-
-async def test_a_piece_after_a_pause_gets_no_lead_in_its_pre_roll_is_one() -> None:
-    per_s = SAMPLE_RATE // WINDOW
-    audio = np.arange(1, 8 * per_s * WINDOW + 1, dtype=np.float32)
-    probs = [0.0] * (2 * per_s) + [0.9] * (3 * per_s) + [0.0] * (3 * per_s)
-
-    heard, finals = await run(audio, probs, lead_in=0.5)
-
-    assert len(heard) == 1 and heard[0][0] != 0, "a lead-in was added before the pause's own pre-roll"
-    # what it hears starts with the (whole windows of) pre-roll before the speech at 2 s
-    speech_at, pre_roll = 2 * per_s * WINDOW, (SAMPLE_RATE // WINDOW) * WINDOW
-    assert int(heard[0][0]) == speech_at - pre_roll + 1
-    assert abs(finals[0].start - 1.0) < 0.05
 
 
 async def test_without_a_sentence_boundary_run_on_speech_is_still_cut_at_a_lull() -> None:
