@@ -11,6 +11,9 @@ prompts) → :class:`~captioning.scheduler.AsrScheduler` → a real ASR worker p
 The finals' WER (CER for ja/zh/ko) is compared with the same model run offline on each whole clip
 (faster-whisper ``transcribe``, greedy: ``beam_size=1``, temperature 0, its default 30 s window).
 Text is normalised (case, punctuation) before scoring.
+For the loop, offline also decodes the very audio the loop streams — each trimmed clip alone
+(``offline_trimmed``) and the whole track as one recording (``offline_track``) — since offline's
+own words move when a clip's silence is cut away (``bench/offline_spread.py``).
 
 Audio is fed as fast as the pipeline takes it, not in real time: speed changes nothing the finals
 depend on. Utterances end by counting VAD windows of the audio (samples, not wall-clock), a
@@ -152,20 +155,36 @@ def rate(errors: int, units: int) -> float:
 # -- offline: the same model, whole clips -------------------------------------------------------
 
 
-def transcribe_offline(model_dir: Path, clips: list[Clip], threads: int) -> dict[str, str]:
-    """Each whole clip through faster-whisper as an offline user would run it (greedy)."""
+@dataclass
+class Offline:
+    """The same model offline: each whole clip (the goal's reference), and for the no-gap loop
+    the very audio it streams — each trimmed clip alone, and the loop's track as one recording
+    (Whisper's own long-form decoding) — because offline's words move too with such changes."""
+
+    whole: dict[str, str]  # clip name -> text
+    trimmed: dict[str, str]  # clip name -> text
+    track: dict[str, str]  # language -> the loop track's text
+
+
+def transcribe_offline(model_dir: Path, clips: list[Clip], threads: int, loop: bool = False) -> Offline:
+    """Through faster-whisper as an offline user would run it (greedy); ``loop``: the loop's
+    audio too."""
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
     multilingual = model.model.is_multilingual
-    out = {}
-    for clip in clips:
+
+    def decode(audio: np.ndarray, lang: str) -> str:
         segments, _ = model.transcribe(
-            clip.audio, language=clip.lang if multilingual else "en", beam_size=1, best_of=1,
+            audio, language=lang if multilingual else "en", beam_size=1, best_of=1,
             temperature=0.0, vad_filter=False,
         )
-        out[clip.name] = " ".join(s.text.strip() for s in segments).strip()
-    del model
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    out = Offline({c.name: decode(c.audio, c.lang) for c in clips}, {}, {})
+    if loop:
+        out.trimmed = {c.name: decode(trim_silence(c.audio), c.lang) for c in clips}
+        out.track = {lang: decode(build_track(group, "loop")[0], lang) for lang, group in by_language(clips).items()}
     return out
 
 
@@ -228,7 +247,7 @@ async def start_pool(model_dir: Path, threads: int) -> WorkerPool:
     return pool
 
 
-async def measure_language(pool: WorkerPool, clips: list[Clip], offline: dict[str, str], shape: str,
+async def measure_language(pool: WorkerPool, clips: list[Clip], offline: Offline, shape: str,
                            realtime: bool = False, **stream_options: Any) -> dict[str, Any]:
     """Streaming vs offline error rate for one language's clips in one shape."""
     lang = clips[0].lang
@@ -237,27 +256,32 @@ async def measure_language(pool: WorkerPool, clips: list[Clip], offline: dict[st
     run = await stream_audio(pool, audio, lang, realtime=realtime, **stream_options)
     elapsed = time.monotonic() - started
     refs = [c.reference for c in clips]
-    off_errors, units = score(lang, refs, [offline[c.name] for c in clips])
+    off_errors, units = score(lang, refs, [offline.whole[c.name] for c in clips])
+    extra: dict[str, float] = {}
     if shape == "turns":
         hyps = [run.text_between(a - PAUSE / 2, b + PAUSE / 2) for a, b in spans]
         errors, _ = score(lang, refs, hyps)
         per_clip = [
             {"clip": c.name, "streaming": rate(*score(lang, [c.reference], [h])),
-             "offline": rate(*score(lang, [c.reference], [offline[c.name]])), "streamed_text": h,
-             "offline_text": offline[c.name]}
+             "offline": rate(*score(lang, [c.reference], [offline.whole[c.name]])), "streamed_text": h,
+             "offline_text": offline.whole[c.name]}
             for c, h in zip(clips, hyps, strict=True)
         ]
     else:  # no pauses: utterances straddle clips, so score the whole run against all references
         errors, _ = score(lang, [" ".join(refs)], [run.text()])
-        per_clip = [{"clip": c.name, "offline_text": offline[c.name]} for c in clips]
+        per_clip = [{"clip": c.name, "offline_text": offline.whole[c.name], "offline_trimmed_text": offline.trimmed.get(c.name)}
+                    for c in clips]
+        if offline.trimmed:
+            extra["offline_trimmed"] = rate(*score(lang, refs, [offline.trimmed[c.name] for c in clips]))
+            extra["offline_track"] = rate(*score(lang, [" ".join(refs)], [offline.track[lang]]))
     return {
         "lang": lang, "shape": shape, "metric": "CER" if lang in CHARACTER_LANGS else "WER",
         "clips": len(clips), "audio_seconds": round(len(audio) / SAMPLE_RATE, 2), "units": units,
-        "streaming": rate(errors, units), "offline": rate(off_errors, units),
+        "streaming": rate(errors, units), "offline": rate(off_errors, units), **extra,
         "finals": [{"start": e.start, "end": e.end, "text": e.text} for e in run.finals],
         "finals_dropped": run.finals_dropped, "partial_calls": run.partial_calls, "final_calls": run.final_calls,
         "compute_seconds": round(run.compute_seconds, 2), "wall_seconds": round(elapsed, 2),
-        "per_clip": per_clip,
+        "per_clip": per_clip, **({"offline_track_text": offline.track[lang]} if extra else {}),
     }
 
 
@@ -298,12 +322,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"\n{'lang':<5} {'shape':<6} {'metric':<6} {'clips':>5} {'units':>5} {'stream':>7} {'offline':>7} {'diff':>6}"
-          "  variant")
+          "  variant    (loop: vs offline on each trimmed clip / on the loop track)")
     for r in rows:
         diff = r["streaming"] - r["offline"]
         print(f"{r['lang']:<5} {r['shape']:<6} {r['metric']:<6} {r['clips']:>5} {r['units']:>5} "
               f"{r['streaming']:>7.2f} {r['offline']:>7.2f} {diff:>+6.2f}  {r.get('variant', '')}"
-              f"{'  <-- over goal' if diff > 3 else ''}")
+              f"{'  <-- over goal' if diff > 3 else ''}"
+              + (f"  ({r['streaming'] - r['offline_trimmed']:+.2f} / {r['streaming'] - r['offline_track']:+.2f})"
+                 if "offline_trimmed" in r else ""))
 
 
 def stream_options(pairs: list[str]) -> dict[str, Any]:
@@ -328,7 +354,7 @@ async def main(argv: list[str] | None = None) -> None:
     started = time.time()
     machine = hardware()  # (its load average is the one at the start)
     print(f"offline: {len(clips)} clips, {sum(c.seconds for c in clips):.0f} s", flush=True)
-    offline = await asyncio.to_thread(transcribe_offline, model_dir, clips, args.threads)
+    offline = await asyncio.to_thread(transcribe_offline, model_dir, clips, args.threads, "loop" in args.shapes.split(","))
     pool = await start_pool(model_dir, args.threads)
     rows = []
     try:

@@ -14,9 +14,12 @@ A no-gap figure is one draw from a spread over where the cuts fall (Portuguese w
 voice-change cuts: +6.1 / +1.2 / +12.1 at ``max_utterance`` 14.5 / 15 / 15.5 s; with them +1.8 /
 +1.8 / +2.4), and this asserts that the shipped setting keeps it. These figures are the same in
 every run: the stream's cuts depend on the audio alone, not on how fast the machine decodes.
-Spanish (+3.0 on the mean of the three settings) and French (+4.3) no-gap loops are not asserted
-(docs/BENCHMARKS.md, "Caption accuracy per language", "Run-on speech cut where the voice
-changes"). bench/captions_accuracy.py measures the whole set.
+Every loop, French too, is also held to offline Whisper on the very audio it streams: each clip
+with its silence trimmed, decoded alone (at 15 s: en +1.7, pt +0.6, de −0.7, fr +1.6). Offline's own
+words move with that trimming (French 28.1 → 33.0 WER, docs/BENCHMARKS.md, "Offline's own spread"),
+which is most of what is left of the French loop's +6.5 against the whole clips; that figure and
+Spanish's (+4.2 at 15 s, +3.0 on the mean of three settings) are not asserted (docs/BENCHMARKS.md,
+"Caption accuracy per language"). bench/captions_accuracy.py measures the whole set.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from captioning.models import ModelDirs, resolve_asr_model
 GOAL = 3.0  # WER points streaming may lose against offline
 
 TURN_LANGS = ("en", "es", "pt", "fr", "de")
-LOOP_LANGS = ("de", "pt", "en")
+LOOP_LANGS = ("de", "pt", "en", "fr")
+WHOLE_CLIP_LOOPS = ("de", "pt", "en")  # loops also held to offline on the whole clips
 
 
 def _turn_clip(name: str, lang: str) -> bool:
@@ -52,7 +56,7 @@ def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def _measure(model: Path) -> list[dict[str, Any]]:
     clips = load_manifest(langs=TURN_LANGS)
-    offline = await asyncio.to_thread(transcribe_offline, model, clips, 2)
+    offline = await asyncio.to_thread(transcribe_offline, model, clips, 2, True)
     pool = await start_pool(model, 2)
     try:
         rows = [await measure_language(pool, [c for c in clips if c.lang == lang and _turn_clip(c.name, lang)],
@@ -78,5 +82,10 @@ async def test_streamed_finals_are_within_three_points_of_offline_whisper(base_m
     assert all(r["finals_dropped"] == 0 for r in rows), table
     assert all(r["units"] > 20 for r in rows), table  # real sentences were scored
     assert all(r["offline"] < 40 for r in rows), table  # the model itself understands these clips
-    over = [f"{r['lang']} {r['shape']}" for r in rows if r["streaming"] > r["offline"] + GOAL]
+    held = [r for r in rows if r["shape"] == "turns" or r["lang"] in WHOLE_CLIP_LOOPS]
+    over = [f"{r['lang']} {r['shape']}" for r in held if r["streaming"] > r["offline"] + GOAL]
     assert not over, f"streaming WER more than {GOAL} points above offline for {over}:\n{table}"
+    loops = [r for r in rows if r["shape"] == "loop"]
+    over = [f"{r['lang']} ({r['streaming']} vs {r['offline_trimmed']})" for r in loops
+            if r["streaming"] > r["offline_trimmed"] + GOAL]
+    assert not over, f"no-gap loops more than {GOAL} points above offline on the same trimmed clips: {over}\n{table}"
