@@ -292,12 +292,13 @@ class Variant:
 def parse_variant(text: str) -> Variant:
     """``LABEL`` (the defaults) or ``LABEL:NAME=VALUE,NAME=VALUE``; each NAME is a keyword of
     SpeakerStream or AsrScheduler, or ``drafts`` (False: partials decoded in full, as before
-    drafts), or ``pack_finals`` (True: the scheduler packs waiting finals into one window), each
+    drafts), or ``pack_finals`` (True: the scheduler packs waiting finals into one window; with
+    ``pack_behind=S`` only while the worker is behind), each
     VALUE a Python literal (else a string; ``true``/``false`` too)."""
     label, _, spec = text.partition(":")
     stream_names = set(inspect.signature(SpeakerStream).parameters)
     scheduler_names = set(inspect.signature(AsrScheduler).parameters) - {"transcribe", "slots", "history", "draft",
-                                                                          "pack"}
+                                                                          "pack", "clock"}
     stream: dict[str, Any] = {}
     scheduler: dict[str, Any] = {}
     drafts = True
@@ -668,6 +669,7 @@ async def simultaneous(model: Model, clips: list[Clip], args: argparse.Namespace
         "finals_dropped": stats["finals_dropped"],
         "finals_packed": stats["finals_packed"],
         "packed_calls": stats["packed_calls"],
+        "behind_spells": stats["behind_spells"],  # (``pack_behind``: times the worker fell behind)
         "calls": dict(scheduler.calls),
         "queued_p50": {str(kind): stats[f"{kind}_queued_p50"] for kind in JobKind},
         "decode_p50": {str(kind): stats[f"{kind}_decode_p50"] for kind in JobKind},
@@ -765,17 +767,19 @@ def print_tables(result: dict[str, Any]) -> None:
     cfg = result["config"]
     print(f"\n4. simultaneous speakers ({cfg['asr_workers']} worker(s) x {cfg['asr_threads']} threads; "
           f"keeps up = final p95 < {cfg['keep_up_p95_s']} s and no final dropped)")
-    print("   (utt lag p95: final caption after the end of its utterance; 'by utt lag' applies the limit to it)")
+    print("   (utt lag p95: final caption after the end of its utterance; 'by utt lag' applies the limit to it;")
+    print("   packed: finals decoded in a packed window / final decode calls)")
     print(f"{'model':10} {'K':>2} {'final p50':>9} {'p95':>6} {'utt lag p95':>11} {'skip/shed':>9} {'dropped':>7} "
-          f"{'utt lag p50':>11} {'partial p50':>11} "
+          f"{'utt lag p50':>11} {'partial p50':>11} {'packed':>7} "
           f"{'RTF':>6} {'WER':>6} {'feed lag':>8} {'keeps up':>8} {'by utt lag':>10}")
     for name, m in models.items():
         for r in m["speakers"]:
             skip_shed = f"{r['partials_skipped']}/{r.get('partials_shed', 0)}"
+            packed = f"{r.get('finals_packed', 0)}/{r['calls']['final']}"
             print(f"{name:10} {r['k']:>2} {r['final']['p50']!s:>9} {r['final']['p95']!s:>6} "
                   f"{r['utterance_lag']['p95']!s:>11} {skip_shed:>9} "
                   f"{r['finals_dropped']:>7} {r['utterance_lag']['p50']!s:>11} {r['partial']['p50']!s:>11} "
-                  f"{r['rtf']:>6.3f} {r['wer']!s:>6} {r['feed_lag_max_s']:>8} {'yes' if r['keeps_up'] else 'no':>8} "
+                  f"{packed:>7} {r['rtf']:>6.3f} {r['wer']!s:>6} {r['feed_lag_max_s']:>8} {'yes' if r['keeps_up'] else 'no':>8} "
                   f"{'yes' if r['keeps_up_by_utterance_lag'] else 'no':>10}")
         print(f"{name:10} speakers captioned in real time on this machine: {m['max_speakers_realtime']} "
               f"(by utterance lag: {m['max_speakers_realtime_by_utterance_lag']})")

@@ -39,6 +39,24 @@ class JobKind(StrEnum):
     PARTIAL = "partial"
 
 
+class PackFinals(StrEnum):
+    """When finals waiting together are decoded in one window (``AsrScheduler(pack=...)``)."""
+
+    OFF = "off"  # never: every final decoded alone
+    BEHIND = "behind"  # only while the worker is behind (``pack_behind``)
+    ALWAYS = "always"  # whenever two or more wait together
+
+
+#: a final that waited this long (s) for a worker puts the scheduler behind (``pack_behind``):
+#: with a final's decode (0.7 s quiet, 1.2-1.6 s at load 1-4) it is about to miss the 3 s a
+#: caption may trail its utterance; a worker keeping up leaves a final queued 0.3 s p50
+#: (docs/BENCHMARKS.md, "Packing only when behind")
+PACK_BEHIND_SECONDS = 2.0
+#: behind, the scheduler packs until a final it takes waited less than this share of
+#: ``pack_behind``: caught up, not just between two bursts of finals
+CAUGHT_UP_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class JobTiming:
     """Where one transcription's time went: waiting for a worker, then decoding (monotonic s)."""
@@ -100,10 +118,19 @@ class AsrScheduler:
     another's) join it as long as their audio fits one Whisper window (``max_packed_seconds``),
     oldest first — one encoder pass for them all instead of one each
     (:mod:`captioning.packing`). A final waiting alone decodes exactly as without ``pack``.
-    The hub leaves it off (``CaptionConfig.pack_finals``): measured, four speakers on a loaded
-    machine got their finals 3 s after an utterance (p50) instead of 13 s (5.6 s over two
-    minutes), but a packed final's words change (2.6 WER points more on average;
+    Measured, four speakers on a loaded machine got their finals 3 s after an utterance (p50)
+    instead of 13 s, but a packed final's words change (2.6 WER points more on average;
     docs/BENCHMARKS.md, "Finals packed into one Whisper window").
+
+    So with ``pack_behind`` (seconds; the hub's default, ``CaptionConfig.pack_finals``) finals
+    are packed only while the worker is behind: from when the final a worker takes has waited
+    ``pack_behind`` or longer, until one it takes waited less than ``CAUGHT_UP_SHARE`` of that
+    (hysteresis: a burst of finals that one packed call clears does not end it, so a worker
+    behind for minutes packs all along instead of every other call). A meeting the worker keeps
+    up with is never packed, so its words are exactly the unpacked ones; an overloaded one trades
+    some words for captions seconds behind instead of minutes, and none dropped
+    (``behind_spells`` counts the times it fell behind; docs/BENCHMARKS.md, "Packing only when
+    behind"). ``clock`` is the time source (monotonic seconds; tests drive it).
     """
 
     def __init__(
@@ -119,10 +146,16 @@ class AsrScheduler:
         busy_window: float = 5.0,
         pack: PackFn | None = None,
         max_packed_seconds: float = MAX_PACKED_SECONDS,
+        pack_behind: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transcribe = transcribe
         self._pack = pack
         self._max_packed = max_packed_seconds
+        self._pack_behind = pack_behind
+        self._clock = clock
+        self.behind = False  # packing because finals waited too long (``pack_behind``)
+        self.behind_spells = 0
         self._draft = draft or transcribe
         self._slots = slots
         self._partial_slots = max(1, min(slots, partial_slots)) if partial_slots is not None else slots
@@ -167,13 +200,20 @@ class AsrScheduler:
         self._heap.clear()
 
     @property
+    def packing(self) -> PackFinals:
+        """When this scheduler packs finals (``pack``, ``pack_behind``)."""
+        if self._pack is None:
+            return PackFinals.OFF
+        return PackFinals.ALWAYS if self._pack_behind is None else PackFinals.BEHIND
+
+    @property
     def pending(self) -> int:
         return len(self._heap)
 
     def busy_fraction(self, now: float | None = None) -> float:
         """The share of the workers' time spent decoding over the last ``busy_window`` seconds
         (decodes still running count up to now)."""
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         since = self._forget_decodes(now)
         spans = [*self._decodes, *((started, now) for started in self._running.values())]
         busy = sum(min(end, now) - max(start, since) for start, end in spans if end > since)
@@ -202,6 +242,8 @@ class AsrScheduler:
             "finals_dropped": self.finals_dropped,
             "finals_packed": self.finals_packed,
             "packed_calls": self.packed_calls,
+            "behind": int(self.behind),
+            "behind_spells": self.behind_spells,
             "crashes": self.crashes,
             "final_lag_p50": round(lag[len(lag) // 2], 3) if lag else 0.0,
             "partial_calls": self.calls["partial"],
@@ -215,12 +257,15 @@ class AsrScheduler:
     ) -> asyncio.Future[Transcript | None]:
         self.start()
         future: asyncio.Future[Transcript | None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._heap, _Job(priority, next(self._order), time.monotonic(), audio, language, prompt, future))
+        heapq.heappush(self._heap, _Job(priority, next(self._order), self._clock(), audio, language, prompt, future))
         self._enforce_cap()
         self._wakeup.set()
         return future
 
     def _enforce_cap(self) -> None:
+        # (a job whose caller stopped waiting — an early final cancelled when speech resumed — is
+        # no pending audio: it would be dropped in a real final's place, and its future is done)
+        self._heap = [j for j in self._heap if not j.future.done()]
         finals = sorted((j for j in self._heap if j.priority == 0), key=lambda j: j.order)
         pending = sum(len(j.audio) for j in finals)
         while finals and pending > self._max_pending:
@@ -251,9 +296,26 @@ class AsrScheduler:
     def _packable(job: _Job) -> bool:
         return job.priority == 0 and isinstance(job.language, str) and job.prompt is None and not job.future.done()
 
+    def _packing(self, job: _Job) -> bool:
+        """Whether finals are packed with ``job``, the final a worker takes (the oldest waiting):
+        always with ``pack``, or only while behind with ``pack_behind``."""
+        if self._pack is None:
+            return False
+        if self._pack_behind is None:
+            return True
+        waited = self._clock() - job.created
+        if not self.behind and waited >= self._pack_behind:
+            self.behind = True
+            self.behind_spells += 1
+            logger.info("captions are behind (a final waited %.1f s): packing finals", waited)
+        elif self.behind and waited < self._pack_behind * CAUGHT_UP_SHARE:
+            self.behind = False
+            logger.info("captions caught up: finals decoded alone again")
+        return self.behind
+
     def _companions(self, job: _Job) -> list[_Job]:
         """The finals waiting that go into ``job``'s window (taken out of the queue), oldest first."""
-        if self._pack is None or not self._packable(job):
+        if job.priority != 0 or not self._packing(job) or not self._packable(job):
             return []
         lengths = [len(job.audio)]
         chosen: list[_Job] = []
@@ -275,7 +337,7 @@ class AsrScheduler:
                 await self._wakeup.wait()
             if job.future.done():
                 continue
-            age = time.monotonic() - job.created
+            age = self._clock() - job.created
             if job.priority == 1 and age > self._max_partial_age:
                 self.partials_skipped += 1
                 job.future.set_result(None)
@@ -286,7 +348,7 @@ class AsrScheduler:
                 continue
             group = [job, *self._companions(job)]
             self.busy += 1
-            started = time.monotonic()
+            started = self._clock()
             kind = JobKind.FINAL if job.priority == 0 else JobKind.PARTIAL
             self._partials_running += kind is JobKind.PARTIAL
             self._running[job.order] = started
@@ -301,7 +363,7 @@ class AsrScheduler:
                 self.busy -= 1
                 self._partials_running -= kind is JobKind.PARTIAL
                 self._wakeup.set()  # a partial's slot is free: a runner waiting for one may go on
-                ended = time.monotonic()
+                ended = self._clock()
                 del self._running[job.order]
                 self._decodes.append((started, ended))
                 self._forget_decodes(ended)
@@ -314,7 +376,7 @@ class AsrScheduler:
                     self.finals_packed += len(group)
             for member, result in zip(group, results, strict=True):
                 if member.priority == 0:
-                    self.final_lag.append(time.monotonic() - member.created)
+                    self.final_lag.append(self._clock() - member.created)
                 if not member.future.done():
                     member.future.set_result(result)
 

@@ -27,7 +27,7 @@ from .audio import PcmConverter
 from .language import LanguageHint, SpokenLanguage
 from .models import ModelDirs, ModelError, model_label, resolve_asr_model
 from .remote import Kind, RemotePool
-from .scheduler import AsrScheduler
+from .scheduler import PACK_BEHIND_SECONDS, AsrScheduler, PackFinals
 from .store import CaptionStore, StoredCaption
 from .stream import CaptionEvent, SpeakerStream
 from .vad import StreamingVad
@@ -64,9 +64,10 @@ class CaptionConfig:
     asr_threads: int = field(default_factory=default_threads)
     spoken_language: str = "profile"  # "profile": the speaker's language; "detect": per utterance
     partial_interval: float = 0.8
-    #: finals of several speakers waiting together decoded in one Whisper window (local workers
-    #: only: a cluster's caption pool decodes one utterance per request)
-    pack_finals: bool = False
+    #: finals of several speakers waiting together decoded in one Whisper window: never, only
+    #: while the worker is behind, or always (local workers only: a cluster's caption pool
+    #: decodes one utterance per request)
+    pack_finals: PackFinals = PackFinals.BEHIND
     #: a cluster's caption worker pool (``unionhub caption-worker``, ``remote.py``): no model here
     pool_url: str | None = None
     node: str = "hub"  # (this node's name: where the pool's workers reply)
@@ -173,8 +174,11 @@ class CaptionService:
             else:
                 self._asr = pool
                 self.multilingual = bool(info["multilingual"])
-                self._scheduler = AsrScheduler(self._transcribe, slots=pool.size, draft=self._transcribe_draft,
-                                               pack=self._transcribe_packed if self.config.pack_finals else None)
+                packs = self.config.pack_finals is not PackFinals.OFF
+                self._scheduler = AsrScheduler(
+                    self._transcribe, slots=pool.size, draft=self._transcribe_draft,
+                    pack=self._transcribe_packed if packs else None,
+                    pack_behind=PACK_BEHIND_SECONDS if self.config.pack_finals is PackFinals.BEHIND else None)
                 self._scheduler.start()
                 self.available = True
                 self.message = f"Captions on ({model_label(Path(model))})."
@@ -292,6 +296,7 @@ class CaptionService:
             out["translation_max"] = recent[-1]
         if self._scheduler is not None:
             out.update(self._scheduler.stats())
+            out["pack_finals"] = str(self._scheduler.packing)
         if self._asr is not None:
             out["asr_restarts"] = self._asr.restarts
         return out

@@ -44,6 +44,15 @@ def test_serve_says_packed_finals_do_not_reach_a_caption_pool(tmp_path: Path) ->
     assert not (tmp_path / "unionhub.sqlite3").exists()  # refused before anything was started or written
 
 
+def test_serve_refuses_packing_behind_on_a_caption_pool_and_an_unknown_mode(tmp_path: Path) -> None:
+    behind = run("serve", "--pack-finals", "behind", "--caption-pool", "redis://127.0.0.1:1/0",
+                 "--data-dir", str(tmp_path), home=tmp_path)
+    assert behind.returncode == 2 and "the pool's workers decode them" in behind.stderr
+    assert not (tmp_path / "unionhub.sqlite3").exists()
+    unknown = run("serve", "--pack-finals", "sometimes", "--data-dir", str(tmp_path), home=tmp_path)
+    assert unknown.returncode == 2 and "invalid choice: 'sometimes'" in unknown.stderr
+
+
 def test_serve_refuses_a_data_directory_from_a_newer_unionhub(tmp_path: Path) -> None:
     """A downgrade must not misread (or damage) the archive: a clear message, the file untouched."""
     import sqlite3

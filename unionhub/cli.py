@@ -58,10 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     cap.add_argument("--asr-threads", type=int, default=default_threads(), help="threads per speech worker")
     cap.add_argument("--caption-pool", metavar="URL",
                      help="no model here: speech and translation by `unionhub caption-worker`s on this Redis")
-    cap.add_argument("--pack-finals", action="store_true",
+    cap.add_argument("--pack-finals", nargs="?", const="always", choices=["off", "behind", "always"], default=None,
                      help="decode several speakers' finals that wait together in one Whisper window: captions "
-                          "keep up with more people speaking at once on a busy machine, at some accuracy "
-                          "(docs/BENCHMARKS.md, 'Finals packed into one Whisper window')")
+                          "keep up with more people speaking at once on a busy machine, at some accuracy; "
+                          "'behind' only while finals wait too long, 'always' (the flag alone) whenever they "
+                          "wait together (default: behind; docs/BENCHMARKS.md, 'Packing only when behind')")
     cap.add_argument("--spoken-language", choices=["profile", "detect"], default="profile",
                      help="transcribe in each speaker's chosen language, or detect it per utterance "
                           "(among the room's caption languages; docs/BENCHMARKS.md)")
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return _front_config(args)
     if args.command == "caption-worker":
         return _caption_worker(args)
-    if args.pack_finals and args.caption_pool:
+    if args.pack_finals not in (None, "off") and args.caption_pool:
         # (a pool's workers decode one utterance per request: the flag would silently do nothing)
         print("unionhub: --pack-finals packs finals for this node's own speech workers; with --caption-pool "
               "the pool's workers decode them, one utterance at a time — leave one of the two out", file=sys.stderr)
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from aiohttp import web
 
+    from captioning.scheduler import PackFinals
     from captioning.service import CaptionConfig
     from cluster import ClusterConfig
     from core.database import DatabaseError
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         asr_workers=args.asr_workers,
         asr_threads=args.asr_threads,
         spoken_language=args.spoken_language,
-        pack_finals=args.pack_finals,
+        pack_finals=PackFinals(args.pack_finals or CaptionConfig.pack_finals),
         pool_url=args.caption_pool,
         node=args.node_id or f"{socket.gethostname()}-{args.port}",
     )
