@@ -12,6 +12,7 @@ from captioning.asr import AsrSpec, FasterWhisperBackend
 from captioning.audio import SAMPLE_RATE, read_wav
 from captioning.metrics import wer
 from captioning.models import ModelDirs, resolve_asr_model
+from whisperkit import count_encoder_passes
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
@@ -27,14 +28,8 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> FasterWhisperBackend:
 def encoder_widths(backend: FasterWhisperBackend, monkeypatch: pytest.MonkeyPatch, audio: np.ndarray,
                    draft: bool, language: str | None = "en") -> tuple[str, list[int]]:
     """The transcript, and the number of mel frames each encoder call was given."""
-    widths: list[int] = []
     encode = WhisperModel.encode
-
-    def recording(self: WhisperModel, features: np.ndarray) -> object:
-        widths.append(int(features.shape[-1]))
-        return encode(self, features)
-
-    monkeypatch.setattr(WhisperModel, "encode", recording)
+    widths = count_encoder_passes(monkeypatch)
     text = backend.transcribe(audio, language, None, draft=draft).text
     monkeypatch.setattr(WhisperModel, "encode", encode)
     return text, widths

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from faster_whisper import WhisperModel
 
 from captioning.asr import AsrSpec, FasterWhisperBackend, Segment, Transcript
 from captioning.audio import SAMPLE_RATE, read_wav
@@ -18,6 +17,7 @@ from captioning.metrics import wer
 from captioning.models import ModelDirs, resolve_asr_model
 from captioning.packing import GAP_SECONDS, pack, split, transcribe_packed
 from captioning.scheduler import AsrScheduler
+from whisperkit import count_encoder_passes
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 
@@ -153,15 +153,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> FasterWhisperBackend:
 
 @pytest.fixture
 def encoder_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    encode = WhisperModel.encode
-
-    def counting(self: WhisperModel, features: np.ndarray) -> object:
-        calls.append(int(features.shape[-1]))
-        return encode(self, features)
-
-    monkeypatch.setattr(WhisperModel, "encode", counting)
-    return calls
+    return count_encoder_passes(monkeypatch)
 
 
 async def test_two_speakers_finals_take_one_encoder_pass_and_keep_their_own_words_and_times(

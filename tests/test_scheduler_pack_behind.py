@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from faster_whisper import WhisperModel
 
 from argos_model import argos_env
 from captioning.asr import AsrSpec, FasterWhisperBackend, Transcript
@@ -18,6 +17,7 @@ from captioning.models import ModelDirs, resolve_asr_model
 from captioning.packing import transcribe_packed
 from captioning.scheduler import AsrScheduler, PackFinals
 from captioning.service import CaptionConfig, CaptionService
+from whisperkit import count_encoder_passes
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech"
 HOLD = "hold the worker"  # the prompt of a final the test keeps decoding until it lets it go
@@ -167,14 +167,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> FasterWhisperBackend:
 async def test_two_speakers_finals_decode_as_alone_until_they_wait_too_long(
     backend: FasterWhisperBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    encoder_passes: list[int] = []
-    encode = WhisperModel.encode
-
-    def counting(self: WhisperModel, features: np.ndarray) -> object:
-        encoder_passes.append(int(features.shape[-1]))
-        return encode(self, features)
-
-    monkeypatch.setattr(WhisperModel, "encode", counting)
+    encoder_passes = count_encoder_passes(monkeypatch)
     jfk = read_wav(str(SPEECH / "jfk.wav"))
     wizard = read_wav(str(SPEECH / "two_speakers_left.wav"))
     alone = [backend.transcribe(a, "en", None) for a in (jfk, wizard)]
