@@ -46,7 +46,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,21 +166,27 @@ class Offline:
     track: dict[str, str]  # language -> the loop track's text
 
 
-def transcribe_offline(model_dir: Path, clips: list[Clip], threads: int, loop: bool = False) -> Offline:
-    """Through faster-whisper as an offline user would run it (greedy); ``loop``: the loop's
-    audio too."""
+def offline_decoder(model_dir: Path, threads: int) -> Callable[..., str]:
+    """``decode(audio, lang, beam=1)``: faster-whisper as an offline user would run it (greedy
+    unless ``beam`` says otherwise: temperature 0, its 30 s windows, no VAD filter)."""
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
     multilingual = model.model.is_multilingual
 
-    def decode(audio: np.ndarray, lang: str) -> str:
+    def decode(audio: np.ndarray, lang: str, beam: int = 1) -> str:
         segments, _ = model.transcribe(
-            audio, language=lang if multilingual else "en", beam_size=1, best_of=1,
+            audio, language=lang if multilingual else "en", beam_size=beam, best_of=1,
             temperature=0.0, vad_filter=False,
         )
         return " ".join(s.text.strip() for s in segments).strip()
 
+    return decode
+
+
+def transcribe_offline(model_dir: Path, clips: list[Clip], threads: int, loop: bool = False) -> Offline:
+    """Each whole clip offline (greedy); ``loop``: the loop's audio too."""
+    decode = offline_decoder(model_dir, threads)
     out = Offline({c.name: decode(c.audio, c.lang) for c in clips}, {}, {})
     if loop:
         out.trimmed = {c.name: decode(trim_silence(c.audio), c.lang) for c in clips}

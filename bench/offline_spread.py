@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.captions_accuracy import Clip, by_language, hardware, load_manifest, rate, score, trim_silence  # noqa: E402
+from bench.captions_accuracy import Clip, by_language, hardware, load_manifest, offline_decoder, rate, score, trim_silence  # noqa: E402
 from captioning.audio import SAMPLE_RATE  # noqa: E402
 from captioning.models import ModelDirs, resolve_asr_model  # noqa: E402
 
@@ -47,12 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None, help="write <out>/captions_offline_spread.json")
     args = p.parse_args(argv)
-    from faster_whisper import WhisperModel
-
     model_dir = resolve_asr_model(args.model, ModelDirs(args.models_dir))
     if model_dir is None:
         raise SystemExit(f"speech model {args.model!r} is not installed")
-    model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=args.threads)
+    decode = offline_decoder(model_dir, args.threads)
     clips = load_manifest()
     machine, started = hardware(), time.time()
     texts: dict[str, dict[str, str]] = {}
@@ -61,9 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         texts[name] = {}
         for clip in clips:
-            segments, _ = model.transcribe(audio_of(clip), language=clip.lang, beam_size=beam, best_of=1,
-                                           temperature=0.0, vad_filter=False)
-            texts[name][clip.name] = " ".join(s.text.strip() for s in segments).strip()
+            texts[name][clip.name] = decode(audio_of(clip), clip.lang, beam)
         seconds[name] = round(time.perf_counter() - t, 1)
     rows = {}
     for lang, group in by_language(clips).items():
